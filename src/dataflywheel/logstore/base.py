@@ -1,0 +1,126 @@
+"""The log store interface. Three backends implement it: SQLite, PostgreSQL and Elasticsearch.
+
+Contract every backend keeps (checked by one shared test suite, ``tests/logstore/test_store_contract.py``):
+
+* ``add`` is idempotent: a record whose :func:`~dataflywheel.records.model.record_id` is already stored is
+  counted as a duplicate and not written again. Writes happen in batches; a failed batch raises
+  :class:`~dataflywheel.errors.StoreError` and earlier batches stay committed (re-running is safe).
+* ``iter_raw``/``iter_records`` stream one workload/client newest first (``timestamp`` descending, then id
+  ascending, so the order is total and reproducible), optionally within ``[since, until)``, with a limit,
+  fetching pages of ``batch_size``, never the whole result at once.
+* ``fetch`` returns stored records by id (any that no longer exist are missing from the result).
+* ``counts`` lists (workload_id, client_id) pairs with their record counts and time range.
+* ``delete`` removes one workload (optionally of one client) and says how many records went.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from dataflywheel.records.model import LogRecord, record_id
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """Which records to read: one workload of one client, optionally in a time window, newest first."""
+
+    workload_id: str
+    client_id: str
+    since: float | None = None
+    """Inclusive lower bound on ``timestamp`` (epoch seconds)."""
+    until: float | None = None
+    """Exclusive upper bound on ``timestamp`` (epoch seconds)."""
+    limit: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "workload_id": self.workload_id,
+            "client_id": self.client_id,
+            "since": self.since,
+            "until": self.until,
+            "limit": self.limit,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadCount:
+    workload_id: str
+    client_id: str
+    records: int
+    first_timestamp: float
+    last_timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    added: int
+    duplicates: int
+
+    def __add__(self, other: AddResult) -> AddResult:
+        return AddResult(self.added + other.added, self.duplicates + other.duplicates)
+
+
+def encode_record(record: LogRecord) -> tuple[str, bytes]:
+    """(id, JSON bytes) of a record as every backend stores it."""
+    data = record.to_dict()
+    return record_id(data), orjson.dumps(data)
+
+
+class LogStore(ABC):
+    """Where production logs live. Use as a context manager or call :meth:`close`."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def add(self, records: Iterable[LogRecord]) -> AddResult:
+        """Store records (idempotently); return how many were new and how many already stored."""
+
+    @abstractmethod
+    def iter_raw(self, query: LogQuery) -> Iterator[tuple[str, bytes]]:
+        """Stream ``(id, JSON bytes)`` for the query, newest first."""
+
+    @abstractmethod
+    def fetch_raw(self, ids: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        """``(id, JSON bytes)`` of the stored records among ``ids``, in any order."""
+
+    @abstractmethod
+    def counts(self, workload_id: str | None = None, client_id: str | None = None) -> list[WorkloadCount]:
+        """Record counts per (workload_id, client_id), sorted by workload then client."""
+
+    @abstractmethod
+    def delete(self, workload_id: str, client_id: str | None = None) -> int:
+        """Delete a workload's records (of one client, or of all); return how many were deleted."""
+
+    def close(self) -> None:  # noqa: B027 - backends without resources need nothing
+        """Release connections."""
+
+    # Derived operations ------------------------------------------------------------------------------
+    def iter_records(self, query: LogQuery) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Stream ``(id, record dict)`` for the query, newest first."""
+        for rid, raw in self.iter_raw(query):
+            yield rid, orjson.loads(raw)
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored records among ``ids`` as ``{id: record dict}``."""
+        return {rid: orjson.loads(raw) for rid, raw in self.fetch_raw(ids)}
+
+    def count(self, workload_id: str, client_id: str) -> int:
+        rows = self.counts(workload_id, client_id)
+        return rows[0].records if rows else 0
+
+    def __enter__(self) -> LogStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,322 @@
+"""One validated settings object: a YAML file overridden by ``FLYWHEEL_*`` environment variables.
+
+Precedence, highest first: explicit keyword arguments, environment variables, the YAML file, defaults.
+Nested keys use a double underscore in the environment: ``FLYWHEEL_DATA_SPLIT__EVAL_SIZE=50``.
+The YAML file is ``--config``, else ``$FLYWHEEL_CONFIG``, else ``config/flywheel.yaml`` when it exists.
+
+Every invalid value fails at start with a :class:`~dataflywheel.errors.ConfigError` that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from dataflywheel.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/flywheel.yaml")
+ENV_PREFIX = "FLYWHEEL_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LogStoreBackend(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+    ELASTICSEARCH = "elasticsearch"
+
+
+class LogStoreSettings(_Section):
+    backend: LogStoreBackend = Field(LogStoreBackend.SQLITE, description="Where logs live.")
+    sqlite_path: Path | None = Field(None, description="SQLite file; default <home>/logs.db.")
+    postgres_url: str | None = Field(None, description="postgresql://user@host:port/db (backend postgres).")
+    postgres_table: str = Field("flywheel_logs", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    elasticsearch_url: str = Field("http://localhost:9200", description="Elasticsearch 8 URL.")
+    elasticsearch_index: str = Field("flywheel", min_length=1, description="Index of the log records.")
+    elasticsearch_api_key_env: str | None = Field(None, description="Env var holding an ES API key.")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="Rows per write and per fetched page.")
+
+    @model_validator(mode="after")
+    def _url_for_backend(self) -> LogStoreSettings:
+        if self.backend is LogStoreBackend.POSTGRES and not self.postgres_url:
+            raise ValueError("postgres_url is required when backend is 'postgres'")
+        return self
+
+
+class JobStoreSettings(_Section):
+    url: str | None = Field(None, description="SQLAlchemy URL of the job store; default SQLite under home.")
+
+
+class DedupMode(StrEnum):
+    USER_TURNS = "user_turns"
+    """Two records are duplicates when their user turns are equal (the blueprint's rule)."""
+    FULL = "full"
+    """Two records are duplicates when system prompt, tools and every message are equal."""
+
+
+class WorkloadTypeSetting(StrEnum):
+    AUTO = "auto"
+    TOOL_CALLING = "tool_calling"
+    GENERIC = "generic"
+
+
+class DataSplitSettings(_Section):
+    eval_size: int = Field(100, ge=1, description="Records held out for evaluation.")
+    val_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the non-eval records for validation.")
+    min_total_records: int = Field(50, ge=1, description="Fewer usable records than this is an error.")
+    limit: int = Field(10_000, ge=1, description="Most records used, newest first, after curation.")
+    random_seed: int | None = Field(
+        42, description="Seed of the split; null draws one and records it in the manifest."
+    )
+    parse_function_arguments: bool = Field(
+        True, description="Drop records whose tool-call arguments are not valid JSON."
+    )
+    keep_text_answers: bool = Field(
+        True, description="In tool-calling workloads, keep text answers as class 'no_tool'."
+    )
+    dedup: DedupMode = Field(DedupMode.USER_TURNS, description="What makes two records duplicates.")
+    max_tool_properties: int | None = Field(
+        8, ge=1, description="Reject records with a tool of more properties (a NIM limit); null: no limit."
+    )
+    workload_type: WorkloadTypeSetting = Field(WorkloadTypeSetting.AUTO)
+
+    @model_validator(mode="after")
+    def _limit_vs_min(self) -> DataSplitSettings:
+        if self.limit < self.min_total_records:
+            raise ValueError(
+                f"limit ({self.limit}) cannot be less than min_total_records ({self.min_total_records})"
+            )
+        return self
+
+
+class ExampleSelection(StrEnum):
+    UNIFORM_DISTRIBUTION = "uniform_distribution"
+    SEMANTIC_SIMILARITY = "semantic_similarity"
+
+
+class EmbedderSettings(_Section):
+    kind: Literal["local", "openai"] = Field("local", description="local sentence-transformers or endpoint.")
+    model: str = Field(
+        "builtin:all-minilm-l6-v2",
+        description="Local: builtin:all-minilm-l6-v2, a folder or a hub id. Endpoint: the model id.",
+    )
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL (.../v1) for kind openai.")
+    api_key_env: str | None = Field(None, description="Env var with the endpoint's API key.")
+    batch_size: int = Field(64, ge=1, le=4096)
+    input_type: str | None = Field(
+        "query", description="Sent as input_type to endpoints that want it (NIM); null: not sent."
+    )
+
+    @model_validator(mode="after")
+    def _url_for_endpoint(self) -> EmbedderSettings:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("base_url is required when kind is 'openai'")
+        return self
+
+
+class ICLSettings(_Section):
+    max_context_length: int = Field(8192, ge=256, description="Context window the examples must fit in.")
+    reserved_tokens: int = Field(2048, ge=0, description="Tokens kept free for the answer.")
+    max_examples: int = Field(3, ge=0, le=64)
+    min_examples: int = Field(1, ge=0, description="Records that fit fewer examples are counted and warned.")
+    example_selection: ExampleSelection = ExampleSelection.UNIFORM_DISTRIBUTION
+    relevance_ratio: float = Field(0.7, ge=0.0, le=1.0, description="Share of examples picked by relevance.")
+    tokenizer: str = Field(
+        "builtin:all-minilm-l6-v2",
+        description="Tokenizer that counts tokens: builtin:all-minilm-l6-v2, a tokenizer.json or folder.",
+    )
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ICLSettings:
+        if self.reserved_tokens >= self.max_context_length:
+            raise ValueError(
+                f"reserved_tokens ({self.reserved_tokens}) must be less than "
+                f"max_context_length ({self.max_context_length})"
+            )
+        if self.min_examples > self.max_examples:
+            raise ValueError(
+                f"min_examples ({self.min_examples}) cannot exceed max_examples ({self.max_examples})"
+            )
+        return self
+
+
+class TrainingSettings(_Section):
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(16, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    max_seq_length: int = Field(4096, ge=16)
+    seed: int = 42
+
+
+class LoRASettings(_Section):
+    adapter_dim: int = Field(32, ge=1, description="LoRA rank.")
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: str | list[str] = Field("all-linear")
+
+
+class CandidateSettings(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/@:-]*$")
+    source: str | None = Field(None, description="Hub id, local folder, GGUF file or builtin alias.")
+    engine: Literal["local", "openai"] = "local"
+    base_url: str | None = None
+    model_id: str | None = None
+    api_key_env: str | None = None
+    customizable: bool = True
+    context_length: int = Field(8192, ge=256)
+    price_per_1m_input_tokens: float | None = Field(None, ge=0)
+    price_per_1m_output_tokens: float | None = Field(None, ge=0)
+    price_per_gpu_hour: float | None = Field(None, ge=0)
+
+
+class JudgeSettings(_Section):
+    enabled: bool = False
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> JudgeSettings:
+        if self.enabled and not (self.base_url and self.model):
+            raise ValueError("base_url and model are required when the judge is enabled")
+        return self
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file; a missing explicit file or a non-mapping document is a ConfigError."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._data = _read_yaml(path) if path is not None else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
+    return data
+
+
+# The YAML path for the Settings being built now (a context variable, so concurrent loads don't mix).
+_yaml_path: ContextVar[Path | None] = ContextVar("_yaml_path", default=None)
+
+
+class Settings(BaseSettings):
+    """Everything data-flywheel can be told. See ``config/flywheel.yaml`` for each key's meaning."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    home: Path = Field(Path(".flywheel"), description="Data directory: logs, datasets, jobs, adapters.")
+    log_store: LogStoreSettings = Field(default_factory=LogStoreSettings)
+    job_store: JobStoreSettings = Field(default_factory=JobStoreSettings)
+    data_split: DataSplitSettings = Field(default_factory=DataSplitSettings)
+    icl: ICLSettings = Field(default_factory=ICLSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    lora: LoRASettings = Field(default_factory=LoRASettings)
+    candidates: list[CandidateSettings] = Field(default_factory=list)
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+
+    @model_validator(mode="after")
+    def _unique_candidates(self) -> Settings:
+        seen: set[str] = set()
+        for c in self.candidates:
+            if c.name in seen:
+                raise ValueError(f"candidate name {c.name!r} is configured twice")
+            seen.add(c.name)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls, _yaml_path.get()))
+
+    # Derived locations -------------------------------------------------------------------------------
+    @property
+    def sqlite_log_path(self) -> Path:
+        return self.log_store.sqlite_path or self.home / "logs.db"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The YAML file to read: the explicit one, ``$FLYWHEEL_CONFIG``, or the default when it exists."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings; raise :class:`ConfigError` naming the first bad setting and why."""
+    path = resolve_config_path(config)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    token = _yaml_path.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=path)) from None
+    finally:
+        _yaml_path.reset(token)
+
+
+def format_validation_error(exc: ValidationError, source: Path | None = None) -> str:
+    """One line per problem: ``data_split.eval_size: Input should be greater than 0 (got -1)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        got = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(
+            err.get("input"), dict
+        ) else ""
+        env = f" [env {ENV_PREFIX}{loc.upper().replace('.', '__')}]" if loc != "settings" else ""
+        lines.append(f"{loc}: {msg}{got}{env}")
+    where = f" in {source}" if source else ""
+    return f"invalid settings{where}:\n  " + "\n  ".join(lines)

@@ -1,0 +1,86 @@
+"""Shared fixtures.
+
+Services: PostgreSQL and Redis tests talk to real servers. Where one is not reachable they skip with the
+reason, unless ``FLYWHEEL_REQUIRE_SERVICES=1`` (set by ``.ci/run``), which makes them fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dataflywheel.settings import Settings, load_settings
+
+REQUIRE_SERVICES = os.environ.get("FLYWHEEL_REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get("FLYWHEEL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("FLYWHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def service_unavailable(what: str, reason: str) -> None:
+    """Skip (on a user's machine) or fail (in CI) a test whose service is absent."""
+    message = f"{what} not available: {reason}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (FLYWHEEL_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's FLYWHEEL_* variables or writes into the repo's .flywheel."""
+    for key in list(os.environ):
+        if key.startswith("FLYWHEEL_") and key not in ("FLYWHEEL_REQUIRE_SERVICES",) and not key.startswith(
+            "FLYWHEEL_TEST_"
+        ):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded defaults with home in a temporary folder."""
+    return load_settings(home=tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    pytest.importorskip("psycopg")
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            pass
+    except psycopg.Error as exc:
+        service_unavailable("PostgreSQL", f"{POSTGRES_URL}: {exc}")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def pg_table(postgres_url: str) -> Iterator[str]:
+    """A fresh table name, dropped after the test."""
+    import psycopg
+
+    name = f"test_logs_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not _port_open("127.0.0.1", 6379):
+        service_unavailable("Redis", f"nothing listens on {REDIS_URL}")
+    return REDIS_URL
