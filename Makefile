@@ -1,0 +1,38 @@
+# Set-up is part of every target: on a fresh machine `make demo` and `make test` create .venv and install.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test test-slow lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch is pinned to 2.13.0 (a CPU build a plain pip install resolves without pulling CUDA wheels).
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(VENV)/.installed-local: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[local]'
+	touch $@
+
+demo: $(VENV)/.installed-local
+	$(BIN)/flywheel demo
+
+test: $(VENV)/.installed-dev
+	$(BIN)/pytest -q
+
+test-slow: $(VENV)/.installed-dev
+	$(BIN)/pytest -q -m slow
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/curation.py
+
+clean:
+	rm -rf $(VENV) .flywheel .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""What every command shares: settings from ``--config``, error mapping, JSON output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+
+from dataflywheel.errors import ConfigError, FlywheelError
+from dataflywheel.settings import Settings, load_settings
+
+console = Console(stderr=True)
+"""Human-readable output (tables, progress) goes to stderr; stdout carries data (JSON, JSONL)."""
+out = Console()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class CliState:
+    config: Path | None = None
+    _settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Show a FlywheelError as one clear message and exit non-zero (2 for settings, 1 otherwise)."""
+    try:
+        yield
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except FlywheelError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    sys.stdout.flush()
+
+
+def guarded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorator form of :func:`handle_errors` for command functions."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with handle_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper

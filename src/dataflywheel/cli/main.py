@@ -1,0 +1,45 @@
+"""The ``flywheel`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dataflywheel import __version__
+from dataflywheel.cli import datasets, logs
+from dataflywheel.cli.common import guarded, print_json, state
+from dataflywheel.cli.synth import synth
+
+app = typer.Typer(
+    name="flywheel",
+    help="data-flywheel: turn an LLM application's production logs into cheaper models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(logs.app, name="logs")
+app.add_typer(datasets.app, name="datasets")
+app.command("synth", help="Write synthetic customer-service traffic in log form (JSONL).")(synth)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Settings YAML (default: $FLYWHEEL_CONFIG or config/flywheel.yaml)."
+    ),
+) -> None:
+    state(ctx).config = config
+
+
+@app.command("config")
+@guarded
+def show_config(ctx: typer.Context) -> None:
+    """Validate the settings and print the effective values as JSON."""
+    print_json(state(ctx).settings().model_dump(mode="json"))
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)

@@ -1,0 +1,206 @@
+"""Curation: validate, filter and deduplicate a stream of records, keeping only compact facts.
+
+The :class:`Curator` is fed records newest first and keeps, for each record it selects, a
+:class:`Selected` (id, label, sizes) rather than the record itself, so curating a million records needs
+memory for the facts only. It stops accepting once ``limit`` records are selected (:attr:`Curator.full`).
+
+Order of checks per record, each counted in :class:`CurationStats` with its reason:
+1. OpenAI format (``invalid_format``),
+2. tool-call quality, for records whose answer is a tool call (``removed_quality``),
+3. text answers in a tool-calling workload: kept as class ``no_tool`` unless
+   ``data_split.keep_text_answers`` is false (then ``removed_quality``, reason ``text answer``),
+4. duplicates, first (newest) occurrence kept (``deduplicated``).
+
+Whether a workload calls tools (``data_split.workload_type: auto``) is known only once a tool call has
+been seen; text answers met before that wait in a pending list and are decided then, so the result is
+the same as deciding with hindsight.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataflywheel.curation.dedup import dedup_key
+from dataflywheel.curation.quality import tool_call_problem
+from dataflywheel.curation.validate import format_problem
+from dataflywheel.curation.workload import (
+    conversation_size,
+    WorkloadType,
+    response_tool_calls,
+    tool_name,
+    user_query,
+)
+from dataflywheel.records.toolcalls import normalize_record_tool_calls
+from dataflywheel.settings import DataSplitSettings, WorkloadTypeSetting
+
+_SAMPLES_PER_REASON = 5
+
+
+@dataclass(slots=True)
+class Selected:
+    """What the rest of the build needs to know about one selected record."""
+
+    ref: str
+    """The record's id in its source (store id, or byte offset of a JSONL line)."""
+    timestamp: float
+    label: str
+    """First tool name of the answer, or ``no_tool``."""
+    query: str | None
+    """Last user message (for semantic ICL selection)."""
+    size: int
+    """Characters of the non-system turns and the answer (see ``conversation_size``)."""
+
+
+@dataclass
+class CurationStats:
+    total_records: int = 0
+    invalid_format: int = 0
+    removed_quality: int = 0
+    deduplicated: int = 0
+    final_selected: int = 0
+    limit_reached: bool = False
+    workload_type: WorkloadType = WorkloadType.GENERIC
+    reasons: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def valid_openai_format(self) -> int:
+        return self.total_records - self.invalid_format
+
+    def drop(self, ref: str, stage: str, reason: str) -> None:
+        key = f"{stage}: {_reason_kind(reason)}"
+        self.reasons[key] += 1
+        bucket = self.samples.setdefault(key, [])
+        if len(bucket) < _SAMPLES_PER_REASON:
+            bucket.append(f"{ref}: {reason}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total_records": self.total_records,
+            "valid_openai_format": self.valid_openai_format,
+            "invalid_format": self.invalid_format,
+            "removed_quality": self.removed_quality,
+            "deduplicated": self.deduplicated,
+            "final_selected": self.final_selected,
+            "limit_reached": self.limit_reached,
+            "workload_type": self.workload_type.value,
+            "dropped_by_reason": dict(sorted(self.reasons.items())),
+            "dropped_samples": dict(sorted(self.samples.items())),
+        }
+
+
+def _reason_kind(reason: str) -> str:
+    """The reason without record-specific details, to count alike drops together."""
+    head, _, _ = reason.partition(" (got")
+    return head.split(": ", 1)[-1] if head.startswith(("request", "response", "record", "tool_calls")) else head
+
+
+class Curator:
+    """Incremental validate → quality → dedup → limit over records fed newest first."""
+
+    def __init__(self, config: DataSplitSettings, display_ref: Callable[[str], str] = str) -> None:
+        self.config = config
+        self._display = display_ref
+        self.stats = CurationStats()
+        self.selected: list[Selected] = []
+        self._seen: set[bytes] = set()
+        self._forced = config.workload_type
+        self._tool_calling = config.workload_type is WorkloadTypeSetting.TOOL_CALLING
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def full(self) -> bool:
+        return len(self.selected) >= self.config.limit
+
+    def feed(self, ref: str, record: Any) -> None:
+        """Curate one record (a decoded JSON value; it is normalized in place)."""
+        if self.full:
+            return
+        stats = self.stats
+        stats.total_records += 1
+        if isinstance(record, dict):
+            normalize_record_tool_calls(record)
+        problem = format_problem(record, self.config.max_tool_properties)
+        if problem is not None:
+            stats.invalid_format += 1
+            stats.drop(self._display(ref), "invalid_format", problem)
+            return
+        calls = response_tool_calls(record)
+        if calls:
+            if not self._tool_calling and self._forced is WorkloadTypeSetting.AUTO:
+                self._tool_calling = True
+                self._settle_pending()
+            problem = tool_call_problem(calls, self.config.parse_function_arguments)
+            if problem is not None:
+                stats.removed_quality += 1
+                stats.drop(self._display(ref), "quality", problem)
+                return
+        elif not self.config.keep_text_answers and self._forced is not WorkloadTypeSetting.GENERIC:
+            if self._tool_calling:
+                stats.removed_quality += 1
+                stats.drop(self._display(ref), "quality", "text answer in a tool-calling workload")
+                return
+            # Not known yet whether this workload calls tools: decide when it is.
+            if self._select(ref, record):
+                self._pending.append((ref, record))
+            return
+        self._select(ref, record)
+
+    def _select(self, ref: str, record: dict[str, Any]) -> bool:
+        key = dedup_key(record, self.config.dedup)
+        if key is not None:
+            if key in self._seen:
+                self.stats.deduplicated += 1
+                self.stats.drop(self._display(ref), "duplicate", "same " + self.config.dedup.value.replace("_", " "))
+                return False
+            self._seen.add(key)
+        self.selected.append(
+            Selected(
+                ref=ref,
+                timestamp=float(record.get("timestamp") or 0),
+                label=tool_name(record),
+                query=user_query(record),
+                size=conversation_size(record),
+            )
+        )
+        return True
+
+    def _settle_pending(self) -> None:
+        """The workload turned out to call tools: drop the text answers selected while that was open."""
+        if not self._pending:
+            return
+        drop = {ref for ref, _ in self._pending}
+        kept = [s for s in self.selected if s.ref not in drop]
+        for ref, record in self._pending:
+            key = dedup_key(record, self.config.dedup)
+            if key is not None:
+                self._seen.discard(key)
+            self.stats.removed_quality += 1
+            self.stats.drop(self._display(ref), "quality", "text answer in a tool-calling workload")
+        self.selected = kept
+        self._pending.clear()
+
+    def finish(self) -> tuple[list[Selected], CurationStats]:
+        self.stats.final_selected = len(self.selected)
+        self.stats.limit_reached = self.full
+        self.stats.workload_type = WorkloadType.TOOL_CALLING if self._tool_calling else WorkloadType.GENERIC
+        return self.selected, self.stats
+
+
+def curate_records(
+    records: Iterable[dict[str, Any]], config: DataSplitSettings
+) -> tuple[list[dict[str, Any]], CurationStats]:
+    """Curate a list of records in memory (for tests and small data): the selected records and stats."""
+    curator = Curator(config)
+    by_ref: dict[str, dict[str, Any]] = {}
+    for i, rec in enumerate(records):
+        if curator.full:
+            break
+        ref = str(i)
+        by_ref[ref] = rec
+        curator.feed(ref, rec)
+    selected, stats = curator.finish()
+    return [by_ref[s.ref] for s in selected], stats

@@ -1,0 +1,108 @@
+"""Where a dataset build reads records from: a log store query or a JSONL file.
+
+A build reads its source twice: a first streaming pass curates every record down to compact facts, and a
+second pass fetches only the selected records by reference to write them. Nothing holds every parsed
+record at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from dataflywheel.errors import CurationError
+from dataflywheel.logstore.base import LogQuery, LogStore
+from dataflywheel.records.model import conversation_to_log, is_conversation_form
+from dataflywheel.records.toolcalls import normalize_record_tool_calls
+
+
+class RecordSource(Protocol):
+    def describe(self) -> dict[str, Any]:
+        """What was read, for the manifest."""
+
+    def scan(self) -> Iterator[tuple[str, bytes]]:
+        """``(ref, raw JSON)`` of every record, newest first where the source knows time."""
+
+    def fetch(self, refs: Sequence[str]) -> Mapping[str, dict[str, Any]]:
+        """Decoded, normalized records by ref; raises CurationError if one has vanished."""
+
+    def display_ref(self, ref: str) -> str:
+        """How a person should see a ref in a report (``line 12``, a record id)."""
+
+
+def decode(raw: bytes | str) -> Any:
+    """Decode one raw record; the conversation form becomes log form. Raises orjson.JSONDecodeError."""
+    obj = orjson.loads(raw)
+    if isinstance(obj, dict) and is_conversation_form(obj):
+        try:
+            obj = conversation_to_log(obj)
+        except Exception:  # malformed conversation: let validation report it in the log form it has
+            return obj
+    return obj
+
+
+def _missing(refs: Sequence[str], found: Mapping[str, Any], where: str) -> None:
+    lost = [r for r in refs if r not in found]
+    if lost:
+        raise CurationError(
+            f"{len(lost)} selected record(s) vanished from {where} during the build (first: {lost[0]}); "
+            "were they deleted meanwhile? Run the build again."
+        )
+
+
+class StoreSource:
+    """One workload of one client in a log store, newest first."""
+
+    def __init__(self, store: LogStore, query: LogQuery) -> None:
+        self.store = store
+        self.query = query
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "log_store", "backend": self.store.name, **self.query.describe()}
+
+    def scan(self) -> Iterator[tuple[str, bytes]]:
+        return self.store.iter_raw(self.query)
+
+    def fetch(self, refs: Sequence[str]) -> Mapping[str, dict[str, Any]]:
+        found = {rid: normalize_record_tool_calls(decode(raw)) for rid, raw in self.store.fetch_raw(refs)}
+        _missing(refs, found, f"the {self.store.name} log store")
+        return found
+
+    def display_ref(self, ref: str) -> str:
+        return ref
+
+
+class JsonlSource:
+    """A JSONL file of log records (either form), in file order. Refs are ``line:offset``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CurationError(f"{self.path}: no such file")
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "jsonl", "path": str(self.path), "bytes": self.path.stat().st_size}
+
+    def scan(self) -> Iterator[tuple[str, bytes]]:
+        offset = 0
+        with self.path.open("rb") as f:
+            for line_no, line in enumerate(f, start=1):
+                start = offset
+                offset += len(line)
+                if line.strip():
+                    yield f"{line_no}:{start}", line
+
+    def fetch(self, refs: Sequence[str]) -> Mapping[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        ordered = sorted(refs, key=lambda r: int(r.partition(":")[2]))
+        with self.path.open("rb") as f:
+            for ref in ordered:
+                f.seek(int(ref.partition(":")[2]))
+                found[ref] = normalize_record_tool_calls(decode(f.readline()))
+        return found
+
+    def display_ref(self, ref: str) -> str:
+        return f"line {ref.partition(':')[0]}"

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataflywheel.errors import ConfigError
+from dataflywheel.settings import LogStoreBackend, Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_need_no_file_and_no_services() -> None:
+    s = load_settings()
+    assert s.log_store.backend is LogStoreBackend.SQLITE
+    assert s.sqlite_log_path == Path(".flywheel/logs.db")
+
+
+def test_shipped_yaml_documents_every_key_with_the_default_values() -> None:
+    shipped = load_settings(REPO / "config" / "flywheel.yaml")
+    assert shipped.model_dump() == Settings().model_dump()
+    # Every leaf key sits under a comment (one comment may describe a group of related keys).
+    commented = False
+    for line in (REPO / "config" / "flywheel.yaml").read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            commented = True
+        elif stripped.endswith(":"):  # a section header starts a new group
+            commented = False
+        elif stripped:
+            assert commented, f"setting without a comment: {stripped}"
+
+
+def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text("data_split:\n  eval_size: 7\n  val_ratio: 0.2\n")
+    monkeypatch.setenv("FLYWHEEL_DATA_SPLIT__EVAL_SIZE", "9")
+    s = load_settings(cfg)
+    assert s.data_split.eval_size == 9
+    assert s.data_split.val_ratio == 0.2
+
+
+def test_config_env_var_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text("home: /tmp/somewhere\n")
+    monkeypatch.setenv("FLYWHEEL_CONFIG", str(cfg))
+    assert load_settings().home == Path("/tmp/somewhere")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("data_split:\n  eval_size: 0\n", "data_split.eval_size"),
+        ("data_split:\n  val_ratio: 1.5\n", "data_split.val_ratio"),
+        ("data_split:\n  limit: 10\n  min_total_records: 50\n", "limit (10) cannot be less than min_total_records"),
+        ("icl:\n  reserved_tokens: 9000\n", "reserved_tokens (9000) must be less than max_context_length"),
+        ("icl:\n  min_examples: 5\n  max_examples: 2\n", "min_examples (5) cannot exceed max_examples (2)"),
+        ("icl:\n  example_selection: nearest\n", "icl.example_selection"),
+        ("log_store:\n  backend: postgres\n", "postgres_url is required"),
+        ("log_store:\n  backend: mongo\n", "log_store.backend"),
+        ("data_split:\n  eval_sise: 3\n", "data_split.eval_sise: Extra inputs are not permitted"),
+        ("candidates:\n  - name: a\n  - name: a\n", "candidate name 'a' is configured twice"),
+        ("judge:\n  enabled: true\n", "base_url and model are required"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+        ("data_split: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_values_fail_with_the_setting_name(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert expected in str(err.value)
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_ICL__MAX_EXAMPLES", "many")
+    with pytest.raises(ConfigError, match=r"icl.max_examples: .*\[env FLYWHEEL_ICL__MAX_EXAMPLES\]"):
+        load_settings()
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml")
