@@ -16,6 +16,9 @@ import pytest
 
 from dataflywheel.settings import Settings, load_settings
 
+# The hub is unreachable here, and huggingface_hub reads this once at import: set it before any import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 REQUIRE_SERVICES = os.environ.get("FLYWHEEL_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("FLYWHEEL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FLYWHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -41,8 +44,10 @@ def service_unavailable(what: str, reason: str) -> None:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's FLYWHEEL_* variables or writes into the repo's .flywheel."""
     for key in list(os.environ):
-        if key.startswith("FLYWHEEL_") and key not in ("FLYWHEEL_REQUIRE_SERVICES",) and not key.startswith(
-            "FLYWHEEL_TEST_"
+        if (
+            key.startswith("FLYWHEEL_")
+            and key not in ("FLYWHEEL_REQUIRE_SERVICES",)
+            and not key.startswith("FLYWHEEL_TEST_")
         ):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)

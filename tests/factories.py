@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 TOOLS = [
-    {"type": "function", "function": {"name": name, "description": f"{name} tool",
-                                      "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
-                                                     "required": ["query"]}}}
+    {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"{name} tool",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+        },
+    }
     for name in ("Alpha", "Beta", "Gamma")
 ]
 
@@ -27,14 +32,25 @@ def tool_record(
     if tool is None:
         message: dict[str, Any] = {"role": "assistant", "content": text}
     else:
-        message = {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": tool, "arguments": {"query": user[:20]} if args is None else args}}]}
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": tool, "arguments": {"query": user[:20]} if args is None else args},
+                }
+            ],
+        }
     return {
         "timestamp": ts,
         "workload_id": workload_id,
         "client_id": client_id,
-        "request": {"model": "big", "messages": [{"role": "system", "content": system},
-                                                 {"role": "user", "content": user}], "tools": TOOLS},
+        "request": {
+            "model": "big",
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            "tools": TOOLS,
+        },
         "response": {"choices": [{"index": 0, "message": message}]},
     }

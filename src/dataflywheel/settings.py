@@ -78,9 +78,7 @@ class DataSplitSettings(_Section):
     val_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the non-eval records for validation.")
     min_total_records: int = Field(50, ge=1, description="Fewer usable records than this is an error.")
     limit: int = Field(10_000, ge=1, description="Most records used, newest first, after curation.")
-    random_seed: int | None = Field(
-        42, description="Seed of the split; null draws one and records it in the manifest."
-    )
+    random_seed: int | None = Field(42, description="Seed of the split; null draws one and records it in the manifest.")
     parse_function_arguments: bool = Field(
         True, description="Drop records whose tool-call arguments are not valid JSON."
     )
@@ -96,9 +94,7 @@ class DataSplitSettings(_Section):
     @model_validator(mode="after")
     def _limit_vs_min(self) -> DataSplitSettings:
         if self.limit < self.min_total_records:
-            raise ValueError(
-                f"limit ({self.limit}) cannot be less than min_total_records ({self.min_total_records})"
-            )
+            raise ValueError(f"limit ({self.limit}) cannot be less than min_total_records ({self.min_total_records})")
         return self
 
 
@@ -148,9 +144,7 @@ class ICLSettings(_Section):
                 f"max_context_length ({self.max_context_length})"
             )
         if self.min_examples > self.max_examples:
-            raise ValueError(
-                f"min_examples ({self.min_examples}) cannot exceed max_examples ({self.max_examples})"
-            )
+            raise ValueError(f"min_examples ({self.min_examples}) cannot exceed max_examples ({self.max_examples})")
         return self
 
 
@@ -307,16 +301,37 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
         _yaml_path.reset(token)
 
 
-def format_validation_error(exc: ValidationError, source: Path | None = None) -> str:
+def with_overrides(settings: Settings, **sections: dict[str, Any]) -> Settings:
+    """A copy of ``settings`` with some keys of some sections replaced (a job's or a build's overrides).
+
+    ``with_overrides(s, data_split={"eval_size": 50})``. Values are validated like the file's; a bad one
+    raises :class:`ConfigError` naming ``section.key``. None values are ignored (not overridden).
+    """
+    update: dict[str, Any] = {}
+    for name, values in sections.items():
+        current = getattr(settings, name, None)
+        if not isinstance(current, BaseModel):
+            raise ConfigError(f"{name}: not a settings section")
+        changes = {k: v for k, v in values.items() if v is not None}
+        if not changes:
+            continue
+        try:
+            update[name] = type(current).model_validate(current.model_dump() | changes)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, prefix=name, env_hint=False)) from None
+    return settings.model_copy(update=update)
+
+
+def format_validation_error(
+    exc: ValidationError, source: Path | None = None, prefix: str = "", env_hint: bool = True
+) -> str:
     """One line per problem: ``data_split.eval_size: Input should be greater than 0 (got -1)``."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        loc = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]]) or "settings"
         msg = err["msg"].removeprefix("Value error, ")
-        got = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(
-            err.get("input"), dict
-        ) else ""
-        env = f" [env {ENV_PREFIX}{loc.upper().replace('.', '__')}]" if loc != "settings" else ""
+        got = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err.get("input"), dict) else ""
+        env = f" [env {ENV_PREFIX}{loc.upper().replace('.', '__')}]" if env_hint and loc != "settings" else ""
         lines.append(f"{loc}: {msg}{got}{env}")
     where = f" in {source}" if source else ""
     return f"invalid settings{where}:\n  " + "\n  ".join(lines)

@@ -15,8 +15,15 @@ def test_invalid_format_is_counted_with_reason() -> None:
     bad = tool_record("x")
     bad["response"]["choices"] = []
     many_props = tool_record("y")
-    many_props["request"]["tools"] = [{"type": "function", "function": {"name": "T", "parameters": {
-        "type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(9)}}}}]
+    many_props["request"]["tools"] = [
+        {
+            "type": "function",
+            "function": {
+                "name": "T",
+                "parameters": {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(9)}},
+            },
+        }
+    ]
     kept, stats = curate_records([bad, many_props, tool_record("z")], CFG)
     assert len(kept) == 1 and stats.invalid_format == 2
     reasons = " ".join(stats.reasons)
@@ -107,7 +114,11 @@ def test_training_row_is_pure_and_in_fine_tuning_form() -> None:
     assert rec == before
     assert row["tools"] == rec["request"]["tools"]
     answer = row["messages"][-1]
-    assert answer == {"role": "assistant", "content": "", "tool_calls": rec["response"]["choices"][0]["message"]["tool_calls"]}
+    assert answer == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": rec["response"]["choices"][0]["message"]["tool_calls"],
+    }
     assert answer["tool_calls"][0]["function"]["arguments"] == {"query": "hi"}
 
 

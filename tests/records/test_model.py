@@ -40,9 +40,17 @@ def test_missing_type_becomes_function() -> None:
 
 def test_conversation_form_last_message_is_the_response() -> None:
     rec = parse_record(
-        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-                      {"role": "assistant", "content": "a"}], "tools": []},
-        workload_id="w", client_id="c", default_timestamp=5,
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "u"},
+                {"role": "assistant", "content": "a"},
+            ],
+            "tools": [],
+        },
+        workload_id="w",
+        client_id="c",
+        default_timestamp=5,
     )
     assert [m["role"] for m in rec.request["messages"]] == ["system", "user"]
     assert rec.response["choices"][0]["message"]["content"] == "a"
@@ -84,7 +92,13 @@ def test_overrides_change_identity() -> None:
 
 
 def test_wire_form_has_string_arguments_and_leaves_input_alone() -> None:
-    msgs = [{"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "A", "arguments": {"x": 1}}}]}]
+    msgs = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"type": "function", "function": {"name": "A", "arguments": {"x": 1}}}],
+        }
+    ]
     wire = to_wire_messages(msgs)
     assert wire[0]["tool_calls"][0]["function"]["arguments"] == '{"x":1}'
     assert msgs[0]["tool_calls"][0]["function"]["arguments"] == {"x": 1}

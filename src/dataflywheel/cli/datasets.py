@@ -14,34 +14,22 @@ from dataflywheel.cli.render import build_tables
 from dataflywheel.curation.artifacts import list_builds, read_manifest
 from dataflywheel.curation.build import DatasetBuild, build_datasets
 from dataflywheel.curation.sources import JsonlSource, RecordSource, StoreSource
-from dataflywheel.errors import ConfigError
 from dataflywheel.logstore import LogQuery, open_log_store
-from dataflywheel.settings import ExampleSelection, Settings, format_validation_error
+from dataflywheel.settings import ExampleSelection, Settings, with_overrides
 
 app = typer.Typer(help="Build and list datasets (eval, ICL, train, val) from a workload's logs.", no_args_is_help=True)
-
-
-def split_overrides(settings: Settings, **values: Any) -> Settings:
-    """Settings with per-build overrides applied and validated (a bad one names its setting)."""
-    from pydantic import ValidationError
-
-    data_split = {k: v for k, v in values.items() if k in type(settings.data_split).model_fields and v is not None}
-    icl = {k: v for k, v in values.items() if k in type(settings.icl).model_fields and v is not None}
-    try:
-        return settings.model_copy(update={
-            "data_split": type(settings.data_split).model_validate(settings.data_split.model_dump() | data_split),
-            "icl": type(settings.icl).model_validate(settings.icl.model_dump() | icl),
-        })
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
 
 
 def run_build(settings: Settings, source: RecordSource, workload_id: str, client_id: str, quiet: bool) -> DatasetBuild:
     if quiet:
         return build_datasets(source, settings, workload_id=workload_id, client_id=client_id)
     with Progress(
-        TextColumn("[bold]{task.description:<6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn("[bold]{task.description:<6}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as bar:
         tasks: dict[str, Any] = {}
 
@@ -74,9 +62,16 @@ def build(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Curate a workload's logs and write a versioned dataset folder; print the stats and the split."""
-    settings = split_overrides(
-        state(ctx).settings(), eval_size=eval_size, val_ratio=val_ratio, random_seed=seed, limit=limit,
-        min_total_records=min_total_records, example_selection=icl_selection, max_examples=max_examples,
+    settings = with_overrides(
+        state(ctx).settings(),
+        data_split={
+            "eval_size": eval_size,
+            "val_ratio": val_ratio,
+            "random_seed": seed,
+            "limit": limit,
+            "min_total_records": min_total_records,
+        },
+        icl={"example_selection": icl_selection, "max_examples": max_examples},
     )
     if from_file is not None:
         result = run_build(settings, JsonlSource(from_file), workload_id, client_id, as_json)
@@ -102,14 +97,31 @@ def list_cmd(
     settings = state(ctx).settings()
     builds = [(p, read_manifest(p)) for p in list_builds(settings.datasets_dir, workload_id, client_id)]
     if as_json:
-        print_json([{"path": str(p), "build_id": m["build_id"], "created_at": m["created_at"],
-                     "counts": m["counts"], "seed": m["seed"]} for p, m in builds])
+        print_json(
+            [
+                {
+                    "path": str(p),
+                    "build_id": m["build_id"],
+                    "created_at": m["created_at"],
+                    "counts": m["counts"],
+                    "seed": m["seed"],
+                }
+                for p, m in builds
+            ]
+        )
         return
     table = Table(title=f"Datasets of {workload_id} / {client_id}", title_justify="left")
     for col in ("build", "created", "eval", "train", "val", "seed", "selection"):
         table.add_column(col)
     for _, m in builds:
         c = m["counts"]
-        table.add_row(m["build_id"], m["created_at"][:19], str(c["eval"]), str(c["train"]), str(c["val"]),
-                      str(m["seed"]), m["settings"]["icl"]["example_selection"])
+        table.add_row(
+            m["build_id"],
+            m["created_at"][:19],
+            str(c["eval"]),
+            str(c["train"]),
+            str(c["val"]),
+            str(m["seed"]),
+            m["settings"]["icl"]["example_selection"],
+        )
     console.print(table)

@@ -30,20 +30,31 @@ def load(
     size = file.stat().st_size
     with open_log_store(settings) as store:
         if as_json:
-            report = load_file(store, file, workload_id=workload_id, client_id=client_id,
-                               batch_size=settings.log_store.batch_size)
+            report = load_file(
+                store, file, workload_id=workload_id, client_id=client_id, batch_size=settings.log_store.batch_size
+            )
         else:
             with Progress(
-                TextColumn("[bold]loading[/] {task.fields[records]} records"), BarColumn(), DownloadColumn(),
-                TimeRemainingColumn(), console=console, transient=True,
+                TextColumn("[bold]loading[/] {task.fields[records]} records"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
             ) as bar:
                 task = bar.add_task("load", total=size, records=0)
 
                 def on_batch(rep: IngestReport, consumed: int) -> None:
                     bar.update(task, completed=consumed, records=rep.loaded + rep.duplicates)
 
-                report = load_file(store, file, workload_id=workload_id, client_id=client_id,
-                                   batch_size=settings.log_store.batch_size, on_batch=on_batch)
+                report = load_file(
+                    store,
+                    file,
+                    workload_id=workload_id,
+                    client_id=client_id,
+                    batch_size=settings.log_store.batch_size,
+                    on_batch=on_batch,
+                )
     if as_json:
         print_json({"file": str(file), "backend": settings.log_store.backend.value, **report.to_dict()})
     else:
@@ -65,11 +76,18 @@ def stats(
     with open_log_store(settings) as store:
         rows = store.counts(workload_id, client_id)
     if as_json:
-        print_json([
-            {"workload_id": r.workload_id, "client_id": r.client_id, "records": r.records,
-             "first_timestamp": r.first_timestamp, "last_timestamp": r.last_timestamp}
-            for r in rows
-        ])
+        print_json(
+            [
+                {
+                    "workload_id": r.workload_id,
+                    "client_id": r.client_id,
+                    "records": r.records,
+                    "first_timestamp": r.first_timestamp,
+                    "last_timestamp": r.last_timestamp,
+                }
+                for r in rows
+            ]
+        )
     else:
         console.print(workloads_table(rows, settings.log_store.backend.value))
 
@@ -88,7 +106,9 @@ def delete(
     with open_log_store(settings) as store:
         n = store.count(workload_id, client_id) if client_id else sum(r.records for r in store.counts(workload_id))
         if n == 0:
-            raise FlywheelError(f"no records for workload {workload_id!r}" + (f" of client {client_id!r}" if client_id else ""))
+            raise FlywheelError(
+                f"no records for workload {workload_id!r}" + (f" of client {client_id!r}" if client_id else "")
+            )
         if not yes:
             if as_json:
                 raise FlywheelError("--json deletes without asking only with --yes")

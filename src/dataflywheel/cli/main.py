@@ -9,6 +9,7 @@ import typer
 from dataflywheel import __version__
 from dataflywheel.cli import datasets, logs
 from dataflywheel.cli.common import guarded, print_json, state
+from dataflywheel.cli.demo import demo
 from dataflywheel.cli.synth import synth
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(logs.app, name="logs")
 app.add_typer(datasets.app, name="datasets")
+app.command("demo")(demo)
 app.command("synth", help="Write synthetic customer-service traffic in log form (JSONL).")(synth)
 
 

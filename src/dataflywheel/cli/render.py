@@ -67,7 +67,9 @@ def build_tables(manifest: dict[str, Any], path: str) -> RenderableType:
     funnel.add_row("invalid OpenAI format", str(cur["invalid_format"]))
     funnel.add_row("removed by quality filters", str(cur["removed_quality"]))
     funnel.add_row("duplicates", str(cur["deduplicated"]))
-    funnel.add_row("selected", f"[green]{cur['final_selected']}[/]" + (" (limit reached)" if cur["limit_reached"] else ""))
+    funnel.add_row(
+        "selected", f"[green]{cur['final_selected']}[/]" + (" (limit reached)" if cur["limit_reached"] else "")
+    )
     funnel.add_row("workload type", cur["workload_type"])
     funnel.add_row("seed", str(manifest["seed"]))
 
@@ -84,9 +86,7 @@ def build_tables(manifest: dict[str, Any], path: str) -> RenderableType:
             total = counts["selected"] if name == "all" else counts[name]
             cells.append(f"{n} ({100 * n / total:.1f}%)" if total else "0")
         split.add_row(label, *cells)
-    split.add_row(
-        "[bold]total[/]", *(f"[bold]{counts[k]}[/]" for k in ("selected", "eval", "train", "val"))
-    )
+    split.add_row("[bold]total[/]", *(f"[bold]{counts[k]}[/]" for k in ("selected", "eval", "train", "val")))
     parts: list[RenderableType] = [funnel, split]
     if cur["dropped_by_reason"]:
         drops = Table(title="Dropped records by reason", title_justify="left")

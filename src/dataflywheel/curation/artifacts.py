@@ -47,7 +47,8 @@ class _JsonlWriter:
         self.stats = FileStats()
 
     def write(self, row: Any) -> None:
-        data = orjson.dumps(row) + b"\n"
+        # Sorted keys: the bytes do not depend on the key order a store returns (JSONB reorders them).
+        data = orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n"
         self._f.write(data)
         self._hash.update(data)
         self.stats.records += 1
@@ -70,6 +71,7 @@ class DatasetWriter:
         self._writers = {name: _JsonlWriter(self.partial / name) for name in DATASET_FILES}
         self.files: dict[str, FileStats] = {}
         self.path: Path | None = None
+        self.manifest: dict[str, Any] = {}
 
     def write(self, name: str, row: Any) -> None:
         self._writers[name].write(row)
@@ -96,6 +98,7 @@ class DatasetWriter:
         (self.partial / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
         self.partial.rename(target)
         self.path = target
+        self.manifest = manifest
         return target
 
     def close_files(self) -> None:

@@ -150,8 +150,9 @@ def build_datasets(
         report("eval", len(eval_rows), len(eval_rows))
         with timer.stage("icl"):
             pool = [
-                icl_mod.PoolItem(record_id=selected[i].ref, tool=selected[i].label, size=selected[i].size,
-                                 query=selected[i].query)
+                icl_mod.PoolItem(
+                    record_id=selected[i].ref, tool=selected[i].label, size=selected[i].size, query=selected[i].query
+                )
                 for i in plan.train
             ]
             counter = token_counter or load_token_counter(icl_cfg.tokenizer)
@@ -176,12 +177,20 @@ def build_datasets(
         elapsed = time.perf_counter() - started
         timer.seconds["total"] = elapsed
         manifest = _manifest(
-            source, workload_id, client_id, split_cfg, icl_cfg, seed, selected, plan, stats,
-            icl_report.to_dict(), timer.seconds,
+            source,
+            workload_id,
+            client_id,
+            split_cfg,
+            icl_cfg,
+            seed,
+            selected,
+            plan,
+            stats,
+            icl_report.to_dict(),
+            timer.seconds,
         )
         path = writer.publish(manifest)
-    return DatasetBuild(path=path, manifest=manifest | {"build_id": path.name}, stats=stats,
-                        timings=dict(timer.seconds))
+    return DatasetBuild(path=path, manifest=writer.manifest, stats=stats, timings=dict(timer.seconds))
 
 
 def _default_embedder(icl_cfg: ICLSettings) -> Callable[[], Any]:

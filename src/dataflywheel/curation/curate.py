@@ -27,8 +27,8 @@ from dataflywheel.curation.dedup import dedup_key
 from dataflywheel.curation.quality import tool_call_problem
 from dataflywheel.curation.validate import format_problem
 from dataflywheel.curation.workload import (
-    conversation_size,
     WorkloadType,
+    conversation_size,
     response_tool_calls,
     tool_name,
     user_query,

@@ -96,10 +96,7 @@ def split_indices(labels: Sequence[str], eval_size: int, val_ratio: float, seed:
     eval_idx, rest = stratified_take(everything, labels, eval_n, rng)
     n_rest = len(rest)
     val_n = math.ceil(val_ratio * n_rest - 1e-9) if val_ratio > 0 else 0
-    if n_rest >= 2:
-        val_n = min(val_n, n_rest - 1)  # always leave a training record
-    else:
-        val_n = 0
+    val_n = min(val_n, n_rest - 1) if n_rest >= 2 else 0  # always leave a training record
     val_idx, train_idx = stratified_take(rest, labels, val_n, rng)
     missing = sorted({labels[i] for i in eval_idx} - {labels[i] for i in train_idx})
     if train_idx and missing:

@@ -35,8 +35,9 @@ def tool_name(record: dict[str, Any]) -> str:
     calls = response_tool_calls(record)
     if calls:
         fn = calls[0].get("function") if isinstance(calls[0], dict) else None
-        if isinstance(fn, dict) and isinstance(fn.get("name"), str) and fn["name"]:
-            return fn["name"]
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if isinstance(name, str) and name:
+            return name
     return NO_TOOL
 
 
@@ -45,9 +46,7 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
 
 

@@ -156,6 +156,11 @@ def load_file(
     mtime = int(p.stat().st_mtime)
     with p.open("rb") as f:
         return load_stream(
-            store, f, workload_id=workload_id, client_id=client_id, default_timestamp=mtime,
-            batch_size=batch_size, on_batch=on_batch,
+            store,
+            f,
+            workload_id=workload_id,
+            client_id=client_id,
+            default_timestamp=mtime,
+            batch_size=batch_size,
+            on_batch=on_batch,
         )

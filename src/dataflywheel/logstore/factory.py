@@ -21,8 +21,7 @@ def open_log_store(settings: Settings) -> LogStore:
             from dataflywheel.logstore.postgres import PostgresLogStore
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise DependencyMissingError(
-                "log_store.backend is 'postgres' but psycopg is not installed: "
-                "pip install 'data-flywheel[postgres]'"
+                "log_store.backend is 'postgres' but psycopg is not installed: pip install 'data-flywheel[postgres]'"
             ) from exc
         assert cfg.postgres_url is not None  # checked by LogStoreSettings
         return PostgresLogStore(cfg.postgres_url, table=cfg.postgres_table, batch_size=cfg.batch_size)
@@ -31,8 +30,7 @@ def open_log_store(settings: Settings) -> LogStore:
             from dataflywheel.logstore.elasticsearch import ElasticsearchLogStore
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise DependencyMissingError(
-                "log_store.backend is 'elasticsearch' but the client is not installed: "
-                "pip install 'data-flywheel[es]'"
+                "log_store.backend is 'elasticsearch' but the client is not installed: pip install 'data-flywheel[es]'"
             ) from exc
         api_key = None
         if cfg.elasticsearch_api_key_env:

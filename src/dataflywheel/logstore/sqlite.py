@@ -95,9 +95,7 @@ class SQLiteLogStore(LogStore):
             chunk = list(ids[start : start + _FETCH_CHUNK])
             marks = ",".join("?" * len(chunk))
             try:
-                rows = self._conn.execute(
-                    f"SELECT id, record FROM log_records WHERE id IN ({marks})", chunk
-                ).fetchall()
+                rows = self._conn.execute(f"SELECT id, record FROM log_records WHERE id IN ({marks})", chunk).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite fetch failed: {exc}") from exc
             yield from rows

@@ -1,0 +1,1 @@
+"""Test helpers: real local servers and fixtures shared between test modules."""
