@@ -238,6 +238,9 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(Path(".flywheel"), description="Data directory: logs, datasets, jobs, adapters.")
+    curation_workers: int | None = Field(
+        None, ge=0, le=64, description="Processes that inspect records in a build; null: one per core; 0: none."
+    )
     log_store: LogStoreSettings = Field(default_factory=LogStoreSettings)
     job_store: JobStoreSettings = Field(default_factory=JobStoreSettings)
     data_split: DataSplitSettings = Field(default_factory=DataSplitSettings)

@@ -110,7 +110,7 @@ def test_training_row_is_pure_and_in_fine_tuning_form() -> None:
     rec = tool_record("hello", args={"query": "hi"})
     rec["response"]["choices"][0]["message"]["content"] = "I'll route this."
     before = copy.deepcopy(rec)
-    row = to_training_row(rec, WorkloadType.TOOL_CALLING)
+    row = to_training_row(rec)
     assert rec == before
     assert row["tools"] == rec["request"]["tools"]
     answer = row["messages"][-1]
@@ -123,7 +123,9 @@ def test_training_row_is_pure_and_in_fine_tuning_form() -> None:
 
 
 def test_training_row_keeps_text_answers_text() -> None:
-    row = to_training_row(tool_record("q", tool=None, text="No tool needed."), WorkloadType.TOOL_CALLING)
+    row = to_training_row(tool_record("q", tool=None, text="No tool needed."))
     assert row["messages"][-1] == {"role": "assistant", "content": "No tool needed."}
-    generic = to_training_row(tool_record("q", tool=None), WorkloadType.GENERIC)
-    assert "tools" not in generic
+    assert row["tools"]  # the prompt offered tools: the model trains on the prompt it is served
+    no_tools = tool_record("q", tool=None)
+    del no_tools["request"]["tools"]
+    assert "tools" not in to_training_row(no_tools)

@@ -11,6 +11,7 @@ import hashlib
 import re
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,21 +42,60 @@ class FileStats:
 
 
 class _JsonlWriter:
+    """Appends JSONL rows; hashing and writing happen on a background thread in large chunks.
+
+    Both ``hashlib`` and file writes release the GIL on large buffers, so the disk work of a build overlaps
+    the Python work of serializing the next rows. One thread per file keeps the order.
+    """
+
+    _CHUNK = 4 << 20
+
     def __init__(self, path: Path) -> None:
         self._f: IO[bytes] = path.open("wb")
         self._hash = hashlib.sha256()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{path.name}")
+        self._pending: list[Future[None]] = []
+        self._buffer: list[bytes] = []
+        self._buffered = 0
         self.stats = FileStats()
 
     def write(self, row: Any) -> None:
         # Sorted keys: the bytes do not depend on the key order a store returns (JSONB reorders them).
-        data = orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n"
-        self._f.write(data)
-        self._hash.update(data)
+        self.write_bytes(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+
+    def write_bytes(self, line: bytes) -> None:
+        """Append one row already serialized (without its newline)."""
+        self._buffer.append(line)
+        self._buffered += len(line) + 1
         self.stats.records += 1
+        if self._buffered >= self._CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        data = b"\n".join(self._buffer) + b"\n"
+        self._buffer, self._buffered = [], 0
         self.stats.bytes += len(data)
+        for done in [f for f in self._pending if f.done()]:
+            done.result()  # a failed write surfaces at the next flush, not only at close
+            self._pending.remove(done)
+        while len(self._pending) >= 2:  # back-pressure: at most two chunks wait for the disk
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(self._sink, data))
+
+    def _sink(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._f.write(data)
 
     def close(self) -> FileStats:
-        self._f.close()
+        self._flush()
+        self._pool.shutdown(wait=True)
+        try:
+            for future in self._pending:
+                future.result()  # re-raise a failed write here
+        finally:
+            self._f.close()
         self.stats.sha256 = self._hash.hexdigest()
         return self.stats
 
@@ -75,6 +115,9 @@ class DatasetWriter:
 
     def write(self, name: str, row: Any) -> None:
         self._writers[name].write(row)
+
+    def write_bytes(self, name: str, line: bytes) -> None:
+        self._writers[name].write_bytes(line)
 
     def publish(self, manifest: dict[str, Any], created: datetime | None = None) -> Path:
         """Close the files, write the manifest and move the folder into place; return its path."""

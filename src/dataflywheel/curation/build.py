@@ -6,9 +6,11 @@ The stages, in order (each timed and reported in the manifest):
    compact facts only. Stops once ``data_split.limit`` records are selected.
 2. **split**: stratified eval / train / val over the selected records (:mod:`.split`).
 3. **icl**: fetch the eval records, pick examples from the train records and inject them (:mod:`.icl`).
-4. **write**: fetch train/val records in batches and write training rows (:mod:`.training_format`).
+4. **write**: write the training rows serialized during the scan to train.jsonl / val.jsonl (:mod:`.rows`).
 
-Memory is bounded by the facts of the selected records plus one batch, not by the data.
+The source is read once, plus a fetch of the eval records and of the few ICL example candidates. Memory
+holds compact facts and training rows with their shared parts stored once (:mod:`.rows`, bounded, spilling
+to disk past its budget), never every parsed record.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from dataflywheel.curation import icl as icl_mod
 from dataflywheel.curation.artifacts import DatasetWriter
 from dataflywheel.curation.curate import CurationStats, Curator, Selected
-from dataflywheel.curation.sources import RecordSource, decode
+from dataflywheel.curation.inspect import NONE, InspectConfig, Usable
+from dataflywheel.curation.rows import RowBuffer
+from dataflywheel.curation.scan import default_workers, scan_batches
+from dataflywheel.curation.sources import RecordSource
 from dataflywheel.curation.split import SplitPlan, split_indices
-from dataflywheel.curation.training_format import to_training_row
-from dataflywheel.curation.workload import WorkloadType
+from dataflywheel.curation.tokens import load_token_counter
 from dataflywheel.errors import InsufficientRecordsError
 from dataflywheel.records.model import record_id
 from dataflywheel.settings import DataSplitSettings, ICLSettings, Settings
@@ -37,7 +40,6 @@ from dataflywheel.settings import DataSplitSettings, ICLSettings, Settings
 ProgressFn = Callable[[str, int, int | None], None]
 """Called as ``progress(stage, done, total)``; total is None while unknown."""
 
-_FETCH_BATCH = 1000
 _PROGRESS_EVERY = 2000
 
 
@@ -87,110 +89,161 @@ def build_datasets(
     """Run every curation stage over ``source`` and publish a dataset folder under ``settings.home``.
 
     ``data_split``/``icl`` override the settings' sections for this build (a job's overrides). Raises
-    :class:`InsufficientRecordsError` when fewer than ``min_total_records`` usable records remain.
+    :class:`InsufficientRecordsError` when fewer than ``min_total_records`` usable records remain; a failed
+    build leaves no folder behind.
     """
-    from dataflywheel.curation import icl as icl_mod
-    from dataflywheel.curation.tokens import load_token_counter
+    build = _Build(
+        source,
+        settings,
+        workload_id,
+        client_id,
+        data_split or settings.data_split,
+        icl or settings.icl,
+        progress or _noop,
+    )
+    try:
+        build.scan()
+        build.split()
+        build.write_eval_and_icl(token_counter, embedder_factory)
+        build.write_training()
+        return build.publish()
+    finally:
+        build.close()
 
-    split_cfg = data_split or settings.data_split
-    icl_cfg = icl or settings.icl
-    report = progress or _noop
-    timer = _Timer()
-    started = time.perf_counter()
 
-    # 1. scan ------------------------------------------------------------------------------------------
-    curator = Curator(split_cfg, display_ref=source.display_ref)
-    parse_s = 0.0
-    with timer.stage("scan"):
-        for n, (ref, raw) in enumerate(source.scan(), start=1):
-            t0 = time.perf_counter()
+class _Build:
+    """The state one build carries from stage to stage."""
+
+    def __init__(
+        self,
+        source: RecordSource,
+        settings: Settings,
+        workload_id: str,
+        client_id: str,
+        split_cfg: DataSplitSettings,
+        icl_cfg: ICLSettings,
+        report: ProgressFn,
+    ) -> None:
+        self.source, self.workload_id, self.client_id = source, workload_id, client_id
+        self.split_cfg, self.icl_cfg, self.report = split_cfg, icl_cfg, report
+        self.timer = _Timer()
+        self.started = time.perf_counter()
+        self.curator = Curator(split_cfg, display_ref=source.display_ref)
+        self.writer = DatasetWriter(settings.datasets_dir, workload_id, client_id)
+        self.rows = RowBuffer(self.writer.partial)
+        self.workers = default_workers() if settings.curation_workers is None else settings.curation_workers
+        self.selected: list[Selected] = []
+        self.plan = SplitPlan([], [], [])
+        self.seed = 0
+        self.icl_report: dict[str, Any] = {}
+
+    @property
+    def stats(self) -> CurationStats:
+        return self.curator.stats
+
+    def scan(self) -> None:
+        """Stage 1: inspect every record (in worker processes for large sources) and decide which to keep,
+        keeping the serialized training row of each selected one."""
+        curator, rows = self.curator, self.rows
+        config = InspectConfig.of(self.split_cfg)
+        n = 0
+        with self.timer.stage("scan"):
+            batches = scan_batches(self.source, config, self.workers)
             try:
-                record: Any = decode(raw)
-            except orjson.JSONDecodeError as exc:
-                record = None
-                curator.stats.total_records += 1
-                curator.stats.invalid_format += 1
-                curator.stats.drop(source.display_ref(ref), "invalid_format", f"not valid JSON: {exc.msg}")
-            parse_s += time.perf_counter() - t0
-            if record is not None:
-                curator.feed(ref, record)
-            if n % _PROGRESS_EVERY == 0:
-                report("scan", n, None)
-            if curator.full:
-                break
-    selected, stats = curator.finish()
-    timer.seconds["parse"] = parse_s
-    report("scan", stats.total_records, stats.total_records)
-    if len(selected) < split_cfg.min_total_records:
-        raise InsufficientRecordsError(
-            f"workload {workload_id!r} of client {client_id!r}: {len(selected)} usable records, "
-            f"data_split.min_total_records is {split_cfg.min_total_records} (read {stats.total_records}; "
-            f"invalid format {stats.invalid_format}, removed by quality filters {stats.removed_quality}, "
-            f"duplicates {stats.deduplicated})"
-        )
+                for refs, batch in batches:
+                    ids = [rows.intern(part) for part in batch.shared]
+                    for ref, item in zip(refs, batch.records, strict=True):
+                        chosen = curator.accept(ref, item)
+                        if chosen is not None:
+                            assert isinstance(item, Usable)
+                            chosen.row = rows.append(
+                                ids[item.system] if item.system != NONE else NONE,
+                                item.body,
+                                ids[item.tools] if item.tools != NONE else NONE,
+                            )
+                    n += len(refs)
+                    if n % _PROGRESS_EVERY < len(refs):
+                        self.report("scan", n, None)
+                    if curator.full:
+                        break
+            finally:
+                batches.close()
+        self.selected, stats = curator.finish()
+        self.report("scan", stats.total_records, stats.total_records)
+        if len(self.selected) < self.split_cfg.min_total_records:
+            raise InsufficientRecordsError(
+                f"workload {self.workload_id!r} of client {self.client_id!r}: {len(self.selected)} usable "
+                f"records, data_split.min_total_records is {self.split_cfg.min_total_records} (read "
+                f"{stats.total_records}; invalid format {stats.invalid_format}, removed by quality filters "
+                f"{stats.removed_quality}, duplicates {stats.deduplicated})"
+            )
 
-    # 2. split -----------------------------------------------------------------------------------------
-    seed = split_cfg.random_seed if split_cfg.random_seed is not None else secrets.randbelow(2**31)
-    with timer.stage("split"):
-        labels = [s.label for s in selected]
-        plan = split_indices(labels, split_cfg.eval_size, split_cfg.val_ratio, seed)
-    workload_type = stats.workload_type
+    def split(self) -> None:
+        """Stage 2: stratified eval / train / val."""
+        cfg = self.split_cfg
+        self.seed = cfg.random_seed if cfg.random_seed is not None else secrets.randbelow(2**31)
+        with self.timer.stage("split"):
+            labels = [s.label for s in self.selected]
+            self.plan = split_indices(labels, cfg.eval_size, cfg.val_ratio, self.seed)
 
-    writer = DatasetWriter(settings.datasets_dir, workload_id, client_id)
-    with writer:
-        # 3. eval + icl --------------------------------------------------------------------------------
+    def write_eval_and_icl(self, token_counter: Any, embedder_factory: Callable[[], Any] | None) -> None:
+        """Stage 3: fetch and write the eval records, then their ICL versions."""
+        selected, plan = self.selected, self.plan
         eval_refs = [selected[i].ref for i in plan.eval]
-        with timer.stage("write"):
-            eval_records = source.fetch(eval_refs)
+        with self.timer.stage("write"):
+            eval_records = self.source.fetch(eval_refs)
             eval_rows: list[tuple[str, dict[str, Any]]] = []
             for ref in eval_refs:
                 row = _eval_row(eval_records[ref])
                 eval_rows.append((row["record_id"], row))
-                writer.write("eval.jsonl", row)
-        report("eval", len(eval_rows), len(eval_rows))
-        with timer.stage("icl"):
+                self.writer.write("eval.jsonl", row)
+        self.report("eval", len(eval_rows), len(eval_rows))
+        with self.timer.stage("icl"):
             pool = [
                 icl_mod.PoolItem(
                     record_id=selected[i].ref, tool=selected[i].label, size=selected[i].size, query=selected[i].query
                 )
                 for i in plan.train
             ]
-            counter = token_counter or load_token_counter(icl_cfg.tokenizer)
             icl_records, icl_report = icl_mod.build_icl_records(
                 eval_rows,
                 pool,
-                source.fetch,
-                settings=icl_cfg,
-                workload_type=workload_type,
-                counter=counter,
-                embedder_factory=embedder_factory or _default_embedder(icl_cfg),
+                self.source.fetch,
+                settings=self.icl_cfg,
+                workload_type=self.stats.workload_type,
+                counter=token_counter or load_token_counter(self.icl_cfg.tokenizer),
+                embedder_factory=embedder_factory or _default_embedder(self.icl_cfg),
             )
-        with timer.stage("write"):
+        self.icl_report = icl_report.to_dict()
+        with self.timer.stage("write"):
             for row in icl_records:
-                writer.write("icl.jsonl", row)
-        report("icl", len(icl_records), len(icl_records))
+                self.writer.write("icl.jsonl", row)
+        self.report("icl", len(icl_records), len(icl_records))
 
-        # 4. train + val -------------------------------------------------------------------------------
-        with timer.stage("write"):
-            _write_training(writer, source, selected, plan, workload_type, report)
+    def write_training(self) -> None:
+        """Stage 4: the training rows serialized in the scan go to train.jsonl or val.jsonl."""
+        with self.timer.stage("write"):
+            for name, indices in (("train.jsonl", self.plan.train), ("val.jsonl", self.plan.val)):
+                stage = name.removesuffix(".jsonl")
+                for n, i in enumerate(indices, start=1):
+                    self.writer.write_bytes(name, self.rows.get(self.selected[i].row))
+                    if n % _PROGRESS_EVERY == 0:
+                        self.report(stage, n, len(indices))
+                self.report(stage, len(indices), len(indices))
+            self.writer.close_files()
 
-        elapsed = time.perf_counter() - started
-        timer.seconds["total"] = elapsed
-        manifest = _manifest(
-            source,
-            workload_id,
-            client_id,
-            split_cfg,
-            icl_cfg,
-            seed,
-            selected,
-            plan,
-            stats,
-            icl_report.to_dict(),
-            timer.seconds,
+    def publish(self) -> DatasetBuild:
+        self.timer.seconds["total"] = time.perf_counter() - self.started
+        manifest = _manifest(self)
+        path = self.writer.publish(manifest)
+        return DatasetBuild(
+            path=path, manifest=self.writer.manifest, stats=self.stats, timings=dict(self.timer.seconds)
         )
-        path = writer.publish(manifest)
-    return DatasetBuild(path=path, manifest=writer.manifest, stats=stats, timings=dict(timer.seconds))
+
+    def close(self) -> None:
+        self.rows.close()
+        if self.writer.path is None:
+            self.writer.abort()
 
 
 def _default_embedder(icl_cfg: ICLSettings) -> Callable[[], Any]:
@@ -207,53 +260,23 @@ def _eval_row(record: dict[str, Any]) -> dict[str, Any]:
     return {"record_id": record_id(record), **{k: v for k, v in record.items() if k != "record_id"}}
 
 
-def _write_training(
-    writer: DatasetWriter,
-    source: RecordSource,
-    selected: Sequence[Selected],
-    plan: SplitPlan,
-    workload_type: WorkloadType,
-    report: ProgressFn,
-) -> None:
-    target = {i: "train.jsonl" for i in plan.train} | {i: "val.jsonl" for i in plan.val}
-    order = sorted(target)
-    total = len(order)
-    for start in range(0, total, _FETCH_BATCH):
-        chunk = order[start : start + _FETCH_BATCH]
-        records = source.fetch([selected[i].ref for i in chunk])
-        for i in chunk:
-            writer.write(target[i], to_training_row(records[selected[i].ref], workload_type))
-        report("train", min(start + _FETCH_BATCH, total), total)
-
-
 def _class_counts(selected: Sequence[Selected], indices: Sequence[int]) -> dict[str, int]:
     return dict(sorted(Counter(selected[i].label for i in indices).items()))
 
 
-def _manifest(
-    source: RecordSource,
-    workload_id: str,
-    client_id: str,
-    split_cfg: DataSplitSettings,
-    icl_cfg: ICLSettings,
-    seed: int,
-    selected: Sequence[Selected],
-    plan: SplitPlan,
-    stats: CurationStats,
-    icl_report: dict[str, Any],
-    timings: dict[str, float],
-) -> dict[str, Any]:
+def _manifest(build: _Build) -> dict[str, Any]:
+    selected, plan, stats = build.selected, build.plan, build.stats
     everything = range(len(selected))
-    warnings = list(plan.warnings) + list(icl_report.get("warnings", []))
+    warnings = list(plan.warnings) + list(build.icl_report.get("warnings", []))
     return {
-        "workload_id": workload_id,
-        "client_id": client_id,
+        "workload_id": build.workload_id,
+        "client_id": build.client_id,
         "workload_type": stats.workload_type.value,
-        "source": source.describe(),
-        "seed": seed,
+        "source": build.source.describe(),
+        "seed": build.seed,
         "settings": {
-            "data_split": split_cfg.model_dump(mode="json"),
-            "icl": icl_cfg.model_dump(mode="json"),
+            "data_split": build.split_cfg.model_dump(mode="json"),
+            "icl": build.icl_cfg.model_dump(mode="json"),
         },
         "counts": {
             "selected": len(selected),
@@ -273,7 +296,8 @@ def _manifest(
             "oldest": min((s.timestamp for s in selected), default=None),
         },
         "curation": stats.to_dict(),
-        "icl": icl_report,
+        "training_rows": {"in_memory_bytes": build.rows.memory_bytes, "spilled_bytes": build.rows.spilled_bytes},
+        "icl": build.icl_report,
         "warnings": warnings,
-        "timings_s": {k: round(v, 4) for k, v in sorted(timings.items())},
+        "timings_s": {k: round(v, 4) for k, v in sorted(build.timer.seconds.items())},
     }

@@ -23,17 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataflywheel.curation.dedup import dedup_key
-from dataflywheel.curation.quality import tool_call_problem
-from dataflywheel.curation.validate import format_problem
-from dataflywheel.curation.workload import (
-    WorkloadType,
-    conversation_size,
-    response_tool_calls,
-    tool_name,
-    user_query,
-)
-from dataflywheel.records.toolcalls import normalize_record_tool_calls
+from dataflywheel.curation.inspect import InspectConfig, Inspected, Rejected, Usable, inspect_records
+from dataflywheel.curation.workload import WorkloadType
 from dataflywheel.settings import DataSplitSettings, WorkloadTypeSetting
 
 _SAMPLES_PER_REASON = 5
@@ -50,8 +41,10 @@ class Selected:
     """First tool name of the answer, or ``no_tool``."""
     query: str | None
     """Last user message (for semantic ICL selection)."""
-    size: int
-    """Characters of the non-system turns and the answer (see ``conversation_size``)."""
+    size: int = 0
+    """Bytes of the non-system turns and the answer: a proxy for an ICL example's length."""
+    row: int = -1
+    """Index of the serialized training row in the build's :class:`~.rows.RowBuffer`."""
 
 
 @dataclass
@@ -99,7 +92,8 @@ def _reason_kind(reason: str) -> str:
 
 
 class Curator:
-    """Incremental validate → quality → dedup → limit over records fed newest first."""
+    """Stateful decisions over inspected records fed newest first: workload type, text answers,
+    dedup and limit. The per-record checks are pure and happen before, in :mod:`.inspect`."""
 
     def __init__(self, config: DataSplitSettings, display_ref: Callable[[str], str] = str) -> None:
         self.config = config
@@ -109,78 +103,72 @@ class Curator:
         self._seen: set[bytes] = set()
         self._forced = config.workload_type
         self._tool_calling = config.workload_type is WorkloadTypeSetting.TOOL_CALLING
-        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._pending: list[tuple[str, bytes | None]] = []
+        self._labels: dict[str, str] = {}
+        self._duplicate_reason = "same " + config.dedup.value.replace("_", " ")
 
     @property
     def full(self) -> bool:
         return len(self.selected) >= self.config.limit
 
-    def feed(self, ref: str, record: Any) -> None:
-        """Curate one record (a decoded JSON value; it is normalized in place)."""
+    def accept(self, ref: str, item: Inspected) -> Selected | None:
+        """Decide on one inspected record; its facts if it is selected."""
         if self.full:
-            return
+            return None
         stats = self.stats
         stats.total_records += 1
-        if isinstance(record, dict):
-            normalize_record_tool_calls(record)
-        problem = format_problem(record, self.config.max_tool_properties)
-        if problem is not None:
-            stats.invalid_format += 1
-            stats.drop(self._display(ref), "invalid_format", problem)
-            return
-        calls = response_tool_calls(record)
-        if calls:
+        if isinstance(item, Rejected):
+            if item.stage == "invalid_format":
+                stats.invalid_format += 1
+            else:
+                stats.removed_quality += 1
+            stats.drop(self._display(ref), item.stage, item.reason)
+            return None
+        if item.has_tool_calls:
             if not self._tool_calling and self._forced is WorkloadTypeSetting.AUTO:
                 self._tool_calling = True
                 self._settle_pending()
-            problem = tool_call_problem(calls, self.config.parse_function_arguments)
-            if problem is not None:
-                stats.removed_quality += 1
-                stats.drop(self._display(ref), "quality", problem)
-                return
         elif not self.config.keep_text_answers and self._forced is not WorkloadTypeSetting.GENERIC:
             if self._tool_calling:
                 stats.removed_quality += 1
                 stats.drop(self._display(ref), "quality", "text answer in a tool-calling workload")
-                return
+                return None
             # Not known yet whether this workload calls tools: decide when it is.
-            if self._select(ref, record):
-                self._pending.append((ref, record))
-            return
-        self._select(ref, record)
+            selected = self._select(ref, item)
+            if selected is not None:
+                self._pending.append((ref, item.dedup_key))
+            return selected
+        return self._select(ref, item)
 
-    def _select(self, ref: str, record: dict[str, Any]) -> bool:
-        key = dedup_key(record, self.config.dedup)
+    def _select(self, ref: str, item: Usable) -> Selected | None:
+        key = item.dedup_key
         if key is not None:
             if key in self._seen:
                 self.stats.deduplicated += 1
-                self.stats.drop(self._display(ref), "duplicate", "same " + self.config.dedup.value.replace("_", " "))
-                return False
+                self.stats.drop(self._display(ref), "duplicate", self._duplicate_reason)
+                return None
             self._seen.add(key)
-        self.selected.append(
-            Selected(
-                ref=ref,
-                timestamp=float(record.get("timestamp") or 0),
-                label=tool_name(record),
-                query=user_query(record),
-                size=conversation_size(record),
-            )
+        selected = Selected(
+            ref=ref,
+            timestamp=item.timestamp,
+            label=self._labels.setdefault(item.label, item.label),  # one str per class
+            query=item.query,
+            size=len(item.body),
         )
-        return True
+        self.selected.append(selected)
+        return selected
 
     def _settle_pending(self) -> None:
         """The workload turned out to call tools: drop the text answers selected while that was open."""
         if not self._pending:
             return
         drop = {ref for ref, _ in self._pending}
-        kept = [s for s in self.selected if s.ref not in drop]
-        for ref, record in self._pending:
-            key = dedup_key(record, self.config.dedup)
+        self.selected = [s for s in self.selected if s.ref not in drop]
+        for ref, key in self._pending:
             if key is not None:
                 self._seen.discard(key)
             self.stats.removed_quality += 1
             self.stats.drop(self._display(ref), "quality", "text answer in a tool-calling workload")
-        self.selected = kept
         self._pending.clear()
 
     def finish(self) -> tuple[list[Selected], CurationStats]:
@@ -195,12 +183,12 @@ def curate_records(
 ) -> tuple[list[dict[str, Any]], CurationStats]:
     """Curate a list of records in memory (for tests and small data): the selected records and stats."""
     curator = Curator(config)
-    by_ref: dict[str, dict[str, Any]] = {}
-    for i, rec in enumerate(records):
+    records = list(records)
+    batch = inspect_records(records, InspectConfig.of(config))
+    for i, item in enumerate(batch.records):
         if curator.full:
             break
-        ref = str(i)
-        by_ref[ref] = rec
-        curator.feed(ref, rec)
+        curator.accept(str(i), item)
     selected, stats = curator.finish()
+    by_ref = {str(i): rec for i, rec in enumerate(records)}
     return [by_ref[s.ref] for s in selected], stats

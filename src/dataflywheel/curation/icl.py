@@ -28,12 +28,13 @@ Record access goes through a ``fetch`` callable (ids to records), so the pool ca
 from __future__ import annotations
 
 import copy
+import heapq
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -81,8 +82,7 @@ class Example:
     tokens: int
 
 
-@dataclass(frozen=True)
-class PoolItem:
+class PoolItem(NamedTuple):
     """A candidate example described without its record (which stays in the store until chosen).
 
     ``size`` is ``len(format_example(record))``, computed by the caller: a cheap proxy used to
@@ -293,7 +293,7 @@ def _fewest_tokens(items: Sequence[PoolItem], slots: int, materialized: Mapping[
 
 
 def _shortest(items: Sequence[PoolItem], n: int) -> list[PoolItem]:
-    return sorted(items, key=lambda i: (i.size, i.record_id))[:n]
+    return heapq.nsmallest(n, items, key=lambda i: (i.size, i.record_id))
 
 
 def select_uniform(
@@ -577,22 +577,33 @@ def build_icl_records(
     separator = counter.count(EXAMPLE_SEPARATOR)
     prompt_tokens = counter.count_many([prompt_text(rec) for _, rec in eval_records])
 
-    out: list[dict[str, Any]] = []
-    counts: list[tuple[str, int]] = []
-    used_tokens: list[int] = []
-    used_ids: dict[str, None] = {}
+    # First fit every record to its budget, then check all injected prompts in one batch (the tokenizer
+    # encodes a batch in parallel) and shrink only the few that the estimate let overflow.
+    plans: list[tuple[str, dict[str, Any], list[Example], dict[str, Any]]] = []
     for (rid, record), groups, base in zip(eval_records, per_record, prompt_tokens, strict=True):
         available = limit - base - overhead
         if available <= 0:
             report.records_without_budget += 1
-            out.append(dict(record))
-            counts.append((rid, 0))
+            plans.append((rid, record, [], dict(record)))
             continue
         chosen = fit_examples(groups, available, separator_tokens=separator)
-        new = inject_examples(record, chosen)
+        plans.append((rid, record, chosen, inject_examples(record, chosen)))
+    checked = [i for i, plan in enumerate(plans) if plan[2]]
+    sizes = counter.count_many([prompt_text(plans[i][3]) for i in checked])
+    for i, size in zip(checked, sizes, strict=True):
+        rid, record, chosen, new = plans[i]
+        if size <= limit:
+            continue
         while chosen and not _fits(new, counter, limit):
             chosen = chosen[:-1]
             new = inject_examples(record, chosen)
+        plans[i] = (rid, record, chosen, new)
+
+    out: list[dict[str, Any]] = []
+    counts: list[tuple[str, int]] = []
+    used_tokens: list[int] = []
+    used_ids: dict[str, None] = {}
+    for rid, _, chosen, new in plans:
         out.append(new)
         counts.append((rid, len(chosen)))
         for ex in chosen:

@@ -88,7 +88,7 @@ class JsonlSource:
 
     def scan(self) -> Iterator[tuple[str, bytes]]:
         offset = 0
-        with self.path.open("rb") as f:
+        with self.path.open("rb", buffering=1 << 20) as f:
             for line_no, line in enumerate(f, start=1):
                 start = offset
                 offset += len(line)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataflywheel.curation.workload import WorkloadType, response_message
+from dataflywheel.curation.workload import response_message
 
 _ANSWER_KEYS = ("role", "content", "tool_calls", "name")
 
 
-def to_training_row(record: dict[str, Any], workload_type: WorkloadType) -> dict[str, Any]:
+def to_training_row(record: dict[str, Any]) -> dict[str, Any]:
     """The conversation of a log record with its answer appended, ready for supervised fine-tuning.
 
     Pure: the record is not modified (the blueprint's version mutates it). Assistant contents that are
     null become ``""``. An answer that makes tool calls has content ``""`` (what the teacher said beside a
     call is not trained); a text answer keeps its text, also in tool-calling workloads, where it is the
-    ``no_tool`` class. Tool-call arguments stay JSON objects. ``tools`` is set for tool-calling workloads.
+    ``no_tool`` class. Tool-call arguments stay JSON objects. ``tools`` is set whenever the request offered
+    tools, in any workload: the model is trained on the prompt it will be served (the blueprint drops them
+    from generic workloads' rows).
     """
     request = record["request"]
     messages = [_clean(m) for m in request["messages"]]
@@ -29,7 +31,7 @@ def to_training_row(record: dict[str, Any], workload_type: WorkloadType) -> dict
         out_answer.setdefault("content", "")
     messages.append(out_answer)
     row: dict[str, Any] = {"messages": messages}
-    if workload_type is WorkloadType.TOOL_CALLING and request.get("tools"):
+    if request.get("tools"):
         row["tools"] = request["tools"]
     return row
 

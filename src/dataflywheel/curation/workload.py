@@ -32,7 +32,11 @@ def response_tool_calls(record: dict[str, Any]) -> list[Any]:
 
 def tool_name(record: dict[str, Any]) -> str:
     """Class label of a record: its first response tool call's name, or ``no_tool``."""
-    calls = response_tool_calls(record)
+    return label_of_calls(response_tool_calls(record))
+
+
+def label_of_calls(calls: list[Any]) -> str:
+    """Class label of an answer's tool calls: the first call's name, or ``no_tool``."""
     if calls:
         fn = calls[0].get("function") if isinstance(calls[0], dict) else None
         name = fn.get("name") if isinstance(fn, dict) else None
@@ -70,18 +74,3 @@ def detect_workload_type(records: Iterable[dict[str, Any]]) -> WorkloadType:
         if response_tool_calls(rec):
             return WorkloadType.TOOL_CALLING
     return WorkloadType.GENERIC
-
-
-def conversation_size(record: dict[str, Any]) -> int:
-    """Characters of a record's non-system turns and its answer: a cheap proxy for an ICL example's length,
-    used to pre-select short examples before counting their tokens exactly."""
-    size = 0
-    for msg in record["request"]["messages"]:
-        if msg.get("role") not in ("system", "developer"):
-            size += len(message_text(msg.get("content"))) + 16
-    answer = response_message(record) or {}
-    size += len(message_text(answer.get("content")))
-    calls = answer.get("tool_calls")
-    if calls:
-        size += sum(len(str(c)) for c in calls)
-    return size

@@ -106,26 +106,38 @@ def check_messages(messages: Any, where: str) -> None:
     if not messages:
         raise RecordError("must not be empty", where)
     for i, msg in enumerate(messages):
-        check_message(msg, f"{where}[{i}]")
+        problem = message_problem(msg)
+        if problem is not None:
+            raise RecordError(problem[1], f"{where}[{i}]{problem[0]}")
 
 
 def check_message(msg: Any, where: str) -> None:
+    problem = message_problem(msg)
+    if problem is not None:
+        raise RecordError(problem[1], where + problem[0])
+
+
+def message_problem(msg: Any) -> tuple[str, str] | None:
+    """(sub-field, reason) of what is wrong with one message, or None. Paths are built only on error:
+    this runs for every message of every record a build reads."""
     if not isinstance(msg, dict):
-        raise RecordError("must be an object", where)
+        return "", "must be an object"
     role = msg.get("role")
-    if role not in MESSAGE_ROLES:
-        raise RecordError(f"role must be one of {sorted(MESSAGE_ROLES)}, got {role!r}", f"{where}.role")
+    if not isinstance(role, str) or role not in MESSAGE_ROLES:
+        return ".role", f"role must be one of {sorted(MESSAGE_ROLES)}, got {role!r}"
     content = msg.get("content")
     if content is not None and not isinstance(content, str | list):
-        raise RecordError("content must be a string, a list of parts or null", f"{where}.content")
+        return ".content", "content must be a string, a list of parts or null"
     calls = msg.get("tool_calls")
     if calls is not None:
         if not isinstance(calls, list):
-            raise RecordError("must be a list", f"{where}.tool_calls")
+            return ".tool_calls", "must be a list"
         for j, call in enumerate(calls):
             fn = call.get("function") if isinstance(call, dict) else None
-            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
-                raise RecordError("needs function.name", f"{where}.tool_calls[{j}]")
+            name = fn.get("name") if isinstance(fn, dict) else None
+            if not isinstance(name, str) or not name:
+                return f".tool_calls[{j}]", "needs function.name"
+    return None
 
 
 def check_request(request: Any, where: str = "request") -> None:
@@ -154,7 +166,9 @@ def check_response(response: Any, where: str = "response") -> None:
     for i, choice in enumerate(choices):
         if not isinstance(choice, dict) or "message" not in choice:
             raise RecordError("must be an object with a message", f"{where}.choices[{i}]")
-        check_message(choice["message"], f"{where}.choices[{i}].message")
+        problem = message_problem(choice["message"])
+        if problem is not None:
+            raise RecordError(problem[1], f"{where}.choices[{i}].message{problem[0]}")
 
 
 def is_conversation_form(obj: dict[str, Any]) -> bool:
