@@ -2,7 +2,7 @@
 
 ``POST /v1/embeddings`` with ``{"model", "input": str | [str], "input_type"?}`` answers
 ``{"object": "list", "data": [{"object": "embedding", "index": i, "embedding": [...]}], ...}``, computed
-by a real :class:`~dataflywheel.curation.embedders.LocalEmbedder` (or any ``embed`` callable). It binds
+by a real :class:`~dataflywheel.icl.embedders.LocalEmbedder` (or any ``embed`` callable). It binds
 127.0.0.1 on a free port and serves from a daemon thread.
 
 Switches: ``fail_first=N`` answers HTTP 500 to the first N requests (retry tests); ``fail_status`` picks

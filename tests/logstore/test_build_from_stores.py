@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dataflywheel.curation.build import build_datasets
-from dataflywheel.curation.sources import StoreSource
+from dataflywheel.datasets.build import build_datasets
+from dataflywheel.datasets.sources import StoreSource
 from dataflywheel.logstore import LogQuery, LogStore
 from dataflywheel.logstore.sqlite import SQLiteLogStore
 from dataflywheel.records.model import parse_record

@@ -11,9 +11,9 @@ from rich.table import Table
 
 from dataflywheel.cli.common import console, guarded, print_json, state
 from dataflywheel.cli.render import build_tables
-from dataflywheel.curation.artifacts import list_builds, read_manifest
-from dataflywheel.curation.build import DatasetBuild, build_datasets
-from dataflywheel.curation.sources import JsonlSource, RecordSource, StoreSource
+from dataflywheel.datasets.artifacts import list_builds, read_manifest
+from dataflywheel.datasets.build import DatasetBuild, build_datasets
+from dataflywheel.datasets.sources import JsonlSource, RecordSource, StoreSource
 from dataflywheel.logstore import LogQuery, open_log_store
 from dataflywheel.settings import ExampleSelection, Settings, with_overrides
 

@@ -14,7 +14,7 @@ from rich.rule import Rule
 from dataflywheel.cli.common import console, guarded, state
 from dataflywheel.cli.datasets import run_build
 from dataflywheel.cli.render import build_tables, ingest_table
-from dataflywheel.curation.sources import StoreSource
+from dataflywheel.datasets.sources import StoreSource
 from dataflywheel.ingest.jsonl import load_file
 from dataflywheel.logstore import LogQuery, open_log_store
 from dataflywheel.synth.generator import SynthConfig, write_jsonl

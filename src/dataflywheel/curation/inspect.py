@@ -3,8 +3,8 @@
 :func:`inspect_batch` decodes a batch of raw records and, for each, normalizes its tool calls, checks the
 OpenAI format and the tool-call quality, and computes its class label, dedup key, last user query and the
 serialized parts of its training row. It holds no state between batches, so batches can run in worker
-processes (:mod:`.scan`) while the stateful decisions (dedup, limit, workload type) stay in one place,
-the :class:`~dataflywheel.curation.curate.Curator`.
+processes (:mod:`dataflywheel.datasets.scan`) while the stateful decisions (dedup, limit, workload type)
+stay in one place, the :class:`~dataflywheel.curation.curate.Curator`.
 
 A batch's result carries the parts many rows share (system message, tool schemas) once, in
 ``Batch.shared``; records refer to them by index, so a worker sends back ~0.5 KB per record, not ~5 KB.
@@ -19,10 +19,10 @@ import orjson
 
 from dataflywheel.curation.dedup import dedup_key
 from dataflywheel.curation.quality import tool_call_problem
-from dataflywheel.curation.sources import decode
 from dataflywheel.curation.training_format import to_training_row
 from dataflywheel.curation.validate import format_problem
 from dataflywheel.curation.workload import label_of_calls, response_tool_calls, user_query
+from dataflywheel.records.model import decode_record
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 from dataflywheel.settings import DataSplitSettings, DedupMode
 
@@ -136,7 +136,7 @@ def inspect_batch(raws: list[bytes], config: InspectConfig) -> Batch:
     out: list[Inspected] = []
     for raw in raws:
         try:
-            record = decode(raw)
+            record = decode_record(raw)
         except orjson.JSONDecodeError as exc:
             out.append(Rejected("invalid_format", f"not valid JSON: {exc.msg}"))
             continue

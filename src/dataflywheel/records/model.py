@@ -196,6 +196,18 @@ def conversation_to_log(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def decode_record(raw: bytes | str) -> Any:
+    """Decode one raw JSON record; the conversation form becomes log form (a malformed conversation is
+    returned as decoded, for validation to report). Raises ``orjson.JSONDecodeError`` on bad JSON."""
+    obj = orjson.loads(raw)
+    if isinstance(obj, dict) and is_conversation_form(obj):
+        try:
+            return conversation_to_log(obj)
+        except RecordError:
+            return obj
+    return obj
+
+
 def parse_record(
     obj: Any,
     *,

@@ -4,7 +4,7 @@ The blueprint estimates tokens with tiktoken's ``cl100k_base`` (a GPT-4 vocabula
 served model), falls back to ``1.5 * words`` when tiktoken cannot download its tables (always, offline),
 and then adds a 20 % "safety buffer". Both numbers are guesses about a different tokenizer. Here a
 count is the length of a real tokenizer's encoding, with no buffer: the budget check in
-:mod:`dataflywheel.curation.icl` is then exact for the tokenizer configured in ``icl.tokenizer``, which
+:mod:`dataflywheel.icl.selection` is then exact for the tokenizer configured in ``icl.tokenizer``, which
 should be the (candidate) model's own ``tokenizer.json``.
 
 Special tokens are not added (a chat template adds its own; the prompt overhead is accounted for by

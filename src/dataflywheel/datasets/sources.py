@@ -11,11 +11,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from dataflywheel.errors import CurationError
 from dataflywheel.logstore.base import LogQuery, LogStore
-from dataflywheel.records.model import conversation_to_log, is_conversation_form
+from dataflywheel.records.model import decode_record
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 
 
@@ -31,17 +29,6 @@ class RecordSource(Protocol):
 
     def display_ref(self, ref: str) -> str:
         """How a person should see a ref in a report (``line 12``, a record id)."""
-
-
-def decode(raw: bytes | str) -> Any:
-    """Decode one raw record; the conversation form becomes log form. Raises orjson.JSONDecodeError."""
-    obj = orjson.loads(raw)
-    if isinstance(obj, dict) and is_conversation_form(obj):
-        try:
-            obj = conversation_to_log(obj)
-        except Exception:  # malformed conversation: let validation report it in the log form it has
-            return obj
-    return obj
 
 
 def _missing(refs: Sequence[str], found: Mapping[str, Any], where: str) -> None:
@@ -67,7 +54,7 @@ class StoreSource:
         return self.store.iter_raw(self.query)
 
     def fetch(self, refs: Sequence[str]) -> Mapping[str, dict[str, Any]]:
-        found = {rid: normalize_record_tool_calls(decode(raw)) for rid, raw in self.store.fetch_raw(refs)}
+        found = {rid: normalize_record_tool_calls(decode_record(raw)) for rid, raw in self.store.fetch_raw(refs)}
         _missing(refs, found, f"the {self.store.name} log store")
         return found
 
@@ -101,7 +88,7 @@ class JsonlSource:
         with self.path.open("rb") as f:
             for ref in ordered:
                 f.seek(int(ref.partition(":")[2]))
-                found[ref] = normalize_record_tool_calls(decode(f.readline()))
+                found[ref] = normalize_record_tool_calls(decode_record(f.readline()))
         return found
 
     def display_ref(self, ref: str) -> str:

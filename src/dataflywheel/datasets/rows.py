@@ -11,7 +11,7 @@ selected record's training row right away and keeps the bytes here:
 * past ``memory_budget`` bytes, chunks go to a spill file on disk and are read back by offset.
 
 :meth:`RowBuffer.get` returns exactly ``orjson.dumps(to_training_row(record), option=OPT_SORT_KEYS)``
-(the parts are serialized by :mod:`.inspect`).
+(the parts are serialized by :mod:`dataflywheel.curation.inspect`).
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ import orjson
 import pytest
 
 from dataflywheel.curation.inspect import NONE, InspectConfig, Rejected, Usable, inspect_records
-from dataflywheel.curation.rows import RowBuffer
-from dataflywheel.curation.scan import scan_batches
-from dataflywheel.curation.sources import JsonlSource
 from dataflywheel.curation.training_format import to_training_row
+from dataflywheel.datasets.rows import RowBuffer
+from dataflywheel.datasets.scan import scan_batches
+from dataflywheel.datasets.sources import JsonlSource
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 from dataflywheel.settings import DataSplitSettings
 from dataflywheel.synth.generator import SynthConfig, generate, write_jsonl
@@ -45,7 +45,7 @@ def test_rows_round_trip_exactly_in_memory_and_spilled(tmp_path: Path, budget: i
     normalized = [normalize_record_tool_calls(copy.deepcopy(r)) for r in records]  # string args -> objects
     expected = [orjson.dumps(to_training_row(r), option=orjson.OPT_SORT_KEYS) for r in normalized]
     rows = RowBuffer(tmp_path, memory_budget=budget)
-    import dataflywheel.curation.rows as rows_mod
+    import dataflywheel.datasets.rows as rows_mod
 
     old_chunk = rows_mod._CHUNK
     rows_mod._CHUNK = 4096  # many chunks, so spilling really happens

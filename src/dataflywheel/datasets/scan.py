@@ -1,12 +1,12 @@
 """Read a source in batches and inspect them, in this process or in worker processes.
 
-Decoding and inspecting a record (:mod:`.inspect`) is CPU work in Python, ~30 µs for a 5 KB record, and
-independent from record to record. For a JSONL file, worker processes each read and inspect a byte span of
-the file themselves (spans start at line boundaries), so only the compact results (~0.5 KB a record)
-travel between processes; sending the raw records through a pipe instead costs more than it saves (measured:
-2 cores, 100k records of 4.6 KB). Results come back in file order; at most ``2 * workers + 2`` spans are in
-flight, so memory stays bounded however large the file is, and stopping early (the limit is reached)
-cancels the rest. Other sources are inspected in this process.
+Decoding and inspecting a record (:mod:`dataflywheel.curation.inspect`) is CPU work in Python, ~30 µs
+for a 5 KB record, and independent from record to record. For a JSONL file, worker processes each read
+and inspect a byte span of the file themselves (spans start at line boundaries), so only the compact
+results (~0.5 KB a record) travel between processes; sending the raw records through a pipe instead costs
+more than it saves (measured: 2 cores, 100k records of 4.6 KB). Results come back in file order; at most
+``2 * workers + 2`` spans are in flight, so memory stays bounded however large the file is, and stopping
+early (the limit is reached) cancels the rest. Other sources are inspected in this process.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from itertools import islice
 from multiprocessing.pool import AsyncResult, Pool
 
 from dataflywheel.curation.inspect import Batch, InspectConfig, inspect_batch
-from dataflywheel.curation.sources import JsonlSource, RecordSource
+from dataflywheel.datasets.sources import JsonlSource, RecordSource
 
 BATCH_SIZE = 256
 SPAN_BYTES = 4 << 20

@@ -6,7 +6,7 @@ to its system message. The algorithms follow NVIDIA's Data Flywheel Blueprint
 (``src/lib/flywheel/icl_selection.py``), with these quirks fixed:
 
 * **Exact token budgets.** The blueprint estimates tokens with tiktoken ``cl100k_base`` plus a 20 %
-  buffer; here every count is the configured tokenizer's (:mod:`dataflywheel.curation.tokens`), and
+  buffer; here every count is the configured tokenizer's (:mod:`dataflywheel.icl.tokens`), and
   after injection the whole prompt is counted again, dropping examples until it really fits.
 * **No repeated system prompt.** The blueprint's examples include the example record's system
   message, so a 200+ token system prompt is repeated in every example (on top of the eval record's
@@ -38,8 +38,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dataflywheel.curation.embedders import Embedder, make_embedder, top_k_cosine
-from dataflywheel.curation.tokens import TokenCounter
 from dataflywheel.curation.workload import (
     WorkloadType,
     message_text,
@@ -47,6 +45,8 @@ from dataflywheel.curation.workload import (
     response_tool_calls,
     user_query,
 )
+from dataflywheel.icl.embedders import Embedder, make_embedder, top_k_cosine
+from dataflywheel.icl.tokens import TokenCounter
 from dataflywheel.records.toolcalls import parse_arguments
 from dataflywheel.settings import ExampleSelection, ICLSettings
 

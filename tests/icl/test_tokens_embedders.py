@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from dataflywheel.curation.embedders import (
+from dataflywheel.errors import ConfigError, EmbeddingError
+from dataflywheel.icl.embedders import (
     Embedder,
     LocalEmbedder,
     OpenAIEmbedder,
@@ -18,7 +19,7 @@ from dataflywheel.curation.embedders import (
     make_embedder,
     top_k_cosine,
 )
-from dataflywheel.curation.tokens import (
+from dataflywheel.icl.tokens import (
     BUILTIN_MINILM,
     HFTokenCounter,
     TokenCounter,
@@ -26,7 +27,6 @@ from dataflywheel.curation.tokens import (
     clear_token_counter_cache,
     load_token_counter,
 )
-from dataflywheel.errors import ConfigError, EmbeddingError
 from dataflywheel.settings import EmbedderSettings
 from tests.helpers.embedding_server import EmbeddingServer
 

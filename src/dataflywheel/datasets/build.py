@@ -2,15 +2,17 @@
 
 The stages, in order (each timed and reported in the manifest):
 
-1. **scan**: stream the source newest first; decode each record and curate it (:mod:`.curate`), keeping
-   compact facts only. Stops once ``data_split.limit`` records are selected.
-2. **split**: stratified eval / train / val over the selected records (:mod:`.split`).
-3. **icl**: fetch the eval records, pick examples from the train records and inject them (:mod:`.icl`).
-4. **write**: write the training rows serialized during the scan to train.jsonl / val.jsonl (:mod:`.rows`).
+1. **scan** (:mod:`.scan`): read the source newest first; inspect each record
+   (:mod:`dataflywheel.curation.inspect`) and decide what to keep (:mod:`dataflywheel.curation.curate`),
+   keeping compact facts and the serialized training row (:mod:`.rows`). Stops at ``data_split.limit``.
+2. **split**: stratified eval / train / val over the selected records (:mod:`dataflywheel.curation.split`).
+3. **icl**: fetch the eval records, pick examples from the train records and inject them
+   (:mod:`dataflywheel.icl.selection`).
+4. **write**: the training rows kept in the scan go to train.jsonl / val.jsonl (:mod:`.artifacts`).
 
 The source is read once, plus a fetch of the eval records and of the few ICL example candidates. Memory
-holds compact facts and training rows with their shared parts stored once (:mod:`.rows`, bounded, spilling
-to disk past its budget), never every parsed record.
+holds compact facts and training rows with their shared parts stored once (bounded, spilling to disk past
+its budget), never every parsed record.
 """
 
 from __future__ import annotations
@@ -24,16 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataflywheel.curation import icl as icl_mod
-from dataflywheel.curation.artifacts import DatasetWriter
 from dataflywheel.curation.curate import CurationStats, Curator, Selected
 from dataflywheel.curation.inspect import NONE, InspectConfig, Usable
-from dataflywheel.curation.rows import RowBuffer
-from dataflywheel.curation.scan import default_workers, scan_batches
-from dataflywheel.curation.sources import RecordSource
 from dataflywheel.curation.split import SplitPlan, split_indices
-from dataflywheel.curation.tokens import load_token_counter
+from dataflywheel.datasets.artifacts import DatasetWriter
+from dataflywheel.datasets.rows import RowBuffer
+from dataflywheel.datasets.scan import default_workers, scan_batches
+from dataflywheel.datasets.sources import RecordSource
 from dataflywheel.errors import InsufficientRecordsError
+from dataflywheel.icl import selection as icl_mod
+from dataflywheel.icl.tokens import load_token_counter
 from dataflywheel.records.model import record_id
 from dataflywheel.settings import DataSplitSettings, ICLSettings, Settings
 
@@ -248,7 +250,7 @@ class _Build:
 
 def _default_embedder(icl_cfg: ICLSettings) -> Callable[[], Any]:
     def make() -> Any:
-        from dataflywheel.curation.embedders import make_embedder
+        from dataflywheel.icl.embedders import make_embedder
 
         return make_embedder(icl_cfg.embedder)
 

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dataflywheel.curation.embedders import Embedder, LocalEmbedder, OpenAIEmbedder
-from dataflywheel.curation.icl import (
+from dataflywheel.curation.workload import WorkloadType, tool_name, user_query
+from dataflywheel.errors import EmbeddingError
+from dataflywheel.icl.embedders import Embedder, LocalEmbedder, OpenAIEmbedder
+from dataflywheel.icl.selection import (
     DEFAULT_SYSTEM_MESSAGE,
     GENERIC_GROUP,
     Example,
@@ -26,9 +28,7 @@ from dataflywheel.curation.icl import (
     select_uniform,
     uniform_bins,
 )
-from dataflywheel.curation.tokens import BUILTIN_MINILM, TokenCounter, load_token_counter
-from dataflywheel.curation.workload import WorkloadType, tool_name, user_query
-from dataflywheel.errors import EmbeddingError
+from dataflywheel.icl.tokens import BUILTIN_MINILM, TokenCounter, load_token_counter
 from dataflywheel.settings import ExampleSelection, ICLSettings
 from dataflywheel.synth.generator import SynthConfig, generate
 from tests.helpers.embedding_server import EmbeddingServer

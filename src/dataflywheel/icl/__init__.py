@@ -1,0 +1,1 @@
+"""In-context learning datasets: example selection, token budgets (tokens), embeddings (embedders)."""
