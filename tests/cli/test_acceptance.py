@@ -129,3 +129,34 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Split by class" in result.output
     assert list((tmp_path / ".flywheel" / "datasets").rglob("manifest.json"))
+
+
+def test_semantic_icl_build_injects_similar_examples(loaded: Path) -> None:
+    out = json.loads(
+        flywheel(
+            "datasets",
+            "build",
+            "--workload-id",
+            "primary_assistant",
+            "--client-id",
+            "northwind-1",
+            "--icl-selection",
+            "semantic_similarity",
+            "--limit",
+            "300",
+            "--eval-size",
+            "20",
+            "--min-total-records",
+            "10",
+            "--json",
+        )
+    )
+    assert out["icl"]["selection"] == "semantic_similarity"
+    assert out["icl"]["examples_per_record_min"] >= 1
+    rows = [json.loads(line) for line in (Path(out["path"]) / "icl.jsonl").read_text().splitlines()]
+    evals = [json.loads(line) for line in (Path(out["path"]) / "eval.jsonl").read_text().splitlines()]
+    assert [r["record_id"] for r in rows] == [r["record_id"] for r in evals]
+    for icl_row, eval_row in zip(rows, evals, strict=True):
+        system = icl_row["request"]["messages"][0]["content"]
+        assert 1 <= system.count("For example") <= 3  # icl.max_examples
+        assert system.endswith(eval_row["request"]["messages"][0]["content"])

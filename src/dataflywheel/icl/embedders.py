@@ -101,6 +101,7 @@ def _load_sentence_transformer(model: str, device: str) -> Any:
                 "the local embedder needs sentence-transformers (and torch): "
                 "pip install 'data-flywheel[local]', or set icl.embedder.kind to 'openai'"
             ) from exc
+        _quiet_transformers()
         try:
             loaded = SentenceTransformer(source, device=device, local_files_only=local)
         except Exception as exc:  # loading errors come from torch, transformers and the hub client
@@ -364,3 +365,12 @@ def top_k_cosine(
             indices[q0 + r] = best_idx[r]
             scores[q0 + r] = best_sc[r]
     return indices, scores
+
+
+def _quiet_transformers() -> None:
+    """transformers prints a weight-loading progress bar on stderr; the CLI shows its own progress."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
+        return
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]

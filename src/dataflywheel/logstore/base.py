@@ -18,6 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from types import TracebackType
 from typing import Any
 
@@ -76,10 +77,27 @@ class LogStore(ABC):
     """Where production logs live. Use as a context manager or call :meth:`close`."""
 
     name: str = "abstract"
+    batch_size: int = 1000
+
+    def add(self, records: Iterable[LogRecord]) -> AddResult:
+        """Store records (idempotently) in batches of ``batch_size``; return how many were new and how many
+        were already stored. A failed batch raises StoreError; the batches before it stay stored."""
+        total = AddResult(0, 0)
+        it = iter(records)
+        try:
+            while batch := list(islice(it, self.batch_size)):
+                total += self._add_batch(batch)
+        finally:
+            if total.added:
+                self._after_add()
+        return total
 
     @abstractmethod
-    def add(self, records: Iterable[LogRecord]) -> AddResult:
-        """Store records (idempotently); return how many were new and how many already stored."""
+    def _add_batch(self, batch: list[LogRecord]) -> AddResult:
+        """Store one batch in one transaction (or one bulk request)."""
+
+    def _after_add(self) -> None:  # noqa: B027 - only some backends need it
+        """Make the added records visible to readers (Elasticsearch refreshes)."""
 
     @abstractmethod
     def iter_raw(self, query: LogQuery) -> Iterator[tuple[str, bytes]]:

@@ -21,8 +21,7 @@ Reads stream with the scroll API (pages of ``batch_size``), and the scroll is al
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -136,17 +135,6 @@ class ElasticsearchLogStore(LogStore):
         raise StoreError(f"Elasticsearch at {self._where}: {what}: {_describe(exc)}") from exc
 
     # Writes ----------------------------------------------------------------------------------------
-    def add(self, records: Iterable[LogRecord]) -> AddResult:
-        total = AddResult(0, 0)
-        it = iter(records)
-        try:
-            while batch := list(islice(it, self.batch_size)):
-                total += self._add_batch(batch)
-        finally:
-            if total.added:
-                self._refresh()
-        return total
-
     def _add_batch(self, batch: list[LogRecord]) -> AddResult:
         operations: list[dict[str, Any]] = []
         ids: list[str] = []
@@ -185,6 +173,9 @@ class ElasticsearchLogStore(LogStore):
                     f"(HTTP {status}, {kind}): {reason}"
                 )
         return AddResult(added, duplicates)
+
+    def _after_add(self) -> None:
+        self._refresh()
 
     def _refresh(self) -> None:
         try:

@@ -15,8 +15,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -110,13 +109,6 @@ class PostgresLogStore(LogStore):
             )
 
     # Writes ----------------------------------------------------------------------------------------
-    def add(self, records: Iterable[LogRecord]) -> AddResult:
-        total = AddResult(0, 0)
-        it = iter(records)
-        while batch := list(islice(it, self.batch_size)):
-            total += self._add_batch(batch)
-        return total
-
     def _add_batch(self, batch: list[LogRecord]) -> AddResult:
         now = time.time()
         ids: list[str] = []

@@ -10,8 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +49,6 @@ class SQLiteLogStore(LogStore):
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite log store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
-
-    def add(self, records: Iterable[LogRecord]) -> AddResult:
-        total = AddResult(0, 0)
-        it = iter(records)
-        while batch := list(islice(it, self.batch_size)):
-            total += self._add_batch(batch)
-        return total
 
     def _add_batch(self, batch: list[LogRecord]) -> AddResult:
         now = time.time()
