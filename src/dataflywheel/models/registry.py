@@ -156,7 +156,7 @@ def dequantize_gguf(gguf: Path, target: Path) -> Path:
         except Exception as exc:  # transformers/gguf raise many kinds
             raise ModelLoadError(f"cannot read GGUF {gguf}: {exc}") from exc
         # A model loaded from GGUF refuses save_pretrained ("quantized with gguf") until told it is not.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)
