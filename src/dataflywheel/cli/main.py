@@ -45,3 +45,7 @@ def show_config(ctx: typer.Context) -> None:
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+if __name__ == "__main__":
+    app()
