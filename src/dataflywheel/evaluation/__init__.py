@@ -1,0 +1,1 @@
+"""Evaluation: run candidates over eval sets, score them (metrics, judge), aggregate with intervals."""
