@@ -1,0 +1,212 @@
+"""LLM-as-judge: ask any OpenAI-compatible chat model to rate a candidate's answer against the reference.
+
+Two judgements, each a versioned prompt file in ``evaluation/prompts/``:
+
+* ``similarity`` (generic workloads): an integer 1-10, parsed correctly including 10 (the blueprint's
+  regex ``(\\d)`` read a 10 as 1), also reported normalized to 0-1 as ``(score - 1) / 9``;
+* ``tool_calling_correctness``: 0 or 1 from a ``RATING:`` line (exact names, exact identifiers, semantic
+  match of free text).
+
+A reply that cannot be parsed is a *parse failure*: counted and kept with the raw reply, never scored as 0
+or 1. Optional repeat-and-vote asks ``repeats`` times (sampling) and takes the majority (rating) or the
+median (similarity) of the parsable replies. Verdicts are cached by (judge model, prompt version,
+conversation, reference, prediction), so a re-run or a resumed eval does not pay twice. The judge's token
+use is accounted separately from the candidate's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import statistics
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from dataflywheel.errors import FlywheelError
+from dataflywheel.models.types import Usage
+
+JudgeKind = Literal["similarity", "tool_calling_correctness"]
+JudgeChat = Callable[[list[dict[str, Any]], float], Awaitable[tuple[str, Usage]]]
+"""``await chat(messages, temperature) -> (reply text, usage)``: any OpenAI-compatible chat model."""
+
+_SIMILARITY = re.compile(r"(?<!\d)(10|[1-9])(?!\d)")
+_RATING = re.compile(r"RATING\s*[:=]\s*\**\s*([01])(?!\d)", re.IGNORECASE)
+_BARE_BINARY = re.compile(r"^\s*([01])\s*$")
+
+
+class JudgeError(FlywheelError):
+    """The judge could not be asked (unreachable, misconfigured)."""
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    kind: str
+    version: str
+    system: str
+    user: str
+
+    def render(self, **fields: str) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": self.user.format(**fields)},
+        ]
+
+
+def load_prompt(kind: JudgeKind, version: str = "v1") -> JudgePrompt:
+    """The prompt template ``prompts/<kind>.<version>.txt`` (``=== system ===`` / ``=== user ===`` blocks)."""
+    name = f"{kind}.{version}.txt"
+    try:
+        text = resources.files("dataflywheel.evaluation").joinpath("prompts", name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JudgeError(f"no judge prompt {name}") from None
+    _, _, rest = text.partition("=== system ===\n")
+    system, _, user = rest.partition("=== user ===\n")
+    if not system.strip() or not user.strip():
+        raise JudgeError(f"judge prompt {name} needs a '=== system ===' and a '=== user ===' block")
+    return JudgePrompt(kind, version, system.strip(), user.strip())
+
+
+def parse_similarity(reply: str) -> int | None:
+    """The 1-10 rating in a reply (the first integer in range), or None when there is none."""
+    match = _SIMILARITY.search(reply or "")
+    return int(match.group(1)) if match else None
+
+
+def parse_rating(reply: str) -> int | None:
+    """The 0/1 of a ``RATING:`` line (or a reply that is only 0 or 1), or None."""
+    match = _RATING.search(reply or "") or _BARE_BINARY.match(reply or "")
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class JudgeVerdict:
+    score: float | None
+    """Normalized to 0-1; None when no reply could be parsed."""
+    raw_score: int | None
+    replies: list[str]
+    parse_failures: int
+    judge_model: str
+    prompt_version: str
+    cached: bool = False
+    usage: Usage = field(default_factory=Usage)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["usage"] = {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens}
+        return out
+
+
+class JudgeCache:
+    """Verdicts by key in one SQLite file (thread-safe; safe to share between runs)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, verdict BLOB NOT NULL)")
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT verdict FROM verdicts WHERE key = ?", (key,)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def put(self, key: str, verdict: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO verdicts (key, verdict) VALUES (?, ?)", (key, orjson.dumps(verdict))
+            )
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Judge:
+    def __init__(
+        self,
+        chat: JudgeChat,
+        *,
+        model: str,
+        kind: JudgeKind,
+        prompt_version: str = "v1",
+        repeats: int = 1,
+        cache: JudgeCache | None = None,
+    ) -> None:
+        if repeats < 1:
+            raise JudgeError(f"judge repeats must be at least 1, got {repeats}")
+        self.chat, self.model, self.kind = chat, model, kind
+        self.prompt = load_prompt(kind, prompt_version)
+        self.repeats = repeats
+        self.cache = cache
+
+    def _fields(
+        self, conversation: Sequence[dict[str, Any]], reference: Any, prediction: Any, tools: Any
+    ) -> dict[str, str]:
+        def text(value: Any) -> str:
+            if isinstance(value, str):
+                return value
+            return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+        task = "\n".join(f"{m.get('role')}: {m.get('content') or ''}" for m in conversation)
+        return {"task": task, "reference": text(reference), "prediction": text(prediction), "tools": text(tools or [])}
+
+    def cache_key(self, fields: dict[str, str]) -> str:
+        payload = orjson.dumps([self.model, self.kind, self.prompt.version, self.repeats, fields])
+        return hashlib.sha256(payload).hexdigest()
+
+    async def judge(
+        self,
+        conversation: Sequence[dict[str, Any]],
+        reference: Any,
+        prediction: Any,
+        tools: Any = None,
+    ) -> JudgeVerdict:
+        """Rate ``prediction`` against ``reference`` (for tool calling: the tool-call lists)."""
+        fields = self._fields(conversation, reference, prediction, tools)
+        key = self.cache_key(fields)
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            usage = hit.pop("usage", {})
+            return JudgeVerdict(**hit | {"cached": True, "usage": Usage(**usage)})
+        messages = self.prompt.render(**fields)
+        temperature = 0.0 if self.repeats == 1 else 0.7
+        replies, usage = [], Usage()
+        for _ in range(self.repeats):
+            reply, used = await self.chat(messages, temperature)
+            replies.append(reply)
+            usage.prompt_tokens += used.prompt_tokens
+            usage.completion_tokens += used.completion_tokens
+        parse = parse_similarity if self.kind == "similarity" else parse_rating
+        scores = [s for s in (parse(r) for r in replies) if s is not None]
+        raw = _vote(scores, self.kind)
+        score = None if raw is None else ((raw - 1) / 9 if self.kind == "similarity" else float(raw))
+        verdict = JudgeVerdict(
+            score=score,
+            raw_score=raw,
+            replies=replies,
+            parse_failures=len(replies) - len(scores),
+            judge_model=self.model,
+            prompt_version=self.prompt.version,
+            usage=usage,
+        )
+        if self.cache is not None and raw is not None:  # failures are retried next time, not cached
+            self.cache.put(key, verdict.to_dict() | {"cached": False})
+        return verdict
+
+
+def _vote(scores: list[int], kind: JudgeKind) -> int | None:
+    if not scores:
+        return None
+    if kind == "similarity":
+        return round(statistics.median(scores))
+    counts = Counter(scores).most_common()
+    if len(counts) > 1 and counts[0][1] == counts[1][1]:
+        return 0  # a tie between correct and incorrect is not a pass
+    return counts[0][0]
