@@ -1,0 +1,310 @@
+"""The eval runner: send each eval record's request to a model, score the answer, store every sample.
+
+One runner serves the three eval types (``base-eval``, ``icl-eval``, ``customized-eval``): they differ in
+the dataset (eval or ICL) and in the model (base or adapter), never in how they are run or scored.
+
+* Bounded concurrency (``concurrency`` requests in flight), a progress callback with percent and ETA,
+  cancellation between requests (a ``threading.Event``; requests in flight finish, none start).
+* Resumable: every scored sample is appended to ``samples.jsonl`` in the eval's folder as soon as it is
+  done; a restarted eval skips the record ids already there.
+* A failed request is recorded on its sample (``error``), not fatal, unless more than ``max_error_rate`` of
+  the samples fail (checked once ``min_samples_for_error_rate`` are done): then :class:`EvalError`.
+* ``summary.json`` holds every metric's mean with a bootstrap 95% interval and its sample count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dataflywheel.curation.workload import NO_TOOL, WorkloadType, response_message, tool_name
+from dataflywheel.errors import FlywheelError
+from dataflywheel.evaluation.judge import Judge
+from dataflywheel.evaluation.metrics import METRICS, score_sample
+from dataflywheel.evaluation.stats import aggregate
+from dataflywheel.models.types import ChatRequest, ChatResult, SamplingParams
+
+ChatFn = Callable[[ChatRequest], Awaitable[ChatResult]]
+"""``await chat(request)``: the model under evaluation (an endpoint client, a local engine, ...)."""
+ProgressFn = Callable[["EvalProgress"], None]
+
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+class EvalType(StrEnum):
+    BASE = "base-eval"
+    ICL = "icl-eval"
+    CUSTOMIZED = "customized-eval"
+
+
+class EvalError(FlywheelError):
+    """An eval could not run or had too many failed requests."""
+
+
+class EvalCancelled(FlywheelError):
+    """The eval was cancelled; the samples done so far are stored."""
+
+
+@dataclass
+class EvalProgress:
+    done: int
+    total: int
+    errors: int
+    elapsed_s: float
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / self.total if self.total else 100.0
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.elapsed_s / self.done * (self.total - self.done) if self.done else None
+
+
+@dataclass
+class EvalConfig:
+    eval_type: EvalType
+    model: str
+    concurrency: int = 8
+    max_tokens: int = 256
+    temperature: float = 0.0
+    max_error_rate: float = 0.5
+    min_samples_for_error_rate: int = 10
+
+
+@dataclass
+class EvalSummary:
+    eval_type: str
+    model: str
+    workload_type: str
+    samples: int
+    errors: int
+    metrics: dict[str, dict[str, Any]]
+    judge: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    usage: dict[str, int] = field(default_factory=dict)
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    cancelled: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_dataset(path: Path) -> list[dict[str, Any]]:
+    """Eval records (log records with ``record_id``) from a JSONL file."""
+    rows = []
+    with path.open("rb") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise EvalError(f"{path}: line {line_no}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or "request" not in row or "response" not in row:
+                raise EvalError(f"{path}: line {line_no}: not an eval record (needs request and response)")
+            rows.append(row)
+    return rows
+
+
+def _record_id(row: dict[str, Any], index: int) -> str:
+    return str(row.get("record_id") or f"row-{index}")
+
+
+def _request_of(row: dict[str, Any], config: EvalConfig) -> ChatRequest:
+    request = row["request"]
+    return ChatRequest(
+        messages=request["messages"],
+        tools=request.get("tools") or None,
+        tool_choice=request.get("tool_choice"),
+        sampling=SamplingParams(max_tokens=config.max_tokens, temperature=config.temperature),
+    )
+
+
+def _done_ids(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    done = set()
+    with path.open("rb") as f:
+        for line in f:
+            try:
+                done.add(orjson.loads(line)["record_id"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue  # a line torn by a crash: that sample is redone
+    return done
+
+
+async def run_eval(
+    rows: list[dict[str, Any]],
+    chat: ChatFn,
+    out_dir: Path,
+    config: EvalConfig,
+    *,
+    judge: Judge | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> EvalSummary:
+    """Evaluate ``rows`` with ``chat``; store samples and the summary under ``out_dir``; return the summary."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    samples_path = out_dir / SAMPLES_FILE
+    done = _done_ids(samples_path)
+    todo = [(i, r) for i, r in enumerate(rows) if _record_id(r, i) not in done]
+    total = len(rows)
+    counts = {"done": len(rows) - len(todo), "errors": 0}
+    started = time.perf_counter()
+    lock = asyncio.Lock()
+    semaphore = asyncio.Semaphore(max(1, config.concurrency))
+    sink = samples_path.open("ab")
+    failure: list[EvalError] = []
+
+    async def one(index: int, row: dict[str, Any]) -> None:
+        async with semaphore:
+            if (cancel is not None and cancel.is_set()) or failure:
+                return
+            sample = await _evaluate_row(index, row, chat, config, judge)
+        async with lock:
+            sink.write(orjson.dumps(sample) + b"\n")
+            sink.flush()
+            counts["done"] += 1
+            counts["errors"] += sample["error"] is not None
+            n_new = counts["done"] - (total - len(todo))
+            if (
+                n_new >= config.min_samples_for_error_rate
+                and counts["errors"] / n_new > config.max_error_rate
+                and not failure
+            ):
+                failure.append(
+                    EvalError(
+                        f"{counts['errors']} of {n_new} requests to {config.model} failed "
+                        f"(more than {config.max_error_rate:.0%}); last error: {sample['error']}"
+                    )
+                )
+            if progress:
+                progress(EvalProgress(counts["done"], total, counts["errors"], time.perf_counter() - started))
+
+    try:
+        await asyncio.gather(*(one(i, r) for i, r in todo))
+    finally:
+        sink.close()
+    if failure:
+        raise failure[0]
+    summary = summarize(out_dir, config, wall_s=time.perf_counter() - started)
+    summary.cancelled = cancel is not None and cancel.is_set() and summary.samples < total
+    (out_dir / SUMMARY_FILE).write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
+    if summary.cancelled:
+        raise EvalCancelled(f"eval cancelled after {summary.samples} of {total} samples")
+    return summary
+
+
+async def _evaluate_row(
+    index: int, row: dict[str, Any], chat: ChatFn, config: EvalConfig, judge: Judge | None
+) -> dict[str, Any]:
+    reference = response_message(row) or {}
+    tools = row["request"].get("tools")
+    sample: dict[str, Any] = {
+        "record_id": _record_id(row, index),
+        "index": index,
+        "eval_type": config.eval_type.value,
+        "reference_class": tool_name(row),
+        "reference": reference,
+        "prediction": None,
+        "raw_text": None,
+        "scores": dict.fromkeys(METRICS),
+        "flags": [],
+        "judge": None,
+        "latency_s": None,
+        "usage": None,
+        "error": None,
+    }
+    t0 = time.perf_counter()
+    try:
+        result = await chat(_request_of(row, config))
+    except Exception as exc:  # any failure of the model call is this sample's error, not the eval's
+        sample["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        sample["latency_s"] = time.perf_counter() - t0
+        return sample
+    sample["latency_s"] = result.latency_s or time.perf_counter() - t0
+    sample["prediction"] = result.message
+    sample["raw_text"] = result.raw_text
+    sample["usage"] = {"prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens}
+    scored = score_sample(reference, result.message, tools)
+    sample["scores"], sample["flags"] = scored.scores, scored.flags
+    if judge is not None:
+        if judge.kind == "tool_calling_correctness":
+            ref_part, pred_part = reference.get("tool_calls") or [], result.message.get("tool_calls") or []
+        else:
+            ref_part, pred_part = reference.get("content") or "", result.message.get("content") or ""
+        try:
+            verdict = await judge.judge(row["request"]["messages"], ref_part, pred_part, tools)
+            sample["judge"] = verdict.to_dict()
+        except Exception as exc:  # the judge failing is recorded, the sample keeps its other scores
+            sample["judge"] = {"score": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return sample
+
+
+def read_samples(out_dir: Path) -> list[dict[str, Any]]:
+    path = out_dir / SAMPLES_FILE
+    rows: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        with path.open("rb") as f:
+            for line in f:
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                rows[row["record_id"]] = row
+    return sorted(rows.values(), key=lambda r: r["index"])
+
+
+def summarize(out_dir: Path, config: EvalConfig, wall_s: float = 0.0) -> EvalSummary:
+    samples = read_samples(out_dir)
+    ok = [s for s in samples if s["error"] is None]
+    metrics = {m: aggregate(s["scores"].get(m) for s in ok).to_dict() for m in METRICS}
+    judge_scores = [s["judge"].get("score") for s in ok if s.get("judge")]
+    judge: dict[str, Any] = {}
+    if judge_scores:
+        judged = [s["judge"] for s in ok if s.get("judge")]
+        judge = {
+            "score": aggregate(judge_scores).to_dict(),
+            "parse_failures": sum(j.get("parse_failures", 0) for j in judged),
+            "unscored": sum(1 for v in judge_scores if v is None),
+            "model": next((j.get("judge_model") for j in judged if j.get("judge_model")), None),
+            "prompt_version": next((j.get("prompt_version") for j in judged if j.get("prompt_version")), None),
+            "prompt_tokens": sum((j.get("usage") or {}).get("prompt_tokens", 0) for j in judged),
+            "completion_tokens": sum((j.get("usage") or {}).get("completion_tokens", 0) for j in judged),
+        }
+    latencies = sorted(s["latency_s"] for s in ok if s.get("latency_s") is not None)
+    has_calls = any(s["reference_class"] != NO_TOOL for s in samples)
+    return EvalSummary(
+        eval_type=config.eval_type.value,
+        model=config.model,
+        workload_type=(WorkloadType.TOOL_CALLING if has_calls else WorkloadType.GENERIC).value,
+        samples=len(samples),
+        errors=len(samples) - len(ok),
+        metrics=metrics,
+        judge=judge,
+        wall_s=wall_s,
+        usage={
+            "prompt_tokens": sum((s.get("usage") or {}).get("prompt_tokens", 0) for s in ok),
+            "completion_tokens": sum((s.get("usage") or {}).get("completion_tokens", 0) for s in ok),
+        },
+        latency_p50_s=_quantile(latencies, 0.5),
+        latency_p95_s=_quantile(latencies, 0.95),
+    )
+
+
+def _quantile(sorted_values: Iterable[float], q: float) -> float | None:
+    values = list(sorted_values)
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from dataflywheel.evaluation.judge import Judge
+from dataflywheel.evaluation.runner import (
+    EvalCancelled,
+    EvalConfig,
+    EvalError,
+    EvalProgress,
+    EvalType,
+    read_samples,
+    run_eval,
+)
+from dataflywheel.models.types import ChatRequest, ChatResult, Usage
+from dataflywheel.synth.generator import SynthConfig, generate
+
+ROWS = [{"record_id": f"r{i}", **rec} for i, rec in enumerate(generate(SynthConfig(records=30, seed=4)))]
+
+
+class Model:
+    """A scripted model: answers the reference's tool for every other record, text otherwise."""
+
+    def __init__(self, fail: set[int] | None = None) -> None:
+        self.seen: list[str] = []
+        self.fail = fail or set()
+
+    async def __call__(self, request: ChatRequest) -> ChatResult:
+        user = request.messages[-1]["content"]
+        index = next(i for i, r in enumerate(ROWS) if r["request"]["messages"][-1]["content"] == user)
+        self.seen.append(ROWS[index]["record_id"])
+        await asyncio.sleep(0)
+        if index in self.fail:
+            raise ConnectionError("endpoint went away")
+        ref = ROWS[index]["response"]["choices"][0]["message"]
+        if index % 2 == 0:
+            calls = [
+                {
+                    "id": "c",
+                    "type": "function",
+                    "function": {
+                        "name": c["function"]["name"],
+                        "arguments": orjson.dumps(c["function"]["arguments"]).decode(),
+                    },
+                }
+                for c in ref["tool_calls"]
+            ]
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
+        else:
+            message = {"role": "assistant", "content": "Let me help."}
+        return ChatResult(message=message, finish_reason="stop", usage=Usage(900, 20), raw_text="x", latency_s=0.01)
+
+
+def test_scores_stored_per_sample_and_aggregated(tmp_path: Path) -> None:
+    progress: list[EvalProgress] = []
+    summary = asyncio.run(
+        run_eval(ROWS, Model(), tmp_path, EvalConfig(EvalType.BASE, "m", concurrency=4), progress=progress.append)
+    )
+    fn = summary.metrics["function_name_accuracy"]
+    assert summary.samples == 30 and summary.errors == 0 and fn["n"] == 30
+    assert fn["mean"] == pytest.approx(0.5) and fn["ci_low"] < 0.5 < fn["ci_high"]
+    assert summary.metrics["function_name_and_args_accuracy"]["mean"] == pytest.approx(0.5)
+    assert progress[-1].percent == 100.0 and progress[0].eta_s is not None
+    samples = read_samples(tmp_path)
+    assert [s["record_id"] for s in samples] == [r["record_id"] for r in ROWS]
+    wrong = [s for s in samples if s["scores"]["function_name_accuracy"] == 0.0]
+    assert all("no_call" in s["flags"] for s in wrong)
+    assert (tmp_path / "summary.json").is_file() and summary.usage["prompt_tokens"] == 900 * 30
+
+
+def test_cancel_then_resume_does_not_redo_scored_records(tmp_path: Path) -> None:
+    cancel = threading.Event()
+
+    def stop_after_five(p: EvalProgress) -> None:
+        if p.done >= 5:
+            cancel.set()
+
+    first = Model()
+    with pytest.raises(EvalCancelled):
+        asyncio.run(
+            run_eval(
+                ROWS,
+                first,
+                tmp_path,
+                EvalConfig(EvalType.ICL, "m", concurrency=1),
+                progress=stop_after_five,
+                cancel=cancel,
+            )
+        )
+    assert len(read_samples(tmp_path)) == 5
+    second = Model()
+    summary = asyncio.run(run_eval(ROWS, second, tmp_path, EvalConfig(EvalType.ICL, "m", concurrency=3)))
+    assert summary.samples == 30 and not set(first.seen) & set(second.seen)
+
+
+def test_failed_requests_are_recorded_not_fatal(tmp_path: Path) -> None:
+    summary = asyncio.run(run_eval(ROWS, Model(fail={3, 7}), tmp_path, EvalConfig(EvalType.BASE, "m")))
+    assert summary.errors == 2 and summary.metrics["function_name_accuracy"]["n"] == 28
+    bad = [s for s in read_samples(tmp_path) if s["error"]]
+    assert {s["record_id"] for s in bad} == {"r3", "r7"} and "endpoint went away" in bad[0]["error"]
+
+
+def test_too_many_failures_stop_the_eval(tmp_path: Path) -> None:
+    with pytest.raises(EvalError, match="failed"):
+        asyncio.run(run_eval(ROWS, Model(fail=set(range(30))), tmp_path, EvalConfig(EvalType.BASE, "m")))
+
+
+def test_judge_scores_join_the_summary(tmp_path: Path) -> None:
+    replies = iter(["RATING: 1", "not sure"] * 15)
+
+    async def judge_chat(messages: list[dict[str, Any]], temperature: float) -> tuple[str, Usage]:
+        return next(replies), Usage(50, 3)
+
+    judge = Judge(judge_chat, model="judge-x", kind="tool_calling_correctness")
+    summary = asyncio.run(run_eval(ROWS, Model(), tmp_path, EvalConfig(EvalType.BASE, "m", concurrency=1), judge=judge))
+    assert summary.judge["parse_failures"] == 15 and summary.judge["unscored"] == 15
+    assert summary.judge["score"]["n"] == 15 and summary.judge["model"] == "judge-x"
+    assert summary.judge["prompt_tokens"] == 50 * 30
