@@ -122,3 +122,31 @@ def test_judge_scores_join_the_summary(tmp_path: Path) -> None:
     assert summary.judge["parse_failures"] == 15 and summary.judge["unscored"] == 15
     assert summary.judge["score"]["n"] == 15 and summary.judge["model"] == "judge-x"
     assert summary.judge["prompt_tokens"] == 50 * 30
+
+
+def test_generic_answers_get_embedding_similarity(tmp_path: Path) -> None:
+    from dataflywheel.icl.embedders import LocalEmbedder
+
+    rows = [
+        {
+            "record_id": "a",
+            "request": {"messages": [{"role": "user", "content": "What are your hours?"}]},
+            "response": {"choices": [{"message": {"role": "assistant", "content": "We are open 9am to 5pm."}}]},
+        },
+        {
+            "record_id": "b",
+            "request": {"messages": [{"role": "user", "content": "Ship to Canada?"}]},
+            "response": {"choices": [{"message": {"role": "assistant", "content": "Yes, we ship to Canada."}}]},
+        },
+    ]
+    answers = {"What are your hours?": "Our opening hours are 9 to 5.", "Ship to Canada?": "Bananas are yellow."}
+
+    async def chat(request: ChatRequest) -> ChatResult:
+        text = answers[request.messages[-1]["content"]]
+        return ChatResult({"role": "assistant", "content": text}, "stop", Usage(10, 5))
+
+    config = EvalConfig(EvalType.BASE, "m", embedder=LocalEmbedder())
+    summary = asyncio.run(run_eval(rows, chat, tmp_path, config))
+    by_id = {s["record_id"]: s["scores"]["embedding_similarity"] for s in read_samples(tmp_path)}
+    assert by_id["a"] > 0.6 > 0.3 > by_id["b"]
+    assert summary.workload_type == "generic" and summary.metrics["embedding_similarity"]["n"] == 2

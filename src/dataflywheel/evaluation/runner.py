@@ -25,11 +25,12 @@ from typing import Any
 
 import orjson
 
-from dataflywheel.curation.workload import NO_TOOL, WorkloadType, response_message, tool_name
+from dataflywheel.curation.workload import NO_TOOL, WorkloadType, message_text, response_message, tool_name
 from dataflywheel.errors import FlywheelError
 from dataflywheel.evaluation.judge import Judge
 from dataflywheel.evaluation.metrics import METRICS, score_sample
 from dataflywheel.evaluation.stats import aggregate
+from dataflywheel.icl.embedders import Embedder
 from dataflywheel.models.types import ChatRequest, ChatResult, SamplingParams
 
 ChatFn = Callable[[ChatRequest], Awaitable[ChatResult]]
@@ -79,6 +80,8 @@ class EvalConfig:
     temperature: float = 0.0
     max_error_rate: float = 0.5
     min_samples_for_error_rate: int = 10
+    embedder: Embedder | None = None
+    """For text answers: cosine similarity of reference and prediction embeddings, no judge needed."""
 
 
 @dataclass
@@ -239,6 +242,12 @@ async def _evaluate_row(
     sample["usage"] = {"prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens}
     scored = score_sample(reference, result.message, tools)
     sample["scores"], sample["flags"] = scored.scores, scored.flags
+    sample["scores"]["embedding_similarity"] = None
+    if config.embedder is not None and not reference.get("tool_calls"):
+        ref_text, pred_text = message_text(reference.get("content")), message_text(result.message.get("content"))
+        sample["scores"]["embedding_similarity"] = await asyncio.to_thread(
+            embedding_similarity, config.embedder, ref_text, pred_text
+        )
     if judge is not None:
         if judge.kind == "tool_calling_correctness":
             ref_part, pred_part = reference.get("tool_calls") or [], result.message.get("tool_calls") or []
@@ -269,7 +278,7 @@ def read_samples(out_dir: Path) -> list[dict[str, Any]]:
 def summarize(out_dir: Path, config: EvalConfig, wall_s: float = 0.0) -> EvalSummary:
     samples = read_samples(out_dir)
     ok = [s for s in samples if s["error"] is None]
-    metrics = {m: aggregate(s["scores"].get(m) for s in ok).to_dict() for m in METRICS}
+    metrics = {m: aggregate(s["scores"].get(m) for s in ok).to_dict() for m in (*METRICS, "embedding_similarity")}
     judge_scores = [s["judge"].get("score") for s in ok if s.get("judge")]
     judge: dict[str, Any] = {}
     if judge_scores:
@@ -308,3 +317,11 @@ def _quantile(sorted_values: Iterable[float], q: float) -> float | None:
     if not values:
         return None
     return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def embedding_similarity(embedder: Embedder, reference: str, prediction: str) -> float:
+    """Cosine similarity of the two texts' embeddings, clipped to [0, 1]; an empty prediction scores 0."""
+    if not prediction.strip():
+        return 0.0
+    vectors = embedder.embed([reference, prediction])
+    return float(max(0.0, min(1.0, float(vectors[0] @ vectors[1]))))
