@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +83,24 @@ def pg_table(postgres_url: str) -> Iterator[str]:
     yield name
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A folder holding ``tiny-random-llama`` (2 layers, random weights, SmolLM2's tokenizer and ChatML
+    template), built once per test session."""
+    from dataflywheel.models.registry import TINY_LLAMA, local_model_dir, resolve_model
+
+    settings = load_settings(home=tmp_path_factory.mktemp("flywheel-home"))
+    return local_model_dir(resolve_model(TINY_LLAMA, settings), settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir: str) -> Any:
+    """The tiny model's tokenizer (shared: do not modify it; load a fresh one to change its template)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
 @pytest.fixture(scope="session")

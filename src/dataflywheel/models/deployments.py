@@ -1,0 +1,385 @@
+"""Candidates made callable: a local model started as its own OpenAI-compatible server, or a remote
+endpoint checked for readiness. Either way the result is a :class:`Deployment` with a base URL and a
+model name, asked through :class:`~dataflywheel.models.client.OpenAIClient` like any other endpoint.
+
+A local candidate runs ``python -m dataflywheel.cli.main serve-model`` in a subprocess on a free loopback
+port, in its own process group (so stopping it stops everything it started), with its output in
+``<home>/deployments/<name>-<port>.log``. :meth:`DeploymentManager.deploy` returns once ``/v1/models``
+answers; a server that exits first (a missing model folder, a broken adapter) raises
+:class:`DeploymentError` with the end of its log, and nothing is left running. The manager stops every
+deployment it started when it is closed, when its ``with`` block ends, and at interpreter exit (atexit;
+a parent killed by SIGKILL cannot clean up: its servers keep running until stopped).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dataflywheel.errors import FlywheelError
+from dataflywheel.models.client import OpenAIClient, error_message
+from dataflywheel.models.registry import ModelSpec
+from dataflywheel.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_READY_TIMEOUT_S = 180.0
+DEFAULT_STOP_TIMEOUT_S = 10.0
+_PORT_ATTEMPTS = 3
+
+
+class DeploymentError(FlywheelError):
+    """A candidate could not be made ready: its server exited or did not answer in time, or its endpoint
+    is unreachable or refuses us. For a local server: ``log_tail`` (the end of its log), ``log_path`` and
+    ``pid`` (of the process, stopped by the time this is raised)."""
+
+    def __init__(self, message: str, *, log_tail: str = "", log_path: Path | None = None, pid: int | None = None):
+        super().__init__(message)
+        self.log_tail = log_tail
+        self.log_path = log_path
+        self.pid = pid
+
+
+@dataclass
+class Deployment:
+    """A ready candidate: ``base_url`` (``.../v1``) and ``model``, the name to send. A local one also has
+    its server ``process`` and ``log_path``; :meth:`stop` ends it (a remote one has nothing to stop)."""
+
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    adapters: tuple[str, ...] = ()
+    """Adapter aliases the server answers as model names too."""
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    _stopped: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def local(self) -> bool:
+        return self.process is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """A local server still alive (a remote endpoint: always True until stopped)."""
+        if self._stopped:
+            return False
+        return self.process is None or self.process.poll() is None
+
+    def client(self, **options: Any) -> OpenAIClient:
+        """A client of this deployment (``options`` go to :class:`OpenAIClient`: timeout, retries...)."""
+        return OpenAIClient(self.base_url, api_key_env=self.api_key_env, **options)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return log_tail(self.log_path, lines) if self.log_path is not None else ""
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+        """End the server's process group: SIGTERM, wait up to ``timeout``, then SIGKILL. Idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self.process is not None:
+            terminate_group(self.process, timeout)
+            logger.info("stopped %s (pid %s)", self.name, self.process.pid)
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class DeploymentManager:
+    """Starts local candidates as servers and checks remote ones; stops what it started.
+
+    ``ready_timeout`` is how long a server may take to answer ``/v1/models`` (loading a model, converting
+    a GGUF file the first time); ``command`` is how to run the CLI (default: this Python,
+    ``-m dataflywheel.cli.main``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+        host: str = "127.0.0.1",
+        command: Sequence[str] | None = None,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ready_timeout = ready_timeout
+        self.host = host
+        self.command = list(command) if command is not None else [sys.executable, "-m", "dataflywheel.cli.main"]
+        self.extra_args = list(extra_args)
+        """More ``serve-model`` options for every local server (``--max-batch-size 32``)."""
+        self.env = dict(env or {})
+        self._deployments: list[Deployment] = []
+        self._lock = threading.Lock()
+        atexit.register(self.stop_all)
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        with self._lock:
+            return list(self._deployments)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.settings.home / "deployments"
+
+    def deploy(
+        self, spec: ModelSpec, adapters: Mapping[str, Path] | None = None, *, ready_timeout: float | None = None
+    ) -> Deployment:
+        """Make ``spec`` callable; ``adapters`` (alias -> folder) are served too (local candidates only)."""
+        timeout = self.ready_timeout if ready_timeout is None else ready_timeout
+        if spec.engine == "openai":
+            if adapters:
+                raise DeploymentError(
+                    f"candidate {spec.name!r} is a remote endpoint: LoRA adapters can only be served locally"
+                )
+            deployment = self._check_remote(spec, timeout)
+        else:
+            deployment = self._start_local(spec, dict(adapters or {}), timeout)
+        with self._lock:
+            self._deployments.append(deployment)
+        return deployment
+
+    def stop_all(self) -> None:
+        """Stop every deployment this manager started (also run at interpreter exit)."""
+        with self._lock:
+            deployments, self._deployments = self._deployments, []
+        for deployment in deployments:
+            try:
+                deployment.stop()
+            except Exception:  # keep stopping the others
+                logger.exception("could not stop %s", deployment.name)
+
+    def close(self) -> None:
+        self.stop_all()
+        atexit.unregister(self.stop_all)
+
+    def __enter__(self) -> DeploymentManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # local --------------------------------------------------------------------------------------------
+    def _start_local(self, spec: ModelSpec, adapters: dict[str, Path], timeout: float) -> Deployment:
+        if spec.source is None:
+            raise DeploymentError(f"candidate {spec.name!r} has no source to load")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            # rich wraps messages at 80 columns when it does not write to a terminal: not in a log file
+            "COLUMNS": "500",
+            **os.environ,
+            **self.env,
+            "FLYWHEEL_HOME": str(self.settings.home.expanduser().resolve()),
+            "PYTHONUNBUFFERED": "1",
+        }
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            port = free_port(self.host)
+            log_path = self.log_dir / f"{_safe(spec.name)}-{port}.log"
+            argv = [
+                *self.command,
+                "serve-model",
+                "--model",
+                spec.source,
+                "--served-model-name",
+                spec.name,
+                "--host",
+                self.host,
+                "--port",
+                str(port),
+                *(arg for alias, path in adapters.items() for arg in ("--adapter", f"{alias}={Path(path).resolve()}")),
+                *self.extra_args,
+            ]
+            logger.info("starting %s on port %d (log %s)", spec.name, port, log_path)
+            with log_path.open("wb") as log:
+                log.write(f"$ {shlex.join(argv)}\n".encode())
+                log.flush()
+                process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            deployment = Deployment(
+                name=spec.name,
+                base_url=f"http://{host}:{port}/v1",
+                model=spec.name,
+                adapters=tuple(adapters),
+                process=process,
+                log_path=log_path,
+            )
+            try:
+                self._wait_ready(deployment, timeout)
+            except _PortTaken:
+                deployment.stop()
+                if attempt == _PORT_ATTEMPTS:
+                    raise DeploymentError(
+                        f"could not find a free port for {spec.name} after {attempt} tries",
+                        log_tail=deployment.log_tail(),
+                        log_path=log_path,
+                        pid=process.pid,
+                    ) from None
+                continue
+            except BaseException:
+                deployment.stop()
+                raise
+            logger.info("%s is ready at %s (pid %d)", spec.name, deployment.base_url, process.pid)
+            return deployment
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_ready(self, deployment: Deployment, timeout: float) -> None:
+        assert deployment.process is not None
+        url = deployment.base_url + "/models"
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=5.0, trust_env=False) as http:
+            while True:
+                code = deployment.process.poll()
+                if code is not None:
+                    tail = deployment.log_tail()
+                    if "address already in use" in tail.lower():
+                        raise _PortTaken
+                    raise DeploymentError(
+                        f"the server of {deployment.name} exited with code {code} before it was ready; "
+                        f"the end of {deployment.log_path}:\n{tail}",
+                        log_tail=tail,
+                        log_path=deployment.log_path,
+                        pid=deployment.pid,
+                    )
+                try:
+                    if http.get(url).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    tail = deployment.log_tail()
+                    raise DeploymentError(
+                        f"the server of {deployment.name} did not answer {url} within {timeout:g} s; "
+                        f"the end of {deployment.log_path}:\n{tail}",
+                        log_tail=tail,
+                        log_path=deployment.log_path,
+                        pid=deployment.pid,
+                    )
+                time.sleep(0.2)
+
+    # remote -------------------------------------------------------------------------------------------
+    def _check_remote(self, spec: ModelSpec, timeout: float) -> Deployment:
+        if not spec.base_url:
+            raise DeploymentError(f"candidate {spec.name!r} has engine 'openai' but no base_url")
+        headers = {"Accept": "application/json"}
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise DeploymentError(
+                    f"candidate {spec.name!r}: environment variable {spec.api_key_env} (api_key_env) is not set"
+                )
+            headers["Authorization"] = f"Bearer {key}"
+        base_url = spec.base_url.rstrip("/")
+        url = base_url + "/models"
+        model = spec.model_id or spec.name
+        deadline = time.monotonic() + min(timeout, 30.0)
+        problem = ""
+        with httpx.Client(timeout=10.0, headers=headers) as http:
+            while True:
+                try:
+                    resp = http.get(url)
+                except httpx.TransportError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                else:
+                    if resp.status_code == 200:
+                        _warn_if_unlisted(resp, model, url)
+                        break
+                    problem = f"HTTP {resp.status_code}: {error_message(resp)}"
+                    if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
+                        deadline = 0.0  # a bad key or URL does not get better by waiting
+                if time.monotonic() > deadline:
+                    raise DeploymentError(f"endpoint of candidate {spec.name!r} is not ready: GET {url}: {problem}")
+                time.sleep(1.0)
+        return Deployment(name=spec.name, base_url=base_url, model=model, api_key_env=spec.api_key_env)
+
+
+class _PortTaken(Exception):
+    """The server lost the race for its port; start it again on another one."""
+
+
+def _warn_if_unlisted(resp: httpx.Response, model: str, url: str) -> None:
+    try:
+        ids = {str(item.get("id")) for item in resp.json().get("data", [])}
+    except (ValueError, AttributeError, TypeError):
+        logger.warning("%s answered 200 without an OpenAI model list", url)
+        return
+    if model not in ids:
+        logger.warning("%s does not list model %r (it lists %d others)", url, model, len(ids))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the server binds it a moment later; a lost race is retried)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def terminate_group(process: subprocess.Popen[bytes], timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+    """SIGTERM the process group led by ``process``, wait for it, SIGKILL whatever is left."""
+    pgid = process.pid
+    _killpg(pgid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        logger.warning("pid %d did not stop within %g s: killing it", pgid, timeout)
+        _killpg(pgid, signal.SIGKILL)
+        process.wait()
+    # The leader is gone (and reaped); anything it started in its group goes too.
+    _killpg(pgid, signal.SIGKILL)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def log_tail(path: Path, lines: int = 40, max_bytes: int = 16_384) -> str:
+    """The last ``lines`` lines of a log file ('' when there is none)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"

@@ -1,0 +1,91 @@
+"""A small OpenAI-compatible server of our own that stands in for a paid external LLM API.
+
+It answers ``/v1/chat/completions`` from a script: a fixed reply, a list of replies served in turn (a judge
+that sometimes answers nonsense), or a function of the request; with an optional fixed latency and
+failure injection (``fail_first`` answers 500 the first N times). Used by tests and benchmarks wherever a
+real remote endpoint (judge, teacher, hosted candidate) would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+Reply = str | dict[str, Any]
+"""Text content, or a whole assistant message (e.g. with ``tool_calls``)."""
+Script = Reply | Iterable[Reply] | Callable[[dict[str, Any]], Reply]
+
+
+class StandinState:
+    def __init__(self, script: Script, latency_s: float, fail_first: int, model: str) -> None:
+        if callable(script):
+            self._next: Callable[[dict[str, Any]], Reply] = script
+        elif isinstance(script, str | dict):
+            fixed = script
+            self._next = lambda _request: fixed
+        else:
+            cycle = itertools.cycle(list(script))
+            self._next = lambda _request: next(cycle)
+        self.latency_s = latency_s
+        self.fail_left = fail_first
+        self.model = model
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.requests.append(body)
+            if self.fail_left > 0:
+                self.fail_left -= 1
+                return 500, {
+                    "error": {"message": "scripted failure", "type": "server_error", "param": None, "code": None}
+                }
+            reply = self._next(body)
+        message = {"role": "assistant", "content": reply} if isinstance(reply, str) else dict(reply)
+        message.setdefault("role", "assistant")
+        content = message.get("content") or ""
+        return 200, {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": max(1, len(str(content)) // 4),
+                "total_tokens": 10 + max(1, len(str(content)) // 4),
+            },
+        }
+
+
+def create_standin_app(
+    script: Script = "OK", *, latency_s: float = 0.0, fail_first: int = 0, model: str = "standin"
+) -> FastAPI:
+    """The stand-in app; its :class:`StandinState` (requests seen, ...) is ``app.state.standin``."""
+    app = FastAPI(title="data-flywheel OpenAI stand-in")
+    state = StandinState(script, latency_s, fail_first, model)
+    app.state.standin = state
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": state.model, "object": "model", "owned_by": "standin"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> JSONResponse:
+        body = await request.json()
+        if state.latency_s:
+            await asyncio.sleep(state.latency_s)
+        status, payload = state.answer(body)
+        return JSONResponse(payload, status_code=status)
+
+    return app
