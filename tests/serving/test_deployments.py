@@ -42,20 +42,6 @@ FAKE_SERVER = textwrap.dedent(
 )
 
 
-def cli_command() -> list[str] | None:
-    """None (the manager's default, ``python -m dataflywheel.cli.main``) once ``serve-model`` is a command
-    of the CLI; until then, the same CLI with the command added."""
-    from dataflywheel.cli.main import app
-
-    if any(c.name == "serve-model" for c in app.registered_commands):
-        return None
-    shim = (
-        "from dataflywheel.cli.main import app; from dataflywheel.cli.serve import serve_model; "
-        "app.command('serve-model')(serve_model); app()"
-    )
-    return [sys.executable, "-c", shim]
-
-
 @pytest.fixture
 def home_settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home")
@@ -63,7 +49,7 @@ def home_settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def manager(home_settings: Settings) -> Iterator[DeploymentManager]:
-    with DeploymentManager(home_settings, ready_timeout=60, command=cli_command()) as m:
+    with DeploymentManager(home_settings, ready_timeout=60) as m:
         yield m
 
 
@@ -151,9 +137,7 @@ def test_a_real_deployment_answers_and_stop_kills_it(
     home_settings: Settings, tiny_model_dir: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     adapter = make_lora_adapter(tiny_model_dir, tmp_path_factory.getbasetemp() / "tiny-lora")
-    with DeploymentManager(
-        home_settings, command=cli_command(), extra_args=["--threads", "1"], ready_timeout=120
-    ) as manager:
+    with DeploymentManager(home_settings, extra_args=["--threads", "1"], ready_timeout=120) as manager:
         deployment = manager.deploy(local_spec("tiny", tiny_model_dir), {"tiny-lora": adapter})
         assert deployment.local and deployment.running
         with SyncOpenAIClient(deployment.client(timeout=60)) as client:

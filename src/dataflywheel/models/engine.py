@@ -390,7 +390,7 @@ def _cascade_attention(
             module, query, full_k, full_v, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
         return result
-    kv_heads, prefix_len, own = key.shape[1], prefix_k.shape[2], key.shape[2]
+    kv_heads, prefix_len = key.shape[1], prefix_k.shape[2]
     groups = heads // kv_heads  # query heads per key/value head
     scale = scaling if scaling is not None else dim**-0.5
     q = query.reshape(batch, kv_heads, groups, dim)
