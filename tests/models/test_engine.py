@@ -19,6 +19,7 @@ pytest.importorskip("transformers")
 from dataflywheel.errors import ConfigError
 from dataflywheel.models.engine import (
     GeneratedText,
+    GenerationInputError,
     LocalEngine,
     UnknownAdapterError,
     cpu_has_fast_bf16,
@@ -48,6 +49,12 @@ def chat_prompt(question: str) -> str:
 
 PROMPTS = [chat_prompt(q) for q in QUESTIONS]
 GREEDY = SamplingParams(max_tokens=12)
+
+
+def make_engine(model_dir: str, **kwargs: Any) -> LocalEngine:
+    """CPU, float32 (exact comparisons), one torch thread (tiny model; several threads spin against each other
+    on a small shared CPU)."""
+    return LocalEngine(model_dir, device="cpu", dtype="float32", threads=1, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -92,12 +99,12 @@ def lora_dirs(lively_dir: str, tmp_path_factory: pytest.TempPathFactory) -> dict
 @pytest.fixture(scope="session")
 def engine(lively_dir: str) -> LocalEngine:
     """A shared engine without adapters (tests that change its settings restore them)."""
-    return LocalEngine(lively_dir, device="cpu", dtype="float32", max_batch_size=8)
+    return make_engine(lively_dir, max_batch_size=8)
 
 
 @pytest.fixture(scope="session")
 def adapter_engine(lively_dir: str, lora_dirs: dict[str, str]) -> LocalEngine:
-    return LocalEngine(lively_dir, device="cpu", dtype="float32", adapters=lora_dirs)
+    return make_engine(lively_dir, adapters=lora_dirs)
 
 
 def texts(results: list[GeneratedText]) -> list[str]:
@@ -159,7 +166,7 @@ def test_left_padding_of_very_different_lengths(engine: LocalEngine) -> None:
 
 
 def test_max_batch_size_splits_and_keeps_order(lively_dir: str, engine: LocalEngine) -> None:
-    small = LocalEngine(lively_dir, device="cpu", dtype="float32", max_batch_size=2, prefix_reuse=False)
+    small = make_engine(lively_dir, max_batch_size=2, prefix_reuse=False)
     with NoPrefixReuse(engine):
         assert texts(small.generate_text(PROMPTS, GREEDY)) == texts(engine.generate_text(PROMPTS, GREEDY))
     assert small.generate_text([], GREEDY) == []
@@ -214,9 +221,17 @@ def test_eos_finishes_with_stop(engine: LocalEngine, monkeypatch: pytest.MonkeyP
     assert going.completion_tokens > 1
 
 
-def test_max_tokens_zero(engine: LocalEngine) -> None:
+def test_max_tokens_zero_context_limit_and_bad_prompts(engine: LocalEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     result = engine.generate_text([PROMPTS[0]], SamplingParams(max_tokens=0))[0]
     assert (result.text, result.completion_tokens, result.finish_reason) == ("", 0, "length")
+    n = len(engine.tokenizer(PROMPTS[0], add_special_tokens=False)["input_ids"])
+    monkeypatch.setattr(engine, "_max_positions", n + 3)
+    result = engine.generate_text([PROMPTS[0]], SamplingParams(max_tokens=10))[0]
+    assert (result.completion_tokens, result.finish_reason) == (3, "length")
+    with pytest.raises(GenerationInputError, match="context"):
+        engine.generate_text([PROMPTS[0] + PROMPTS[0]], GREEDY)
+    with pytest.raises(GenerationInputError, match="empty"):
+        engine.generate_text([""], GREEDY)
 
 
 # ---- sampling ----------------------------------------------------------------------------------------
@@ -241,7 +256,7 @@ def test_tiny_top_p_is_greedy(engine: LocalEngine) -> None:
 
 # ---- prefix reuse ------------------------------------------------------------------------------------
 def test_prefix_reuse_gives_the_same_greedy_outputs(lively_dir: str) -> None:
-    engine = LocalEngine(lively_dir, device="cpu", dtype="float32", min_prefix_tokens=16)
+    engine = make_engine(lively_dir, min_prefix_tokens=16)
     prompts = [*PROMPTS, "unrelated short prompt"]
     with NoPrefixReuse(engine):
         reference = texts(engine.generate_text(prompts, GREEDY))
@@ -260,7 +275,7 @@ def test_prefix_reuse_gives_the_same_greedy_outputs(lively_dir: str) -> None:
 
 
 def test_prefix_reuse_one_at_a_time_from_cold(lively_dir: str) -> None:
-    engine = LocalEngine(lively_dir, device="cpu", dtype="float32", min_prefix_tokens=16, prefix_cache_size=2)
+    engine = make_engine(lively_dir, min_prefix_tokens=16, prefix_cache_size=2)
     with NoPrefixReuse(engine):
         reference = one_at_a_time(engine, PROMPTS, GREEDY)
     assert one_at_a_time(engine, PROMPTS, GREEDY) == reference
@@ -271,7 +286,7 @@ def test_prefix_reuse_one_at_a_time_from_cold(lively_dir: str) -> None:
 
 def test_prefix_reuse_with_long_shared_prefix_and_stops(lively_dir: str) -> None:
     """A ~300-token shared prefix, uneven suffixes, per-row stops: reuse changes nothing."""
-    engine = LocalEngine(lively_dir, device="cpu", dtype="float32", max_batch_size=3)
+    engine = make_engine(lively_dir, max_batch_size=3)
     system = SYSTEM * 4
     prompts = [f"{system}<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n" for q in QUESTIONS]
     params = [SamplingParams(max_tokens=n) for n in (10, 4, 10, 7, 10)]
@@ -287,7 +302,7 @@ def test_every_prefix_scheme_gives_the_same_outputs(lively_dir: str, monkeypatch
     copied into every row all match generation without prefix reuse, greedy and seeded."""
     import dataflywheel.models.engine as engine_module
 
-    engine = LocalEngine(lively_dir, device="cpu", dtype="float32", min_prefix_tokens=16)
+    engine = make_engine(lively_dir, min_prefix_tokens=16)
     assert engine.cascade_attention, "the tiny Llama uses sdpa through the attention interface"
     prompts = [*PROMPTS, PROMPTS[0]]  # a duplicate: a suffix of one token
     params = [
@@ -321,7 +336,7 @@ def test_adapters_change_outputs_like_single_adapter_models(
     # The same as a model without adapters / with just that one adapter.
     assert base == texts(engine.generate_text(PROMPTS, GREEDY))
     for name, expected in (("alpha", alpha), ("beta", beta)):
-        single = LocalEngine(lively_dir, device="cpu", dtype="float32", adapters={name: lora_dirs[name]})
+        single = make_engine(lively_dir, adapters={name: lora_dirs[name]})
         assert texts(single.generate_text(PROMPTS, GREEDY, adapter=name)) == expected
     # Switching back and forth is stateless.
     assert texts(adapter_engine.generate_text(PROMPTS, GREEDY, adapter="alpha")) == alpha
@@ -352,7 +367,7 @@ def test_unknown_adapter(adapter_engine: LocalEngine, tmp_path: Path) -> None:
 
 
 def test_load_and_unload_adapters(lively_dir: str, lora_dirs: dict[str, str], engine: LocalEngine) -> None:
-    local = LocalEngine(lively_dir, device="cpu", dtype="float32")
+    local = make_engine(lively_dir)
     base = texts(local.generate_text(PROMPTS, GREEDY))
     local.load_adapter("a", lora_dirs["alpha"])
     local.load_adapter("b", lora_dirs["beta"])
@@ -438,7 +453,7 @@ class FakeCodec:
 
 
 def test_chat_finish_reasons_and_usage(lively_dir: str) -> None:
-    local = LocalEngine(lively_dir, device="cpu", dtype="float32")
+    local = make_engine(lively_dir)
     local.codec = FakeCodec()
     requests = [
         ChatRequest(

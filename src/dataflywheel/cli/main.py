@@ -10,6 +10,7 @@ from dataflywheel import __version__
 from dataflywheel.cli import datasets, logs
 from dataflywheel.cli.common import guarded, print_json, state
 from dataflywheel.cli.demo import demo
+from dataflywheel.cli.evaluate import evaluate
 from dataflywheel.cli.serve import serve_model
 from dataflywheel.cli.synth import synth
 
@@ -22,9 +23,8 @@ app = typer.Typer(
 app.add_typer(logs.app, name="logs")
 app.add_typer(datasets.app, name="datasets")
 app.command("demo")(demo)
-app.command("serve-model", help="Serve a model (and LoRA adapters) over the OpenAI chat-completions API.")(
-    serve_model
-)
+app.command("eval", help="Evaluate a model on an eval dataset (base, ICL or customized).")(evaluate)
+app.command("serve-model", help="Serve a model (and LoRA adapters) over the OpenAI chat-completions API.")(serve_model)
 app.command("synth", help="Write synthetic customer-service traffic in log form (JSONL).")(synth)
 
 

@@ -210,3 +210,29 @@ def _vote(scores: list[int], kind: JudgeKind) -> int | None:
     if len(counts) > 1 and counts[0][1] == counts[1][1]:
         return 0  # a tie between correct and incorrect is not a pass
     return counts[0][0]
+
+
+def client_judge_chat(client: Any, model: str, max_tokens: int = 256) -> JudgeChat:
+    """A :data:`JudgeChat` asking ``model`` through an :class:`~dataflywheel.models.client.OpenAIClient`."""
+    from dataflywheel.models.types import ChatRequest, SamplingParams
+
+    async def chat(messages: list[dict[str, Any]], temperature: float) -> tuple[str, Usage]:
+        request = ChatRequest(
+            messages=messages, sampling=SamplingParams(max_tokens=max_tokens, temperature=temperature)
+        )
+        result = await client.chat(request, model)
+        return str(result.message.get("content") or ""), result.usage
+
+    return chat
+
+
+async def check_judge(chat: JudgeChat) -> str | None:
+    """None when the judge answers a trivial request, else why not (the job goes on without judge metrics;
+    the blueprint called sys.exit here)."""
+    try:
+        reply, _ = await chat([{"role": "user", "content": "Reply with the number 1."}], 0.0)
+    except Exception as exc:  # unreachable, unauthorized, misconfigured: all mean "no judge"
+        return f"judge unavailable: {type(exc).__name__}: {exc}"[:500]
+    if not reply.strip():
+        return "judge unavailable: it answered an empty reply"
+    return None

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GeneratedText",
+    "GenerationInputError",
     "LocalEngine",
     "UnknownAdapterError",
     "cpu_has_fast_bf16",
@@ -87,10 +88,15 @@ class UnknownAdapterError(FlywheelError):
     """A request named a LoRA adapter that the engine has not loaded."""
 
 
+class GenerationInputError(FlywheelError, ValueError):
+    """A prompt the engine cannot run (empty, longer than the model's context) or mismatched arguments."""
+
+
 @dataclass(frozen=True)
 class GeneratedText:
-    """What one prompt generated: the text (trimmed at the first stop string, without EOS), token counts,
-    and why it ended: ``stop`` (EOS or a stop string) or ``length`` (``max_tokens`` reached)."""
+    """What one prompt generated: the text (trimmed before the first stop string; an EOS token is not in
+    it), the prompt's tokens, the generated tokens (an EOS included, like ``max_tokens`` counts them), and
+    why it ended: ``stop`` (EOS or a stop string) or ``length`` (``max_tokens`` reached)."""
 
     text: str
     prompt_tokens: int
@@ -427,6 +433,8 @@ class _Row:
     """Position in the caller's list."""
     tokens: list[int]
     sampling: SamplingParams
+    limit: int
+    """Tokens it may generate: ``max_tokens``, or less where the model's context ends first."""
     generator: torch.Generator | None = None
     generated: list[int] | None = None
     """Generated tokens, EOS excepted."""
@@ -632,6 +640,8 @@ class LocalEngine:
             self._base = self._peft.unload()
             self._peft = None
             return
+        if self._peft.active_adapter == name:  # activate another first (peft warns otherwise)
+            self._peft.set_adapter(next(iter(self._adapters)))
         self._peft.delete_adapter(name)
 
     def _check_adapter(self, adapter: str | None) -> None:
@@ -735,7 +745,7 @@ class LocalEngine:
         else:
             params = list(sampling)
             if len(params) != len(prompts):
-                raise ValueError(f"{len(prompts)} prompts but {len(params)} sampling parameters")
+                raise GenerationInputError(f"{len(prompts)} prompts but {len(params)} sampling parameters")
         if not prompts:
             return []
         encoded: list[list[int]] = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
@@ -743,17 +753,22 @@ class LocalEngine:
         results: list[GeneratedText | None] = [None] * len(prompts)
         for i, (ids, p) in enumerate(zip(encoded, params, strict=True)):
             if not ids:
-                raise ValueError(f"prompt {i} is empty")
+                raise GenerationInputError(f"prompt {i} is empty")
             if self._max_positions is not None and len(ids) >= self._max_positions:
-                raise ValueError(f"prompt {i} has {len(ids)} tokens; the model takes {self._max_positions}")
-            if p.max_tokens < 1:
+                raise GenerationInputError(
+                    f"prompt {i} has {len(ids)} tokens; the model's context is {self._max_positions}"
+                )
+            limit = p.max_tokens
+            if self._max_positions is not None:  # the context ends generation as max_tokens does
+                limit = min(limit, self._max_positions - len(ids))
+            if limit < 1:
                 results[i] = GeneratedText("", len(ids), 0, "length")
                 continue
             generator = None
             if p.temperature > 0 and p.seed is not None:
                 generator = torch.Generator(device=self.device)
                 generator.manual_seed(p.seed)
-            rows.append(_Row(i, list(ids), p, generator))
+            rows.append(_Row(i, list(ids), p, limit, generator))
         with torch.inference_mode(), self._use_adapter(adapter) as model:
             for batch in self._batches(rows):
                 self._generate_batch(model, adapter, batch)
@@ -795,7 +810,7 @@ class LocalEngine:
 
     def _generate_batch(self, model: Any, adapter: str | None, rows: list[_Row]) -> None:
         prefix_len, prefix_kv = self._prefix_for(model, adapter, rows)
-        new_tokens = max(r.sampling.max_tokens for r in rows)
+        new_tokens = max(r.limit for r in rows)
         if prefix_kv is None or not self.cascade_attention:
             # Left padding: [pad | prompt]; with an expanded prefix: [prefix | pad | suffix].
             logits, cache, mask, last = self._padded_prefill(model, rows, prefix_len, prefix_kv, new_tokens)
@@ -964,7 +979,7 @@ class LocalEngine:
             if cut >= 0:
                 row.text, row.finish = text[:cut], "stop"
                 return True
-        if row.count >= row.sampling.max_tokens:
+        if row.count >= row.limit:
             row.text, row.finish = self._decode(row.generated), "length"
             return True
         return False
