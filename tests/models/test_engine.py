@@ -274,6 +274,25 @@ def test_prefix_reuse_gives_the_same_greedy_outputs(lively_dir: str) -> None:
     assert engine.prefix_cache_stats["hits"] >= 5
 
 
+def test_batches_group_rows_by_shared_prefix(engine: LocalEngine) -> None:
+    from dataflywheel.models.engine import _Row
+
+    shared = list(range(100, 200))
+    rows = [
+        *[_Row(i, [*shared, 7, i], GREEDY, 5) for i in range(5)],  # five prompts sharing 101 tokens
+        *[_Row(10 + i, [300 + i, *range(150)], GREEDY, 5) for i in range(3)],  # three sharing nothing
+    ]
+    engine.max_batch_size = 4
+    try:
+        batches = [sorted(r.index for r in batch) for batch in engine._batches(rows)]
+        with NoPrefixReuse(engine):
+            by_length = [len(batch) for batch in engine._batches(rows)]
+    finally:
+        engine.max_batch_size = 8
+    assert batches == [[0, 1, 2, 3], [4], [10, 11, 12]]
+    assert by_length == [4, 4]
+
+
 def test_prefix_reuse_one_at_a_time_from_cold(lively_dir: str) -> None:
     engine = make_engine(lively_dir, min_prefix_tokens=16, prefix_cache_size=2)
     with NoPrefixReuse(engine):

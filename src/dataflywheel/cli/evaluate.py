@@ -92,7 +92,8 @@ def evaluate(
             )
         if the_judge is None and (judge or settings.judge.enabled):
             console.print(f"[yellow]warning:[/] {why}; judge metrics are skipped")
-        client = deployment.client(max_concurrency=concurrency)
+        # A local server queues requests behind its batch: allow long waits, not only slow answers.
+        client = deployment.client(max_concurrency=concurrency, timeout=600.0 if deployment.local else 120.0)
         model_name = "adapter" if adapter else deployment.model
         config = EvalConfig(kind, spec.name, concurrency=concurrency, max_tokens=max_tokens)
 

@@ -780,33 +780,35 @@ class LocalEngine:
     def _batches(self, rows: list[_Row]) -> Iterator[list[_Row]]:
         """Cut rows into sub-batches of at most ``max_batch_size``.
 
-        Without prefix reuse: by length (less padding). With it: in token order, so rows sharing a prefix are
-        neighbours, and a new sub-batch starts where adding a row would break a shared prefix that is long
-        enough to reuse.
+        Without prefix reuse: by length (less padding). With it: rows are sorted in token order, so prompts
+        sharing a prefix are neighbours; runs of at least two rows sharing ``min_prefix_tokens`` or more form
+        groups, batched apart (each batch then runs from its prefix); the other rows are batched together by
+        length. A lone request is its own group: its prompt goes into the prefix cache for the next ones.
         """
-        if not (self.prefix_reuse and self._plain_cache):
+        size = self.max_batch_size
+        if not (self.prefix_reuse and self._plain_cache) or len(rows) == 1:
             rows = sorted(rows, key=lambda r: len(r.tokens))
-            for start in range(0, len(rows), self.max_batch_size):
-                yield rows[start : start + self.max_batch_size]
+            for start in range(0, len(rows), size):
+                yield rows[start : start + size]
             return
-        rows = sorted(rows, key=lambda r: r.tokens)
-        batch: list[_Row] = []
+        groups: list[list[_Row]] = [[]]
         common = 0
-        for row in rows:
-            if batch:
-                shared = min(common, _common_prefix_len(batch[0].tokens, row.tokens), len(row.tokens) - 1)
-                if len(batch) >= self.max_batch_size or (
-                    common >= self.min_prefix_tokens and shared < self.min_prefix_tokens
-                ):
-                    yield batch
-                    batch, common = [row], len(row.tokens) - 1
-                else:
-                    batch.append(row)
-                    common = shared
+        for row in sorted(rows, key=lambda r: r.tokens):
+            group = groups[-1]
+            shared = min(common, _common_prefix_len(group[0].tokens, row.tokens)) if group else 0
+            if group and shared >= self.min_prefix_tokens:
+                group.append(row)
+                common = shared
             else:
-                batch, common = [row], len(row.tokens) - 1
-        if batch:
-            yield batch
+                groups.append([row])
+                common = len(row.tokens)
+        loose = [group[0] for group in groups if len(group) == 1]
+        for group in (g for g in groups if len(g) > 1):
+            for start in range(0, len(group), size):
+                yield group[start : start + size]
+        loose.sort(key=lambda r: len(r.tokens))
+        for start in range(0, len(loose), size):
+            yield loose[start : start + size]
 
     def _generate_batch(self, model: Any, adapter: str | None, rows: list[_Row]) -> None:
         prefix_len, prefix_kv = self._prefix_for(model, adapter, rows)
