@@ -31,14 +31,18 @@ Shared-prefix reuse
       out and the suffix's position ids continuing from the prefix.
 
     Either way each row sees exactly the tokens and positions it would see alone: greedy outputs are the same
-    as without reuse (tests check it). Measured on 2 CPU cores, 32 routing prompts sharing ~1000 tokens
-    (benchmarks/generation.py): cascade ~3x faster than expanded, ~10x faster than no reuse.
+    as without reuse (tests check it). Measured on 2 CPU cores (SmolLM2-135M, 32 routing prompts sharing
+    ~1000 tokens, 48 new tokens each, batches of 16; benchmarks/generation.py): cascade 1.7x faster than
+    expanded and 6.8x faster than no reuse; 6x the tokens/s of one request at a time.
 
 Device and dtype (``"auto"``)
     CUDA when available, in bfloat16 (float16 on GPUs without bf16). On CPU, bfloat16 only when the CPU has
-    native bf16 arithmetic (AVX512-BF16 or AMX, as torch reports it or ``/proc/cpuinfo`` lists it): there
-    bf16 matmuls are fast and halve memory traffic; elsewhere (e.g. AVX2-only CPUs, where torch emulates
-    bf16 and is slower than fp32) float32. Torch uses as many threads as the process may run on.
+    native bf16 arithmetic (AVX512-BF16 or AMX, as torch reports it or ``/proc/cpuinfo`` lists it), else
+    float32: without it torch converts bf16 in software, which only pays where memory bandwidth is all that
+    counts. Measured on a 2-core AVX2 machine with SmolLM2-135M: bf16 decodes one stream 1.5x faster
+    (0.039 vs 0.060 s/token) but a 16-row decode step takes 2.3x longer (0.25 vs 0.11 s) and a 256-token
+    prefill 6x longer (2.9 vs 0.47 s); the engine's work is batches and prefills. Torch uses as many threads
+    as the process may run on (``threads`` to change it: torch's thread count is process-wide).
 
 Thread safety: every public method takes one lock; one generation runs at a time.
 """
