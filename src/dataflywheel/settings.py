@@ -180,6 +180,14 @@ class CandidateSettings(_Section):
     price_per_gpu_hour: float | None = Field(None, ge=0)
 
 
+class ServingSettings(_Section):
+    backend: Literal["auto", "flywheel", "vllm"] = Field(
+        "auto", description="What serves local candidates: auto = vllm when it and a CUDA GPU are present."
+    )
+    vllm_extra_args: list[str] = Field(default_factory=list, description="More vllm api_server arguments.")
+    ready_timeout_s: float = Field(600.0, gt=0, description="How long a starting model server may take.")
+
+
 class JudgeSettings(_Section):
     enabled: bool = False
     base_url: str | None = None
@@ -248,6 +256,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     lora: LoRASettings = Field(default_factory=LoRASettings)
     candidates: list[CandidateSettings] = Field(default_factory=list)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
 
     @model_validator(mode="after")

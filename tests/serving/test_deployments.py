@@ -212,3 +212,36 @@ def test_a_remote_candidate_that_refuses_us_or_is_down(
         manager.deploy(down, ready_timeout=0.5)
     with pytest.raises(DeploymentError, match="adapters can only be served locally"):
         manager.deploy(down, {"a": Path("x")})
+
+
+# the vLLM path (a CUDA GPU and vllm are needed to run it; here only its command and the choice are checked)
+
+
+def test_vllm_command_serves_adapters_by_alias(tmp_path: Path) -> None:
+    from dataflywheel.models.deployments import vllm_argv
+
+    argv = vllm_argv("/models/smol", "smol", "127.0.0.1", 8011, {"mine": tmp_path}, ["--dtype", "bfloat16"])
+    assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert argv[argv.index("--model") + 1] == "/models/smol" and argv[argv.index("--port") + 1] == "8011"
+    assert "--enable-lora" in argv and f"mine={tmp_path.resolve()}" in argv and argv[-2:] == ["--dtype", "bfloat16"]
+    assert "--enable-lora" not in vllm_argv("/m", "m", "h", 1, {})
+
+
+def test_backend_choice(home_settings: Settings) -> None:
+    import importlib.util
+
+    from dataflywheel.errors import DependencyMissingError
+    from dataflywheel.models.deployments import serving_backend
+
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    if not has_vllm:
+        assert serving_backend(home_settings) == "flywheel"  # auto without vllm
+        forced = home_settings.model_copy(
+            update={"serving": home_settings.serving.model_copy(update={"backend": "vllm"})}
+        )
+        with pytest.raises(DependencyMissingError, match="vllm is not installed"):
+            serving_backend(forced)
+    flywheel = home_settings.model_copy(
+        update={"serving": home_settings.serving.model_copy(update={"backend": "flywheel"})}
+    )
+    assert serving_backend(flywheel) == "flywheel"

@@ -96,6 +96,10 @@ def evaluate(
         client = deployment.client(max_concurrency=concurrency, timeout=600.0 if deployment.local else 120.0)
         model_name = "adapter" if adapter else deployment.model
         config = EvalConfig(kind, spec.name, concurrency=concurrency, max_tokens=max_tokens)
+        if not tool_calling:  # text answers: embedding similarity needs no judge
+            from dataflywheel.icl.embedders import make_embedder
+
+            config.embedder = make_embedder(settings.icl.embedder)
 
         async def chat(request: Any) -> Any:
             return await client.chat(request, model_name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import logging
 import os
 import re
@@ -32,14 +33,13 @@ from typing import Any
 
 import httpx
 
-from dataflywheel.errors import FlywheelError
+from dataflywheel.errors import DependencyMissingError, FlywheelError
 from dataflywheel.models.client import OpenAIClient, error_message
-from dataflywheel.models.registry import ModelSpec
+from dataflywheel.models.registry import ModelSpec, local_model_dir
 from dataflywheel.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_READY_TIMEOUT_S = 180.0
 DEFAULT_STOP_TIMEOUT_S = 10.0
 _PORT_ATTEMPTS = 3
 
@@ -123,14 +123,14 @@ class DeploymentManager:
         self,
         settings: Settings,
         *,
-        ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+        ready_timeout: float | None = None,
         host: str = "127.0.0.1",
         command: Sequence[str] | None = None,
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
-        self.ready_timeout = ready_timeout
+        self.ready_timeout = settings.serving.ready_timeout_s if ready_timeout is None else ready_timeout
         self.host = host
         self.command = list(command) if command is not None else [sys.executable, "-m", "dataflywheel.cli.main"]
         self.extra_args = list(extra_args)
@@ -202,20 +202,7 @@ class DeploymentManager:
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             port = free_port(self.host)
             log_path = self.log_dir / f"{_safe(spec.name)}-{port}.log"
-            argv = [
-                *self.command,
-                "serve-model",
-                "--model",
-                spec.source,
-                "--served-model-name",
-                spec.name,
-                "--host",
-                self.host,
-                "--port",
-                str(port),
-                *(arg for alias, path in adapters.items() for arg in ("--adapter", f"{alias}={Path(path).resolve()}")),
-                *self.extra_args,
-            ]
+            argv = self._serve_argv(spec, port, adapters)
             logger.info("starting %s on port %d (log %s)", spec.name, port, log_path)
             with log_path.open("wb") as log:
                 log.write(f"$ {shlex.join(argv)}\n".encode())
@@ -255,6 +242,33 @@ class DeploymentManager:
             logger.info("%s is ready at %s (pid %d)", spec.name, deployment.base_url, process.pid)
             return deployment
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _serve_argv(self, spec: ModelSpec, port: int, adapters: Mapping[str, Path]) -> list[str]:
+        """The server command: vLLM's OpenAI server when chosen (``serving.backend``), else ours."""
+        assert spec.source is not None
+        if serving_backend(self.settings) == "vllm":
+            return vllm_argv(
+                local_model_dir(spec, self.settings),
+                spec.name,
+                self.host,
+                port,
+                adapters,
+                self.settings.serving.vllm_extra_args,
+            )
+        return [
+            *self.command,
+            "serve-model",
+            "--model",
+            spec.source,
+            "--served-model-name",
+            spec.name,
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            *(arg for alias, path in adapters.items() for arg in ("--adapter", f"{alias}={Path(path).resolve()}")),
+            *self.extra_args,
+        ]
 
     def _wait_ready(self, deployment: Deployment, timeout: float) -> None:
         assert deployment.process is not None
@@ -383,3 +397,40 @@ def log_tail(path: Path, lines: int = 40, max_bytes: int = 16_384) -> str:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
+
+
+def serving_backend(settings: Settings) -> str:
+    """``flywheel`` or ``vllm``: what ``serving.backend`` resolves to on this machine."""
+    choice = settings.serving.backend
+    if choice != "auto":
+        if choice == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise DependencyMissingError("serving.backend is 'vllm' but vllm is not installed: pip install vllm")
+        return choice
+    if importlib.util.find_spec("vllm") is None:
+        return "flywheel"
+    import torch
+
+    return "vllm" if torch.cuda.is_available() else "flywheel"
+
+
+def vllm_argv(
+    model_dir: str, name: str, host: str, port: int, adapters: Mapping[str, Path], extra: Sequence[str] = ()
+) -> list[str]:
+    """vLLM's OpenAI-compatible server for a local model folder, its LoRA adapters served by alias."""
+    argv = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model_dir,
+        "--served-model-name",
+        name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    if adapters:
+        argv += ["--enable-lora", "--max-lora-rank", "64", "--lora-modules"]
+        argv += [f"{alias}={Path(path).resolve()}" for alias, path in adapters.items()]
+    return [*argv, *extra]
