@@ -61,6 +61,13 @@ async def eval_run(base_url: str, rows: list[dict], concurrency: int, out: Path)
         await client.aclose()
 
 
+def _runner() -> Any:
+    """asyncio.run, on uvloop when it is installed (as the CLI runs evals)."""
+    from dataflywheel.evaluation.runner import run_async
+
+    return run_async
+
+
 def _reply(body: dict) -> dict:
     """The first offered tool, called with no arguments."""
     name = body["tools"][0]["function"]["name"] if body.get("tools") else "none"
@@ -76,7 +83,7 @@ def _serve(latency: float, ready: Any) -> None:
     from dataflywheel.serving.background import BackgroundServer
     from dataflywheel.serving.standin import create_standin_app
 
-    with BackgroundServer(create_standin_app(_reply, latency_s=latency)) as server:
+    with BackgroundServer(create_standin_app(_reply, latency_s=latency, keep_requests=0)) as server:
         ready.put(server.base_url)
         threading.Event().wait()
 
@@ -101,9 +108,10 @@ def main() -> None:
     base_url = ready.get(timeout=60)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(bare_httpx(base_url, rows[: args.concurrency], args.concurrency))  # warm up
-            bare = asyncio.run(bare_httpx(base_url, rows, args.concurrency))
-            wall, summary = asyncio.run(eval_run(base_url, rows, args.concurrency, Path(tmp)))
+            run = _runner()
+            run(bare_httpx(base_url, rows[: args.concurrency], args.concurrency))  # warm up
+            bare = run(bare_httpx(base_url, rows, args.concurrency))
+            wall, summary = run(eval_run(base_url, rows, args.concurrency, Path(tmp)))
     finally:
         proc.terminate()
         proc.join()

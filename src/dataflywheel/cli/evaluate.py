@@ -12,7 +12,15 @@ from rich.table import Table
 
 from dataflywheel.cli.common import console, guarded, print_json, state
 from dataflywheel.evaluation.judge import Judge, JudgeCache, check_judge, client_judge_chat
-from dataflywheel.evaluation.runner import EvalConfig, EvalProgress, EvalSummary, EvalType, load_dataset, run_eval
+from dataflywheel.evaluation.runner import (
+    EvalConfig,
+    EvalProgress,
+    EvalSummary,
+    EvalType,
+    load_dataset,
+    run_async,
+    run_eval,
+)
 from dataflywheel.models.deployments import DeploymentManager
 from dataflywheel.models.registry import resolve_model
 from dataflywheel.settings import Settings
@@ -105,7 +113,7 @@ def evaluate(
             return await client.chat(request, model_name)
 
         if as_json:
-            summary = asyncio.run(run_eval(rows, chat, out_dir, config, judge=the_judge))
+            summary = run_async(run_eval(rows, chat, out_dir, config, judge=the_judge))
         else:
             with Progress(
                 TextColumn(f"[bold]{kind.value}"),
@@ -120,7 +128,7 @@ def evaluate(
                 def progress(p: EvalProgress) -> None:
                     bar.update(task, completed=p.done)
 
-                summary = asyncio.run(run_eval(rows, chat, out_dir, config, judge=the_judge, progress=progress))
+                summary = run_async(run_eval(rows, chat, out_dir, config, judge=the_judge, progress=progress))
     if as_json:
         print_json({"out": str(out_dir), **summary.to_dict()})
     else:

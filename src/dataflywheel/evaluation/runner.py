@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -36,6 +36,8 @@ from dataflywheel.models.types import ChatRequest, ChatResult, SamplingParams
 ChatFn = Callable[[ChatRequest], Awaitable[ChatResult]]
 """``await chat(request)``: the model under evaluation (an endpoint client, a local engine, ...)."""
 ProgressFn = Callable[["EvalProgress"], None]
+
+T = TypeVar("T")
 
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -325,3 +327,14 @@ def embedding_similarity(embedder: Embedder, reference: str, prediction: str) ->
         return 0.0
     vectors = embedder.embed([reference, prediction])
     return float(max(0.0, min(1.0, float(vectors[0] @ vectors[1]))))
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, on uvloop when it is installed (measured: less event-loop overhead
+    per request than asyncio's default loop, which shows at hundreds of requests per second)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)

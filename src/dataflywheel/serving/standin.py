@@ -13,11 +13,13 @@ import itertools
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 Reply = str | dict[str, Any]
 """Text content, or a whole assistant message (e.g. with ``tool_calls``)."""
@@ -25,7 +27,7 @@ Script = Reply | Iterable[Reply] | Callable[[dict[str, Any]], Reply]
 
 
 class StandinState:
-    def __init__(self, script: Script, latency_s: float, fail_first: int, model: str) -> None:
+    def __init__(self, script: Script, latency_s: float, fail_first: int, model: str, keep_requests: int) -> None:
         if callable(script):
             self._next: Callable[[dict[str, Any]], Reply] = script
         elif isinstance(script, str | dict):
@@ -37,12 +39,14 @@ class StandinState:
         self.latency_s = latency_s
         self.fail_left = fail_first
         self.model = model
-        self.requests: list[dict[str, Any]] = []
+        self.requests: deque[dict[str, Any]] = deque(maxlen=keep_requests)
+        self.count = 0
         self._lock = threading.Lock()
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self._lock:
             self.requests.append(body)
+            self.count += 1
             if self.fail_left > 0:
                 self.fail_left -= 1
                 return 500, {
@@ -69,11 +73,17 @@ class StandinState:
 
 
 def create_standin_app(
-    script: Script = "OK", *, latency_s: float = 0.0, fail_first: int = 0, model: str = "standin"
+    script: Script = "OK",
+    *,
+    latency_s: float = 0.0,
+    fail_first: int = 0,
+    model: str = "standin",
+    keep_requests: int = 10_000,
 ) -> FastAPI:
-    """The stand-in app; its :class:`StandinState` (requests seen, ...) is ``app.state.standin``."""
+    """The stand-in app; its :class:`StandinState` (the last ``keep_requests`` request bodies, the count) is
+    ``app.state.standin``. A benchmark passes ``keep_requests=0`` so memory stays flat."""
     app = FastAPI(title="data-flywheel OpenAI stand-in")
-    state = StandinState(script, latency_s, fail_first, model)
+    state = StandinState(script, latency_s, fail_first, model, keep_requests)
     app.state.standin = state
 
     @app.get("/v1/models")
@@ -81,11 +91,11 @@ def create_standin_app(
         return {"object": "list", "data": [{"id": state.model, "object": "model", "owned_by": "standin"}]}
 
     @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> JSONResponse:
-        body = await request.json()
+    async def chat(request: Request) -> Response:
+        body = orjson.loads(await request.body())
         if state.latency_s:
             await asyncio.sleep(state.latency_s)
         status, payload = state.answer(body)
-        return JSONResponse(payload, status_code=status)
+        return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
     return app
