@@ -125,9 +125,12 @@ def test_human_output_is_tables(loaded: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--records", "300"], terminal_width=160)
+    result = runner.invoke(
+        app, ["demo", "--records", "300", "--model", "tiny-random-llama", "--eval-records", "3"], terminal_width=160
+    )
     assert result.exit_code == 0, result.output
     assert "Split by class" in result.output
+    assert "base-eval of tiny-random-llama" in result.output and "icl-eval of tiny-random-llama" in result.output
     assert list((tmp_path / ".flywheel" / "datasets").rglob("manifest.json"))
 
 
