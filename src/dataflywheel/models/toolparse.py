@@ -208,24 +208,8 @@ class _Lenient:
             if value is _MISSING:
                 return out
             out[key] = value
-            if self.truncated:
+            if self._after_item("}", "\"'"):
                 return out
-            self.ws()
-            if self.eof():
-                return out
-            c = self.s[self.i]
-            if c == ",":
-                self.i += 1
-                self.ws()
-                if self.i < self.n and self.s[self.i] == "}":
-                    self.note("trailing comma removed")
-            elif c == "}":
-                self.i += 1
-                return out
-            elif c in "\"'":
-                self.note("missing comma repaired")
-            else:
-                raise _Fail
 
     def arr(self, depth: int) -> Any:
         self.i += 1
@@ -246,24 +230,31 @@ class _Lenient:
             if value is _MISSING:
                 return out
             out.append(value)
-            if self.truncated:
+            if self._after_item("]", "\"'{["):
                 return out
+
+    def _after_item(self, close: str, item_starts: str) -> bool:
+        """After an object member or array item: consume the separator. True when the container ends here
+        (closed, or the input is truncated); a missing comma before another item is repaired."""
+        if self.truncated:
+            return True
+        self.ws()
+        if self.eof():
+            return True
+        c = self.s[self.i]
+        if c == ",":
+            self.i += 1
             self.ws()
-            if self.eof():
-                return out
-            c = self.s[self.i]
-            if c == ",":
-                self.i += 1
-                self.ws()
-                if self.i < self.n and self.s[self.i] == "]":
-                    self.note("trailing comma removed")
-            elif c == "]":
-                self.i += 1
-                return out
-            elif c in "\"'{[":
-                self.note("missing comma repaired")
-            else:
-                raise _Fail
+            if self.i < self.n and self.s[self.i] == close:
+                self.note("trailing comma removed")
+            return False
+        if c == close:
+            self.i += 1
+            return True
+        if c in item_starts:
+            self.note("missing comma repaired")
+            return False
+        raise _Fail
 
     def _closes(self, j: int, is_key: bool) -> bool:
         """Whether a quote at ``j`` really ends the string: only a delimiter (or the end) may follow it."""
