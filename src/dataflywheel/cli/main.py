@@ -13,6 +13,7 @@ from dataflywheel.cli.demo import demo
 from dataflywheel.cli.evaluate import evaluate
 from dataflywheel.cli.serve import serve_model
 from dataflywheel.cli.synth import synth
+from dataflywheel.cli.train import adapters_app, train
 
 app = typer.Typer(
     name="flywheel",
@@ -22,9 +23,11 @@ app = typer.Typer(
 )
 app.add_typer(logs.app, name="logs")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(adapters_app, name="adapters")
 app.command("demo")(demo)
 app.command("eval", help="Evaluate a model on an eval dataset (base, ICL or customized).")(evaluate)
 app.command("serve-model", help="Serve a model (and LoRA adapters) over the OpenAI chat-completions API.")(serve_model)
+app.command("train", help="Fine-tune a LoRA adapter on a dataset build (outside a job).")(train)
 app.command("synth", help="Write synthetic customer-service traffic in log form (JSONL).")(synth)
 
 

@@ -36,6 +36,13 @@ def parse_adapters(values: list[str] | None) -> dict[str, Path]:
     return adapters
 
 
+def _registered(ctx: typer.Context, name: str) -> str:
+    """A registered adapter's name as ``NAME=PATH``."""
+    from dataflywheel.training.adapters import get_adapter
+
+    return f"{name}={get_adapter(state(ctx).settings(), name.strip()).path}"
+
+
 def serve_model(
     ctx: typer.Context,
     model: str = typer.Option(
@@ -48,7 +55,8 @@ def serve_model(
         None,
         "--adapter",
         "-a",
-        help="A LoRA adapter to serve too, as ALIAS=PATH (repeatable). Ask for it as model ALIAS.",
+        help="A LoRA adapter to serve too: a registered adapter's NAME or ALIAS=PATH (repeatable). "
+        "Ask for it as model NAME/ALIAS.",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="Port to listen on."),
@@ -60,6 +68,8 @@ def serve_model(
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of torch (default: every core)."),
 ) -> None:
     """Serve a local model with OpenAI's chat-completions API (/v1/chat/completions, /v1/models)."""
+    with handle_errors():
+        adapter = [_registered(ctx, value) if "=" not in value else value for value in adapter or []]
     adapters = parse_adapters(adapter)
     level = log_level.lower()
     if level not in LOG_LEVELS:

@@ -190,7 +190,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return result
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -482,7 +482,7 @@ class LocalEngine:
         self.model_dir = str(model_dir)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.threads = threads or _available_cores()
+        self.threads = threads or available_cores()
         torch.set_num_threads(self.threads)
         self.max_batch_size = max_batch_size
         self.prefix_reuse = prefix_reuse

@@ -1,0 +1,111 @@
+"""Hyperparameters of one LoRA run: the ``training`` and ``lora`` settings plus a job's overrides.
+
+A job's ``training_config`` overrides really apply (the blueprint accepted the key and ignored it). Both our
+flat keys (``epochs``, ``adapter_dim``, ...) and the blueprint's hyperparameter shape
+(``{"epochs": 2, "lora": {"adapter_dim": 32, "adapter_dropout": 0.1}}``) are accepted; an unknown key or a bad
+value is a :class:`~dataflywheel.errors.ConfigError` that names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dataflywheel.errors import ConfigError
+from dataflywheel.settings import LoRASettings, Settings, TrainingSettings, format_validation_error
+
+__all__ = ["TrainConfig"]
+
+# The blueprint's names for our LoRA keys.
+_LORA_ALIASES = {
+    "adapter_dim": "adapter_dim",
+    "rank": "adapter_dim",
+    "r": "adapter_dim",
+    "adapter_dropout": "dropout",
+    "dropout": "dropout",
+    "alpha": "alpha",
+    "lora_alpha": "alpha",
+    "target_modules": "target_modules",
+}
+# Keys of the blueprint's hyperparameters that only state what we always do.
+_FIXED = {"training_type": "sft", "finetuning_type": "lora"}
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a LoRA run's result and speed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(16, ge=1, description="Examples per optimizer step.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches a step's examples are split into (to bound memory)."
+    )
+    learning_rate: float = Field(1e-4, gt=0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    max_seq_length: int = Field(4096, ge=16)
+    seed: int = 42
+    adapter_dim: int = Field(32, ge=1, description="LoRA rank.")
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    shared_prefix: bool = Field(True, description="Run a micro-batch's shared prompt prefix once.")
+    min_prefix_tokens: int = Field(32, ge=1, description="Shortest shared prefix worth running once.")
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = Field(None, ge=1)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+        """The settings' ``training`` and ``lora`` sections with a job's ``training_config`` on top."""
+        return cls.from_sections(settings.training, settings.lora, overrides)
+
+    @classmethod
+    def from_sections(
+        cls, training: TrainingSettings, lora: LoRASettings, overrides: Mapping[str, Any] | None = None
+    ) -> TrainConfig:
+        values: dict[str, Any] = {**training.model_dump(), **lora.model_dump()}
+        values.update(flatten_overrides(overrides or {}))
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, prefix="training_config", env_hint=False)) from None
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
+        try:
+            return TrainConfig(**(self.model_dump() | flatten_overrides(overrides)))
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, prefix="training_config", env_hint=False)) from None
+
+
+def flatten_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``training_config`` keys as :class:`TrainConfig` fields; None values are ignored."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"training_config: expected an object, got {type(overrides).__name__}")
+    known = set(TrainConfig.model_fields)
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "lora":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"training_config.lora: expected an object, got {type(value).__name__}")
+            for sub, sub_value in value.items():
+                target = _LORA_ALIASES.get(sub)
+                if target is None:
+                    raise ConfigError(f"training_config.lora.{sub}: unknown key (known: {', '.join(_LORA_ALIASES)})")
+                if sub_value is not None:
+                    out[target] = sub_value
+        elif key in _FIXED:
+            if value != _FIXED[key]:
+                raise ConfigError(f"training_config.{key}: only {_FIXED[key]!r} is supported (got {value!r})")
+        elif key in _LORA_ALIASES:
+            out[_LORA_ALIASES[key]] = value
+        elif key in known:
+            out[key] = value
+        else:
+            raise ConfigError(f"training_config.{key}: unknown key (known: {', '.join(sorted(known))})")
+    return out

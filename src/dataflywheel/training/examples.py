@@ -1,0 +1,93 @@
+"""Training rows to token ids, through the same codec serving uses (train/serve parity).
+
+A row is ``{"messages": [..., assistant], "tools"?: [...]}`` (a dataset's ``train.jsonl``/``val.jsonl``).
+Its prompt is what serving would render for the conversation before the answer, tokenized alone (the server
+tokenizes the prompt alone too); its completion is the rendered answer, end-of-turn included. A row longer
+than ``max_seq_length`` is not cut (cutting the prompt's end would cut into the answer's context, cutting the
+end would cut the answer): it is left out and reported by index and length.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dataflywheel.errors import FlywheelError
+from dataflywheel.models.codec import ToolCallCodec
+from dataflywheel.training.loss import Example
+
+__all__ = ["SkippedRow", "TokenizedRows", "TrainingDataError", "read_rows", "tokenize_rows"]
+
+
+class TrainingDataError(FlywheelError):
+    """A training dataset is missing, unreadable, or has no usable row."""
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    index: int
+    reason: str
+
+
+@dataclass
+class TokenizedRows:
+    examples: list[Example]
+    skipped: list[SkippedRow] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return sum(e.tokens for e in self.examples)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL file; a bad line is an error naming the file and line."""
+    if not path.is_file():
+        raise TrainingDataError(f"{path}: no such dataset file")
+    rows = []
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TrainingDataError(f"{path}:{number}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise TrainingDataError(f"{path}:{number}: expected an object with messages")
+            rows.append(row)
+    return rows
+
+
+def tokenize_rows(rows: Iterable[dict[str, Any]], codec: ToolCallCodec, max_seq_length: int) -> TokenizedRows:
+    """Tokenize each row's (prompt, completion); rows that cannot be rendered or are too long are skipped
+    with the reason."""
+    tokenizer = codec.tokenizer
+    out = TokenizedRows(examples=[])
+    for index, row in enumerate(rows):
+        try:
+            prompt, completion = codec.training_example(row)
+        except (ValueError, TypeError, KeyError) as exc:
+            out.skipped.append(SkippedRow(index, f"cannot render: {exc}"))
+            continue
+        prompt_ids = _ids(tokenizer, prompt)
+        completion_ids = _ids(tokenizer, completion)
+        total = len(prompt_ids) + len(completion_ids)
+        if not completion_ids:
+            out.skipped.append(SkippedRow(index, "empty answer"))
+        elif total > max_seq_length:
+            out.skipped.append(
+                SkippedRow(
+                    index, f"{total} tokens > max_seq_length {max_seq_length} (not cut: it would lose the answer)"
+                )
+            )
+        else:
+            out.examples.append(Example(index=index, prompt=tuple(prompt_ids), completion=tuple(completion_ids)))
+    return out
+
+
+def _ids(tokenizer: Any, text: str) -> Sequence[int]:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return [int(i) for i in ids]

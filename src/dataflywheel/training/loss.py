@@ -1,0 +1,177 @@
+"""The training loss of one micro-batch: plain, or with the batch's shared prompt prefix computed once.
+
+Every training example is ``prompt + completion`` (token ids); the loss is the summed cross-entropy of the
+completion tokens only (the prompt is context, not a target). Two ways to compute it, equal up to float
+rounding (a test checks the loss and the LoRA gradients):
+
+* **plain**: every example runs as its own row, left-padded to the longest, so all completions end at the
+  last position and only the last ``max(completion) + 1`` positions need logits (the vocabulary projection
+  of a long prompt is the single largest tensor of a step; HF's Trainer computes it for every position).
+* **shared prefix**: in a routing workload ~88% of every prompt (system prompt + tool schemas, which the
+  codec renders first) is the same token sequence in every example. The prefix runs once (batch 1, with
+  gradients), its keys/values are expanded (a view, not a copy) to every row, and only each row's suffix
+  (the rest of its prompt, then its completion) runs, laid out ``[prefix | padding | suffix]`` with the
+  padding masked and the suffix's positions continuing from the prefix. The gradient flowing back into the
+  expanded keys/values sums over rows into the one prefix computation, exactly as the plain computation's
+  per-row prefixes would. Forward and backward over the prefix shrink from ``batch x prefix`` tokens to
+  ``prefix`` tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Example:
+    """One tokenized training row."""
+
+    index: int
+    """Position of the row in its dataset file (0-based)."""
+    prompt: tuple[int, ...]
+    completion: tuple[int, ...]
+
+    @property
+    def tokens(self) -> int:
+        return len(self.prompt) + len(self.completion)
+
+
+@dataclass
+class BatchLoss:
+    """The summed completion-token loss of a micro-batch (a graph to call ``backward`` on)."""
+
+    loss_sum: torch.Tensor
+    target_tokens: int
+    """Completion tokens the loss covers."""
+    computed_tokens: int
+    """Tokens the forward pass ran over (padding included; the shared prefix counted once)."""
+    prefix_tokens: int
+    """Length of the shared prefix run once (0: plain computation)."""
+
+
+def shared_prefix_len(examples: Sequence[Example]) -> int:
+    """Leading prompt tokens every example of ``examples`` has in common, leaving at least one prompt token
+    in each suffix (the logit that predicts the first completion token comes from the suffix)."""
+    if not examples:
+        return 0
+    first = examples[0].prompt
+    limit = min(len(e.prompt) for e in examples) - 1
+    n = 0
+    while n < limit and all(e.prompt[n] == first[n] for e in examples):
+        n += 1
+    return max(n, 0)
+
+
+def _cache_kwarg(model: Any) -> str:
+    import inspect
+
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(target.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _labels(rows: Sequence[Example], keep: int, device: torch.device) -> torch.Tensor:
+    """Targets of the last ``keep`` logits of each left-padded row: logit ``k`` predicts the token after it,
+    so completion token ``j`` of a row with ``c`` completion tokens is the target of ``k = keep - c + j - 1``."""
+    import torch
+
+    labels = torch.full((len(rows), keep), IGNORE, dtype=torch.long)
+    for i, row in enumerate(rows):
+        c = len(row.completion)
+        labels[i, keep - 1 - c : keep - 1] = torch.tensor(row.completion, dtype=torch.long)
+    return labels.to(device)
+
+
+def _loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
+
+
+def batch_loss(
+    model: Any, rows: Sequence[Example], *, pad_id: int, device: torch.device, min_prefix_tokens: int | None = 32
+) -> BatchLoss:
+    """The summed completion loss of ``rows``; with ``min_prefix_tokens`` set and at least that many shared
+    leading prompt tokens (and 2+ rows), the shared-prefix computation, else the plain one."""
+    prefix = shared_prefix_len(rows) if min_prefix_tokens is not None and len(rows) > 1 else 0
+    if min_prefix_tokens is not None and prefix >= min_prefix_tokens:
+        return _shared_prefix_loss(model, rows, prefix, pad_id=pad_id, device=device)
+    return _plain_loss(model, rows, pad_id=pad_id, device=device)
+
+
+def _left_padded(
+    seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids, mask, positions) of left-padded rows; positions count a row's own tokens from 0."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
+            mask[i, width - len(s) :] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), positions.to(device)
+
+
+def _plain_loss(model: Any, rows: Sequence[Example], *, pad_id: int, device: torch.device) -> BatchLoss:
+    ids, mask, positions = _left_padded([r.prompt + r.completion for r in rows], pad_id, device)
+    keep = max(len(r.completion) for r in rows) + 1
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=keep)
+    labels = _labels(rows, keep, device)
+    return BatchLoss(
+        loss_sum=_loss_sum(out.logits, labels),
+        target_tokens=sum(len(r.completion) for r in rows),
+        computed_tokens=int(ids.numel()),
+        prefix_tokens=0,
+    )
+
+
+def _shared_prefix_loss(
+    model: Any, rows: Sequence[Example], prefix: int, *, pad_id: int, device: torch.device
+) -> BatchLoss:
+    import torch
+    from transformers import DynamicCache
+
+    kwarg = _cache_kwarg(model)
+    prefix_ids = torch.tensor([list(rows[0].prompt[:prefix])], dtype=torch.long, device=device)
+    prefix_cache = DynamicCache()
+    model(input_ids=prefix_ids, use_cache=True, logits_to_keep=1, **{kwarg: prefix_cache})
+    batch = len(rows)
+    # Expanded views: the backward pass sums the rows' gradients into the one prefix computation.
+    layers: list[Any] = list(prefix_cache.layers)
+    cache = DynamicCache(
+        ddp_cache_data=[
+            (layer.keys.expand(batch, -1, -1, -1), layer.values.expand(batch, -1, -1, -1)) for layer in layers
+        ]
+    )
+    suffixes = [r.prompt[prefix:] + r.completion for r in rows]
+    ids, suffix_mask, positions = _left_padded(suffixes, pad_id, device)
+    mask = torch.cat([torch.ones((batch, prefix), dtype=torch.long, device=device), suffix_mask], dim=1)
+    keep = max(len(r.completion) for r in rows) + 1
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions + prefix,
+        use_cache=True,
+        logits_to_keep=keep,
+        **{kwarg: cache},
+    )
+    labels = _labels(rows, keep, device)
+    return BatchLoss(
+        loss_sum=_loss_sum(out.logits, labels),
+        target_tokens=sum(len(r.completion) for r in rows),
+        computed_tokens=prefix + int(ids.numel()),
+        prefix_tokens=prefix,
+    )

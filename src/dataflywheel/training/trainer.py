@@ -1,0 +1,462 @@
+"""Supervised LoRA fine-tuning of a local causal LM on a dataset's training rows.
+
+:class:`LoRATrainer` runs our own training loop (not ``transformers.Trainer``) because the loss of a routing
+workload can be computed far more cheaply than a generic trainer does (see :mod:`dataflywheel.training.loss`):
+
+* each optimizer step takes ``batch_size`` examples (shuffled per epoch with ``seed + epoch``), split into
+  ``gradient_accumulation_steps`` micro-batches; the loss is the mean over the step's completion tokens;
+* a micro-batch whose prompts share at least ``min_prefix_tokens`` leading tokens runs that prefix once;
+* AdamW, gradient clipping at 1.0, warmup then constant/linear/cosine learning rate;
+* validation loss on the val rows after each epoch;
+* progress after every step through a callback (epochs, steps, percent, loss, tokens/s, ETA);
+* cancellation checked between micro-batches (a few seconds at most on CPU);
+* a checkpoint after each epoch (adapter weights, optimizer, scheduler, RNG); running again on the same
+  ``run_dir`` continues from the last one (after a crash, or a cancel);
+* the final adapter is written to ``run_dir/adapter`` only when the run completes (written to a temporary
+  folder, then renamed, so no half-written adapter ever exists there).
+
+Device and precision (``auto``): CUDA in bf16 when a GPU is there; on CPU bf16 only with native bf16
+arithmetic (AVX512-BF16/AMX), else fp32 (the engine's rule: without it bf16 is emulated and slower for
+batched work); LoRA weights stay fp32. Threads: every core the process may use.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dataflywheel.errors import FlywheelError
+from dataflywheel.models.codec import ToolCallCodec
+from dataflywheel.models.engine import available_cores, resolve_device, resolve_dtype
+from dataflywheel.training.config import TrainConfig
+from dataflywheel.training.examples import TokenizedRows, TrainingDataError, tokenize_rows
+from dataflywheel.training.loss import Example, batch_loss
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["LoRATrainer", "TrainProgress", "TrainResult", "TrainingCancelled", "TrainingError"]
+
+ADAPTER_DIR = "adapter"
+CHECKPOINTS_DIR = "checkpoints"
+RUN_FILE = "run.json"
+METRICS_FILE = "training_metrics.json"
+
+
+class TrainingError(FlywheelError):
+    """A training run cannot start or failed (bad data, a model that does not load, a mismatched resume)."""
+
+
+class TrainingCancelled(FlywheelError):
+    """The run was cancelled between two micro-batches; checkpoints of finished epochs are kept."""
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Where a run stands (sent to the progress callback after every step and phase change)."""
+
+    phase: str
+    """``loading``, ``training``, ``validating``, ``checkpointing`` or ``done``."""
+    epochs_completed: int
+    total_epochs: int
+    steps_completed: int
+    total_steps: int
+    loss: float | None = None
+    """Mean completion-token loss of the last step."""
+    val_loss: float | None = None
+    tokens_per_s: float | None = None
+    """Example tokens (prompt + completion, no padding) trained per second."""
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.steps_completed / self.total_steps if self.total_steps else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "percent": round(self.percent, 2)}
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[TrainProgress], None]
+CancelFn = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
+
+
+def _ignore(_: TrainProgress) -> None:
+    return None
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """The learning-rate multiplier before optimizer step ``step`` (0-based) of ``total``."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The example indices of each step of ``epoch``: a seeded shuffle cut into ``batch_size`` chunks."""
+    order = list(range(n))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def split_micro(batch: Sequence[int], parts: int) -> list[list[int]]:
+    """``batch`` split into ``parts`` nearly equal micro-batches (fewer when it is small)."""
+    parts = max(1, min(parts, len(batch)))
+    size = math.ceil(len(batch) / parts)
+    return [list(batch[i : i + size]) for i in range(0, len(batch), size)]
+
+
+class LoRATrainer:
+    """One LoRA run of a model folder on tokenized rows, with its state in ``run_dir``."""
+
+    def __init__(
+        self,
+        model_dir: str,
+        config: TrainConfig,
+        run_dir: Path,
+        *,
+        progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> None:
+        self.model_dir = model_dir
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self._progress = progress or _ignore
+        self._should_cancel = should_cancel or _never
+
+    # ---- public --------------------------------------------------------------------------------------
+    def train(self, train_rows: Sequence[dict[str, Any]], val_rows: Sequence[dict[str, Any]] = ()) -> TrainResult:
+        """Train (or resume) and return the adapter folder; raises :class:`TrainingCancelled` when cancelled."""
+        import torch
+
+        cfg = self.config
+        started = time.monotonic()
+        self._emit("loading", 0, 0, 0, started)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._check_run_file()
+        torch.set_num_threads(cfg.threads or available_cores())
+        device = resolve_device(cfg.device)
+        dtype = resolve_dtype(cfg.dtype, device)
+        model, tokenizer = self._load(device, dtype)
+        codec = ToolCallCodec(tokenizer)
+        train = tokenize_rows(train_rows, codec, cfg.max_seq_length)
+        val = tokenize_rows(val_rows, codec, cfg.max_seq_length)
+        if not train.examples:
+            reasons = "; ".join(f"row {s.index}: {s.reason}" for s in train.skipped[:3])
+            raise TrainingDataError(
+                f"no usable training row ({len(train.skipped)} skipped{': ' + reasons if reasons else ''})"
+            )
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+        steps_per_epoch = math.ceil(len(train.examples) / cfg.batch_size)
+        total_steps = steps_per_epoch * cfg.epochs
+        warmup = round(cfg.warmup_ratio * total_steps)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, total_steps, warmup, cfg.lr_schedule)
+        )
+        history: dict[str, Any] = {"epochs": [], "resumed_from_epoch": None}
+        start_epoch = self._resume(model, optimizer, scheduler, history)
+        step = start_epoch * steps_per_epoch
+        trained_tokens = 0
+        computed_tokens = 0
+        prefix_batches = 0
+        micro_batches = 0
+        train_time = 0.0
+        last_loss: float | None = history["epochs"][-1]["train_loss"] if history["epochs"] else None
+        val_loss: float | None = history["epochs"][-1].get("val_loss") if history["epochs"] else None
+        self._emit("training", start_epoch, step, total_steps, started, loss=last_loss, val_loss=val_loss)
+
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            epoch_loss, epoch_tokens = 0.0, 0
+            for batch in epoch_batches(len(train.examples), cfg.batch_size, cfg.seed, epoch):
+                t0 = time.monotonic()
+                rows = [train.examples[i] for i in batch]
+                targets = sum(len(r.completion) for r in rows)
+                step_loss = 0.0
+                for micro in split_micro(batch, cfg.gradient_accumulation_steps):
+                    if self._should_cancel():
+                        optimizer.zero_grad(set_to_none=True)
+                        raise TrainingCancelled(f"training cancelled at step {step + 1} of {total_steps}")
+                    part = batch_loss(
+                        model,
+                        [train.examples[i] for i in micro],
+                        pad_id=pad_id,
+                        device=device,
+                        min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
+                    )
+                    (part.loss_sum / targets).backward()  # type: ignore[no-untyped-call]
+                    step_loss += float(part.loss_sum.detach())
+                    computed_tokens += part.computed_tokens
+                    prefix_batches += part.prefix_tokens > 0
+                    micro_batches += 1
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                train_time += time.monotonic() - t0
+                trained_tokens += sum(r.tokens for r in rows)
+                last_loss = step_loss / targets
+                epoch_loss += step_loss
+                epoch_tokens += targets
+                done_here = step - start_epoch * steps_per_epoch
+                self._emit(
+                    "training",
+                    epoch,
+                    step,
+                    total_steps,
+                    started,
+                    loss=last_loss,
+                    val_loss=val_loss,
+                    tokens_per_s=trained_tokens / train_time if train_time else None,
+                    eta_s=(total_steps - step) * train_time / done_here if done_here else None,
+                )
+            if val.examples:
+                self._emit("validating", epoch, step, total_steps, started, loss=last_loss, val_loss=val_loss)
+                val_loss = self._validate(model, val.examples, pad_id, device)
+            history["epochs"].append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": epoch_loss / max(1, epoch_tokens),
+                    "val_loss": val_loss,
+                    "steps": step,
+                }
+            )
+            self._emit("checkpointing", epoch + 1, step, total_steps, started, loss=last_loss, val_loss=val_loss)
+            self._save_checkpoint(model, optimizer, scheduler, epoch + 1, step, history)
+
+        metrics = self._metrics(
+            train,
+            val,
+            history,
+            total_steps=total_steps,
+            trained_tokens=trained_tokens,
+            train_time=train_time,
+            computed_tokens=computed_tokens,
+            prefix_batches=prefix_batches,
+            micro_batches=micro_batches,
+            device=device,
+            dtype=dtype,
+            codec=codec,
+            runtime=time.monotonic() - started,
+        )
+        adapter = self._write_adapter(model, tokenizer, metrics)
+        self._emit(
+            "done",
+            cfg.epochs,
+            total_steps,
+            total_steps,
+            started,
+            loss=last_loss,
+            val_loss=val_loss,
+            tokens_per_s=metrics["tokens_per_s"],
+            eta_s=0.0,
+        )
+        return TrainResult(adapter_dir=adapter, metrics=metrics)
+
+    # ---- parts ---------------------------------------------------------------------------------------
+    def _emit(self, phase: str, epochs: int, steps: int, total: int, started: float, **extra: Any) -> None:
+        self._progress(
+            TrainProgress(
+                phase=phase,
+                epochs_completed=epochs,
+                total_epochs=self.config.epochs,
+                steps_completed=steps,
+                total_steps=total,
+                elapsed_s=time.monotonic() - started,
+                **extra,
+            )
+        )
+
+    def _check_run_file(self) -> None:
+        """A run folder belongs to one model and one configuration: resuming it with others is an error."""
+        path = self.run_dir / RUN_FILE
+        config: dict[str, Any] = self.config.model_dump(mode="json")
+        identity = {"model_dir": str(self.model_dir), "config": config}
+        ignore = {"threads", "device"}
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            mismatched = sorted(k for k in config if k not in ignore and stored["config"].get(k) != config[k])
+            if stored.get("model_dir") != identity["model_dir"] or mismatched:
+                what = ", ".join(mismatched) or "model"
+                raise TrainingError(f"{self.run_dir} holds a run with a different {what}: use a new run folder")
+        else:
+            path.write_text(json.dumps(identity, indent=2, sort_keys=True))
+
+    def _load(self, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        cfg = self.config
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+            base: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise TrainingError(f"cannot load model {self.model_dir}: {exc}") from exc
+        base.to(device)
+        base.config.use_cache = False
+        torch.manual_seed(cfg.seed)
+        lora = LoraConfig(
+            r=cfg.adapter_dim,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            target_modules=cfg.target_modules,
+            task_type="CAUSAL_LM",
+        )
+        try:
+            model = get_peft_model(base, lora)
+        except ValueError as exc:
+            raise TrainingError(f"lora.target_modules {cfg.target_modules!r}: {exc}") from exc
+        return model, tokenizer
+
+    def _validate(self, model: Any, examples: Sequence[Example], pad_id: int, device: torch.device) -> float:
+        import torch
+
+        cfg = self.config
+        micro = max(1, math.ceil(cfg.batch_size / cfg.gradient_accumulation_steps))
+        model.eval()
+        total, tokens = 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(examples), micro):
+                if self._should_cancel():
+                    raise TrainingCancelled("training cancelled during validation")
+                part = batch_loss(
+                    model,
+                    examples[i : i + micro],
+                    pad_id=pad_id,
+                    device=device,
+                    min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
+                )
+                total += float(part.loss_sum)
+                tokens += part.target_tokens
+        model.train()
+        return total / max(1, tokens)
+
+    def _checkpoints(self) -> list[Path]:
+        folder = self.run_dir / CHECKPOINTS_DIR
+        if not folder.is_dir():
+            return []
+        done = [p for p in folder.iterdir() if p.name.startswith("epoch-") and (p / "state.json").is_file()]
+        return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+    def _save_checkpoint(
+        self, model: Any, optimizer: Any, scheduler: Any, epoch: int, step: int, history: dict[str, Any]
+    ) -> None:
+        import torch
+
+        folder = self.run_dir / CHECKPOINTS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".epoch-{epoch:04d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp))
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()},
+            tmp / "trainer_state.pt",
+        )
+        # state.json last: a checkpoint without it is incomplete and ignored.
+        (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "step": step, "history": history}, indent=2))
+        target = folder / f"epoch-{epoch:04d}"
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        for old in self._checkpoints()[:-1]:  # keep the last one: it is all a resume needs
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _resume(self, model: Any, optimizer: Any, scheduler: Any, history: dict[str, Any]) -> int:
+        """Load the last complete checkpoint, if any; return the epochs it covers."""
+        import torch
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        checkpoints = self._checkpoints()
+        if not checkpoints:
+            return 0
+        last = checkpoints[-1]
+        state = json.loads((last / "state.json").read_text())
+        weights = load_file(str(last / "adapter_model.safetensors"))
+        set_peft_model_state_dict(model, weights)
+        trainer_state = torch.load(last / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(trainer_state["optimizer"])
+        scheduler.load_state_dict(trainer_state["scheduler"])
+        torch.set_rng_state(trainer_state["rng"])
+        history.update(state["history"])
+        history["resumed_from_epoch"] = int(state["epoch"])
+        return int(state["epoch"])
+
+    def _metrics(
+        self,
+        train: TokenizedRows,
+        val: TokenizedRows,
+        history: dict[str, Any],
+        *,
+        total_steps: int,
+        trained_tokens: int,
+        train_time: float,
+        computed_tokens: int,
+        prefix_batches: int,
+        micro_batches: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        codec: ToolCallCodec,
+        runtime: float,
+    ) -> dict[str, Any]:
+        return {
+            "base_model": str(self.model_dir),
+            "config": self.config.model_dump(mode="json"),
+            "train_examples": len(train.examples),
+            "val_examples": len(val.examples),
+            "skipped": [asdict(s) for s in [*train.skipped, *val.skipped]][:20],
+            "skipped_count": len(train.skipped) + len(val.skipped),
+            "total_steps": total_steps,
+            "epochs": history["epochs"],
+            "resumed_from_epoch": history.get("resumed_from_epoch"),
+            "final_train_loss": history["epochs"][-1]["train_loss"] if history["epochs"] else None,
+            "final_val_loss": history["epochs"][-1].get("val_loss") if history["epochs"] else None,
+            "trained_tokens": trained_tokens,
+            "computed_tokens": computed_tokens,
+            "shared_prefix_micro_batches": prefix_batches,
+            "micro_batches": micro_batches,
+            "tokens_per_s": trained_tokens / train_time if train_time else None,
+            "train_seconds": train_time,
+            "runtime_seconds": runtime,
+            "device": str(device),
+            "dtype": str(dtype).removeprefix("torch."),
+            "codec": {"native_tools": codec.native_tools, "end_of_turn": codec.end_of_turn},
+        }
+
+    def _write_adapter(self, model: Any, tokenizer: Any, metrics: dict[str, Any]) -> Path:
+        target = self.run_dir / ADAPTER_DIR
+        tmp = self.run_dir / f".{ADAPTER_DIR}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))  # the codec it was trained with travels with it
+        (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        return target
