@@ -1,0 +1,81 @@
+"""The job store of the flywheel orchestrator: jobs, candidates, evaluations, stages and events.
+
+SQLAlchemy 2 over SQLite (default: ``<home>/jobs.db``) or PostgreSQL (``job_store.url``); the schema is
+managed by Alembic migrations that run when the store opens::
+
+    from dataflywheel.jobs import JobStatus, open_job_store
+
+    store = open_job_store(settings)
+    job = store.create_job("wl-1", "client-a", {"data_split_config": {"eval_size": 50}})
+    store.set_job_status(job.id, JobStatus.RUNNING)
+"""
+
+from __future__ import annotations
+
+from dataflywheel.jobs.errors import IllegalTransitionError, JobFinishedError, JobNotFoundError, JobRunningError
+from dataflywheel.jobs.records import (
+    CandidateRunDetail,
+    CandidateRunRecord,
+    CustomizationRecord,
+    DatasetRecord,
+    EvaluationRecord,
+    EventRecord,
+    JobDetail,
+    JobRecord,
+    JudgeRecord,
+    StageRecord,
+    WorkloadSummary,
+)
+from dataflywheel.jobs.status import (
+    CANDIDATE_TERMINAL,
+    CANDIDATE_TRANSITIONS,
+    JOB_TERMINAL,
+    JOB_TRANSITIONS,
+    JOB_UNFINISHED,
+    TASK_TERMINAL,
+    TASK_TRANSITIONS,
+    CandidateStage,
+    EventKind,
+    JobKind,
+    JobStatus,
+    TaskStatus,
+    allowed_next,
+    check_transition,
+)
+from dataflywheel.jobs.store import DEFAULT_STALE_AFTER_S, JobStore, default_url, open_job_store
+
+__all__ = [
+    "CANDIDATE_TERMINAL",
+    "CANDIDATE_TRANSITIONS",
+    "DEFAULT_STALE_AFTER_S",
+    "JOB_TERMINAL",
+    "JOB_TRANSITIONS",
+    "JOB_UNFINISHED",
+    "TASK_TERMINAL",
+    "TASK_TRANSITIONS",
+    "CandidateRunDetail",
+    "CandidateRunRecord",
+    "CandidateStage",
+    "CustomizationRecord",
+    "DatasetRecord",
+    "EvaluationRecord",
+    "EventKind",
+    "EventRecord",
+    "IllegalTransitionError",
+    "JobDetail",
+    "JobFinishedError",
+    "JobKind",
+    "JobNotFoundError",
+    "JobRecord",
+    "JobRunningError",
+    "JobStatus",
+    "JobStore",
+    "JudgeRecord",
+    "StageRecord",
+    "TaskStatus",
+    "WorkloadSummary",
+    "allowed_next",
+    "check_transition",
+    "default_url",
+    "open_job_store",
+]

@@ -1,0 +1,184 @@
+"""The status vocabulary of jobs: one enum per entity, shared by the database, the API and the docs.
+
+Each enum has a legal-transition table. :func:`check_transition` enforces it; the job store calls it on
+every status change, so an impossible history (a completed job running again) cannot be written.
+
+Staying in the same status is always allowed (a no-op), so retried calls are harmless.
+
+A transition back to *pending* from an active status exists on purpose for every entity: when the worker
+that ran a job dies (its heartbeat goes stale), recovery re-queues the job and what was in flight, and a
+new worker resumes it from its last finished stage. Nothing leaves a terminal status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Final, TypeVar
+
+from dataflywheel.jobs.errors import IllegalTransitionError
+
+
+class JobKind(StrEnum):
+    """What a job does."""
+
+    FLYWHEEL = "flywheel"
+    """Curate datasets, then evaluate (and customize) every candidate model."""
+    CURATION = "curation"
+    """Only build the datasets."""
+
+
+class JobStatus(StrEnum):
+    """The status of a job."""
+
+    PENDING = "pending"
+    """Queued; no worker has started it (or it was re-queued after its worker died)."""
+    RUNNING = "running"
+    """A worker is executing its stages."""
+    CANCELLING = "cancelling"
+    """Cancellation was requested; the worker is stopping what runs (deployments, trainings)."""
+    COMPLETED = "completed"
+    """Every stage finished; the result is stored."""
+    FAILED = "failed"
+    """A stage failed; ``error`` holds the first error."""
+    CANCELLED = "cancelled"
+    """Stopped on request."""
+
+    @property
+    def terminal(self) -> bool:
+        """Whether nothing can follow this status."""
+        return self in JOB_TERMINAL
+
+
+class CandidateStage(StrEnum):
+    """The visible stage of one candidate model inside a flywheel job."""
+
+    PENDING = "pending"
+    DEPLOYING = "deploying"
+    """Starting the model server (the base model, or the customized one)."""
+    EVALUATING = "evaluating"
+    CUSTOMIZING = "customizing"
+    """Fine-tuning a LoRA adapter."""
+    SHUTTING_DOWN = "shutting_down"
+    """Stopping the model server."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether nothing can follow this stage."""
+        return self in CANDIDATE_TERMINAL
+
+
+class TaskStatus(StrEnum):
+    """The status of a unit of work: an evaluation, a customization, the judge check, a workflow stage."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    """Not needed (e.g. customization of a model that is not customizable, a disabled judge)."""
+
+    @property
+    def terminal(self) -> bool:
+        """Whether nothing can follow this status."""
+        return self in TASK_TERMINAL
+
+
+class EventKind(StrEnum):
+    """What a job event reports (``fw_job_events.kind``; stored as text, so this list may grow)."""
+
+    STATUS = "status"
+    """The job's status changed."""
+    STAGE = "stage"
+    """A workflow stage or a candidate's stage changed."""
+    PROGRESS = "progress"
+    ERROR = "error"
+    LOG = "log"
+
+
+JOB_TERMINAL: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+JOB_UNFINISHED: Final = frozenset(set(JobStatus) - JOB_TERMINAL)
+CANDIDATE_TERMINAL: Final = frozenset({CandidateStage.COMPLETED, CandidateStage.FAILED, CandidateStage.CANCELLED})
+TASK_TERMINAL: Final = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED})
+
+JOB_TRANSITIONS: Final[Mapping[JobStatus, frozenset[JobStatus]]] = {
+    # A pending job can be cancelled outright when no worker holds it, or fail before it starts
+    # (e.g. its configuration is refused).
+    JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    # running -> pending: the worker died; recovery re-queues the job so that it resumes.
+    JobStatus.RUNNING: frozenset({JobStatus.PENDING, JobStatus.CANCELLING, JobStatus.COMPLETED, JobStatus.FAILED}),
+    # Once cancellation is requested the job ends cancelled, or failed when stopping itself fails;
+    # work that finished meanwhile does not make it completed.
+    JobStatus.CANCELLING: frozenset({JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+_CANDIDATE_ACTIVE = frozenset(
+    {CandidateStage.DEPLOYING, CandidateStage.EVALUATING, CandidateStage.CUSTOMIZING, CandidateStage.SHUTTING_DOWN}
+)
+CANDIDATE_TRANSITIONS: Final[Mapping[CandidateStage, frozenset[CandidateStage]]] = {
+    # A candidate may skip stages (not customizable, nothing to deploy for a remote endpoint).
+    CandidateStage.PENDING: _CANDIDATE_ACTIVE | CANDIDATE_TERMINAL,
+    # The working stages alternate (deploy base, evaluate, customize, deploy customized, evaluate again);
+    # back to pending when the job is re-queued after a crash.
+    CandidateStage.DEPLOYING: (_CANDIDATE_ACTIVE - {CandidateStage.DEPLOYING})
+    | CANDIDATE_TERMINAL
+    | {CandidateStage.PENDING},
+    CandidateStage.EVALUATING: (_CANDIDATE_ACTIVE - {CandidateStage.EVALUATING})
+    | CANDIDATE_TERMINAL
+    | {CandidateStage.PENDING},
+    CandidateStage.CUSTOMIZING: (_CANDIDATE_ACTIVE - {CandidateStage.CUSTOMIZING})
+    | CANDIDATE_TERMINAL
+    | {CandidateStage.PENDING},
+    # Shutting down is the last working stage: the model server is going away.
+    CandidateStage.SHUTTING_DOWN: CANDIDATE_TERMINAL | {CandidateStage.PENDING},
+    CandidateStage.COMPLETED: frozenset(),
+    CandidateStage.FAILED: frozenset(),
+    CandidateStage.CANCELLED: frozenset(),
+}
+
+TASK_TRANSITIONS: Final[Mapping[TaskStatus, frozenset[TaskStatus]]] = {
+    # pending -> completed: a result that needed no work (e.g. reused from a finished stage).
+    TaskStatus.PENDING: frozenset(
+        {TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED}
+    ),
+    # running -> pending: re-queued after its worker died.
+    TaskStatus.RUNNING: frozenset({TaskStatus.PENDING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+    TaskStatus.SKIPPED: frozenset(),
+}
+
+_S = TypeVar("_S", JobStatus, CandidateStage, TaskStatus)
+
+_TABLES: Final[dict[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]]] = {
+    JobStatus: JOB_TRANSITIONS,  # type: ignore[dict-item]
+    CandidateStage: CANDIDATE_TRANSITIONS,  # type: ignore[dict-item]
+    TaskStatus: TASK_TRANSITIONS,  # type: ignore[dict-item]
+}
+
+
+def allowed_next(status: _S) -> frozenset[_S]:
+    """The statuses ``status`` may change to (besides itself)."""
+    return _TABLES[type(status)][status]  # type: ignore[return-value]
+
+
+def check_transition(entity: str, old: _S, new: _S) -> None:
+    """Raise :class:`IllegalTransitionError` unless ``old`` may change to ``new``.
+
+    ``entity`` names what changes, for the message (``"job 3f2a..."``). ``old == new`` is allowed.
+    """
+    if type(old) is not type(new):
+        raise TypeError(f"{entity}: cannot compare a {type(old).__name__} with a {type(new).__name__}")
+    if old == new:
+        return
+    allowed = allowed_next(old)
+    if new not in allowed:
+        raise IllegalTransitionError(entity, old.value, new.value, frozenset(s.value for s in allowed))
