@@ -188,6 +188,31 @@ class ServingSettings(_Section):
     ready_timeout_s: float = Field(600.0, gt=0, description="How long a starting model server may take.")
 
 
+class ExecutorSettings(_Section):
+    kind: Literal["embedded", "celery"] = Field(
+        "embedded", description="embedded: stages run in this process's threads; celery: on Celery workers."
+    )
+    workers: int = Field(4, ge=1, le=256, description="Stages the embedded executor runs at once.")
+    model_slots: int = Field(
+        2, ge=1, description="Local candidates deployed at once (each a model server using memory and cores)."
+    )
+    training_slots: int = Field(1, ge=1, description="LoRA trainings at once (each wants every core or a GPU).")
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (executor celery).")
+    stage_attempts: int = Field(2, ge=1, le=10, description="Runs of a stage before it counts as failed.")
+    heartbeat_s: float = Field(5.0, gt=0, description="How often a running job's owner says it is alive.")
+    stale_after_s: float = Field(60.0, gt=0, description="A job whose owner is silent this long is taken over.")
+    eval_concurrency: int = Field(8, ge=1, description="Requests an eval keeps in flight.")
+    eval_max_tokens: int = Field(128, ge=1, description="Answer length limit of eval requests.")
+
+
+class ApiSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address flywheel serve listens on.")
+    port: int = Field(8000, ge=1, le=65535)
+    api_key_env: str | None = Field(
+        None, description="Env var holding the API key; when set, every /api call needs 'Authorization: Bearer <key>'."
+    )
+
+
 class JudgeSettings(_Section):
     enabled: bool = False
     base_url: str | None = None
@@ -258,6 +283,8 @@ class Settings(BaseSettings):
     candidates: list[CandidateSettings] = Field(default_factory=list)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _unique_candidates(self) -> Settings:

@@ -148,8 +148,10 @@ TASK_TRANSITIONS: Final[Mapping[TaskStatus, frozenset[TaskStatus]]] = {
     TaskStatus.PENDING: frozenset(
         {TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED}
     ),
-    # running -> pending: re-queued after its worker died.
-    TaskStatus.RUNNING: frozenset({TaskStatus.PENDING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    # running -> pending: re-queued after its worker died; running -> skipped: it found nothing to do.
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.PENDING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED}
+    ),
     TaskStatus.COMPLETED: frozenset(),
     TaskStatus.FAILED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),

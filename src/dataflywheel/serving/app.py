@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -59,6 +60,26 @@ async def chat_completions(body: ChatCompletionRequest, service: ServiceDep) -> 
         )
     response: ChatCompletionResponse = await service.complete(prepared)
     return JSONResponse(response.model_dump())
+
+
+class AdapterRequest(BaseModel):
+    """vLLM's body for ``/v1/load_lora_adapter`` and ``/v1/unload_lora_adapter``."""
+
+    lora_name: str
+    lora_path: str = ""
+
+
+@router.post("/v1/load_lora_adapter")
+async def load_lora_adapter(body: AdapterRequest, service: ServiceDep) -> dict[str, Any]:
+    """Load a LoRA adapter folder under a name while serving (the same call as vLLM's runtime LoRA API)."""
+    await asyncio.to_thread(service.load_adapter, body.lora_name, body.lora_path)
+    return {"status": "ok", "models": service.model_names()}
+
+
+@router.post("/v1/unload_lora_adapter")
+async def unload_lora_adapter(body: AdapterRequest, service: ServiceDep) -> dict[str, Any]:
+    await asyncio.to_thread(service.unload_adapter, body.lora_name)
+    return {"status": "ok", "models": service.model_names()}
 
 
 @router.get("/health")

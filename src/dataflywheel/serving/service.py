@@ -367,6 +367,29 @@ class ChatService:
     def model_names(self) -> list[str]:
         return [self.model_name, *self.adapters]
 
+    def load_adapter(self, name: str, path: str) -> None:
+        """Load (or replace) a LoRA adapter while serving (vLLM's ``/v1/load_lora_adapter``). Blocks until
+        the running batch ends: call it off the event loop."""
+        from dataflywheel.errors import FlywheelError
+
+        load = getattr(self.engine, "load_adapter", None)
+        if load is None:
+            raise InvalidRequestError("this engine cannot load adapters", param="lora_name")
+        if not name or name == self.model_name:
+            raise InvalidRequestError(f"adapter name {name!r} is empty or the base model's", param="lora_name")
+        try:
+            load(name, path)
+        except FlywheelError as exc:
+            raise InvalidRequestError(str(exc), param="lora_path") from exc
+        self.refresh_adapters()
+
+    def unload_adapter(self, name: str) -> None:
+        unload = getattr(self.engine, "unload_adapter", None)
+        if unload is None or name not in self.engine.adapters:
+            raise ModelNotFoundError(f"no adapter named {name!r} is loaded", param="lora_name")
+        unload(name)
+        self.refresh_adapters()
+
     def models(self) -> ModelList:
         cards = [ModelCard(id=self.model_name, created=self.created, root=self.model_name)]
         cards += [

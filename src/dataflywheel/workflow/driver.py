@@ -1,0 +1,244 @@
+"""Drive one job through its stage graph: start each stage when its dependencies have ended and its resource
+is free, skip what can no longer run, honour cancellation, and settle the job's final status.
+
+The driver keeps no state of its own beyond what is in flight: everything it decides from is in the job
+store (stage statuses and outputs), so a driver started after a crash picks the job up where it stopped:
+finished stages are not run again; a stage left ``running`` by a dead process is re-queued (up to
+``executor.stage_attempts`` runs) with the embedded executor, and left to Celery's redelivery with Celery.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from dataflywheel.jobs import JobStore
+from dataflywheel.jobs.records import StageRecord
+from dataflywheel.jobs.status import CandidateStage, JobStatus, TaskStatus
+from dataflywheel.models.registry import resolve_model
+from dataflywheel.settings import Settings
+from dataflywheel.workflow.executors import Executor, ResourcePool
+from dataflywheel.workflow.plan import Resource, StageKind, StageSpec, plan_job, stage_key
+from dataflywheel.workflow.stages import deploy_candidate, deployment_alive, job_settings
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["JobDriver", "job_candidates"]
+
+POLL_S = 0.2
+TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED})
+
+
+def job_candidates(settings: Settings, config: dict[str, object]) -> list[str]:
+    """The job's candidate names: its ``candidates`` list, else every configured candidate."""
+    names = config.get("candidates")
+    if isinstance(names, list) and names:
+        return [str(n) for n in names]
+    return [c.name for c in settings.candidates]
+
+
+@dataclass
+class JobDriver:
+    store: JobStore
+    settings: Settings
+    executor: Executor
+    resources: ResourcePool
+    owner: str
+    job_id: str
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    _in_flight: set[str] = field(default_factory=set)
+    _last_beat: float = 0.0
+
+    # ---- the loop --------------------------------------------------------------------------------------
+    def run(self) -> JobStatus:
+        job = self.store.get_job(self.job_id)
+        if job.status.terminal:
+            return job.status
+        settings = job_settings(self.settings, job)
+        candidates = job_candidates(settings, job.config or {})
+        customizable = {c: self._customizable(settings, c) for c in candidates}
+        plan = plan_job(candidates, customizable)
+        for c in candidates:
+            self.store.add_candidate_run(self.job_id, c)
+        if job.status == JobStatus.PENDING:
+            self.store.set_job_status(self.job_id, JobStatus.RUNNING)
+        self._recover_deployments(settings, plan)
+        try:
+            while not self.stop_event.is_set():
+                self._heartbeat()
+                stages = {s.key: s for s in self.store.list_stages(self.job_id)}
+                self._settle_in_flight(plan, stages)
+                cancelling = self.store.is_cancel_requested(self.job_id)
+                for spec in plan:
+                    self._step(spec, stages, cancelling)
+                finalize = stages.get(stage_key(StageKind.FINALIZE))
+                if finalize is not None and finalize.status in TERMINAL and not self._in_flight:
+                    return self._finish(plan, stages, cancelling)
+                time.sleep(POLL_S)
+        finally:
+            self._release_all(plan)
+        return self.store.get_job(self.job_id).status
+
+    def _step(self, spec: StageSpec, stages: dict[str, StageRecord], cancelling: bool) -> None:
+        stage = stages.get(spec.key)
+        if stage is not None and stage.status in TERMINAL:
+            return
+        if spec.key in self._in_flight:
+            return
+        if stage is not None and stage.status == TaskStatus.RUNNING:
+            self._orphaned(spec, stage)
+            return
+        deps = [stages.get(d) for d in spec.deps]
+        if any(d is None or d.status not in TERMINAL for d in deps):
+            return
+        if cancelling and spec.kind not in (StageKind.SHUTDOWN, StageKind.FINALIZE):
+            self.store.finish_stage(self.job_id, spec.key, TaskStatus.CANCELLED, error="job cancelled")
+            return
+        reason = self._blocked(spec, stages)
+        if reason is not None:
+            self.store.finish_stage(self.job_id, spec.key, TaskStatus.SKIPPED, error=reason)
+            return
+        if spec.resource is not None and not self.resources.try_acquire(spec.resource, self._holder(spec)):
+            return
+        self._submit(spec)
+
+    def _submit(self, spec: StageSpec) -> None:
+        self._in_flight.add(spec.key)
+        self.executor.submit(self.job_id, spec.key, spec.queue)
+
+    def _orphaned(self, spec: StageSpec, stage: StageRecord) -> None:
+        """A stage ``running`` that this driver did not start: its worker died (embedded), or it is still
+        on a Celery worker (left alone: Celery redelivers a task whose worker died)."""
+        if self.executor.kind == "celery":
+            return
+        if stage.attempts >= self.settings.executor.stage_attempts:
+            self.store.finish_stage(
+                self.job_id,
+                spec.key,
+                TaskStatus.FAILED,
+                error=f"{spec.key}: its worker died {stage.attempts} times (last owner {stage.owner})",
+            )
+            return
+        logger.warning("re-running stage %s of job %s (attempt %d)", spec.key, self.job_id, stage.attempts + 1)
+        if spec.resource is not None:
+            self.resources.try_acquire(spec.resource, self._holder(spec))
+        self._submit(spec)
+
+    def _blocked(self, spec: StageSpec, stages: dict[str, StageRecord]) -> str | None:
+        """Why ``spec`` cannot run now that its dependencies have ended (None: it can)."""
+
+        def status(kind: StageKind, candidate: str | None = None) -> TaskStatus | None:
+            stage = stages.get(stage_key(kind, candidate))
+            return stage.status if stage else None
+
+        datasets_ok = status(StageKind.DATASETS) == TaskStatus.COMPLETED
+        judge_ok = status(StageKind.JUDGE) in (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
+        c = spec.candidate
+        if spec.kind in (StageKind.DATASETS, StageKind.JUDGE):
+            return None
+        if spec.kind == StageKind.FINALIZE:
+            return None if datasets_ok and judge_ok else "the datasets or the judge check failed"
+        if spec.kind == StageKind.CUSTOMIZE:
+            return None if datasets_ok else "the datasets were not built"
+        if spec.kind == StageKind.DEPLOY:
+            return None if datasets_ok and judge_ok else "the datasets or the judge check failed"
+        deployed = status(StageKind.DEPLOY, c) == TaskStatus.COMPLETED
+        if spec.kind == StageKind.SHUTDOWN:
+            return None if deployed else "nothing was deployed"
+        if not deployed:
+            return f"{c} was not deployed"
+        if spec.kind == StageKind.CUSTOMIZED_EVAL and status(StageKind.CUSTOMIZE, c) != TaskStatus.COMPLETED:
+            return f"{c} was not customized"
+        return None
+
+    def _settle_in_flight(self, plan: list[StageSpec], stages: dict[str, StageRecord]) -> None:
+        by_key = {s.key: s for s in plan}
+        for key in list(self._in_flight):
+            stage = stages.get(key)
+            if stage is None or stage.status not in TERMINAL:
+                continue
+            self._in_flight.discard(key)
+            spec = by_key[key]
+            if spec.kind == StageKind.CUSTOMIZE:
+                self.resources.release(Resource.TRAINING_SLOT, self._holder(spec))
+            elif spec.kind == StageKind.DEPLOY and stage.status != TaskStatus.COMPLETED:
+                self.resources.release(Resource.MODEL_SLOT, self._holder(spec))
+            elif spec.kind == StageKind.SHUTDOWN:
+                self.resources.release(Resource.MODEL_SLOT, f"{self.job_id}/{spec.candidate}")
+
+    def _holder(self, spec: StageSpec) -> str:
+        return (
+            f"{self.job_id}/{spec.candidate}" if spec.resource == Resource.MODEL_SLOT else f"{self.job_id}/{spec.key}"
+        )
+
+    def _release_all(self, plan: list[StageSpec]) -> None:
+        for spec in plan:
+            if spec.resource is not None:
+                self.resources.release(spec.resource, self._holder(spec))
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat >= self.settings.executor.heartbeat_s:
+            self._last_beat = now
+            self.store.heartbeat(self.job_id, self.owner)
+
+    # ---- recovery --------------------------------------------------------------------------------------
+    def _recover_deployments(self, settings: Settings, plan: list[StageSpec]) -> None:
+        """Deployments of a crashed process that are gone are started again (evals still need them)."""
+        stages = {s.key: s for s in self.store.list_stages(self.job_id)}
+        for run in self.store.job_detail(self.job_id).candidates:
+            deploy = stages.get(stage_key(StageKind.DEPLOY, run.candidate))
+            shutdown = stages.get(stage_key(StageKind.SHUTDOWN, run.candidate))
+            if deploy is None or deploy.status != TaskStatus.COMPLETED or (shutdown and shutdown.status in TERMINAL):
+                continue
+            self.resources.try_acquire(Resource.MODEL_SLOT, f"{self.job_id}/{run.candidate}")
+            if deployment_alive(run.deployment):
+                continue
+            logger.warning("the deployment of %s (job %s) is gone: deploying it again", run.candidate, self.job_id)
+            info = deploy_candidate(settings, run.candidate)
+            self.store.update_candidate_run(run.id, deployment=info)
+            self.store.add_event(self.job_id, "log", f"{run.candidate} deployed again after a restart", stage="deploy")
+
+    @staticmethod
+    def _customizable(settings: Settings, candidate: str) -> bool:
+        try:
+            spec = resolve_model(candidate, settings)
+        except Exception:  # an unknown candidate fails in its deploy stage, with the reason
+            return True
+        return spec.engine == "local" and spec.customizable
+
+    # ---- the end ---------------------------------------------------------------------------------------
+    def _finish(self, plan: list[StageSpec], stages: dict[str, StageRecord], cancelling: bool) -> JobStatus:
+        finalize = stages[stage_key(StageKind.FINALIZE)]
+        if finalize.status == TaskStatus.COMPLETED and finalize.output:
+            self.store.update_job(self.job_id, result=finalize.output)
+        detail = self.store.job_detail(self.job_id)
+        failures: list[str] = []
+        for run in detail.candidates:
+            own = [stages.get(s.key) for s in plan if s.candidate == run.candidate]
+            failed = [s for s in own if s is not None and s.status == TaskStatus.FAILED]
+            if run.stage.terminal:
+                continue
+            if cancelling:
+                self.store.set_candidate_stage(run.id, CandidateStage.CANCELLED, error="job cancelled")
+            elif failed:
+                failures.append(failed[0].error or failed[0].key)
+                self.store.set_candidate_stage(run.id, CandidateStage.FAILED, error=failed[0].error)
+            else:
+                self.store.set_candidate_stage(run.id, CandidateStage.COMPLETED)
+        if cancelling:
+            status = JobStatus.CANCELLED
+            self.store.set_job_status(self.job_id, status, error="cancelled by request")
+            return status
+        critical = [stages.get(s.key) for s in plan if s.critical]
+        broken = [s for s in critical if s is not None and s.status == TaskStatus.FAILED]
+        if broken:
+            self.store.set_job_status(self.job_id, JobStatus.FAILED, error=broken[0].error)
+            return JobStatus.FAILED
+        if detail.candidates and len(failures) == len(detail.candidates):
+            self.store.set_job_status(self.job_id, JobStatus.FAILED, error=f"every candidate failed: {failures[0]}")
+            return JobStatus.FAILED
+        self.store.set_job_status(self.job_id, JobStatus.COMPLETED)
+        return JobStatus.COMPLETED

@@ -1,0 +1,104 @@
+"""The stage graph of a flywheel job (pure: no I/O).
+
+::
+
+    datasets ─┬─> deploy(c) ─┬─> base-eval(c) ─────────────┬─> shutdown(c) ─> finalize
+    judge ────┘              ├─> icl-eval(c) ──────────────┤
+              customize(c) ──┴─> customized-eval(c) ───────┘
+
+``customize`` needs only the datasets, so a candidate's LoRA run overlaps its base and ICL evals. Each stage
+declares the resource it holds (a model server slot from deploy to shutdown, a training slot while it
+trains) and the Celery queue it runs on; the scheduler starts a ready stage when its resource is free, so
+independent candidates and jobs run side by side within those limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Queue", "Resource", "StageKind", "StageSpec", "parse_stage_key", "plan_job", "stage_key"]
+
+
+class StageKind(StrEnum):
+    DATASETS = "datasets"
+    JUDGE = "judge"
+    DEPLOY = "deploy"
+    BASE_EVAL = "base-eval"
+    ICL_EVAL = "icl-eval"
+    CUSTOMIZE = "customize"
+    CUSTOMIZED_EVAL = "customized-eval"
+    SHUTDOWN = "shutdown"
+    FINALIZE = "finalize"
+
+
+EVAL_KINDS = (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL)
+
+
+class Resource(StrEnum):
+    MODEL_SLOT = "model_slot"
+    """A deployed local candidate (memory, cores): taken by deploy, given back by shutdown."""
+    TRAINING_SLOT = "training_slot"
+    """A LoRA run (every core, or a GPU): held while the stage runs."""
+
+
+class Queue(StrEnum):
+    """Celery queues: stages that load a model on the accelerator (deploy, shutdown on the same host, train)
+    and everything else (dataset builds, eval clients, bookkeeping)."""
+
+    ACCELERATOR = "flywheel.accelerator"
+    CPU = "flywheel.cpu"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    key: str
+    kind: StageKind
+    candidate: str | None
+    deps: tuple[str, ...]
+    resource: Resource | None = None
+    queue: Queue = Queue.CPU
+
+    @property
+    def critical(self) -> bool:
+        """A failed critical stage fails the whole job."""
+        return self.kind in (StageKind.DATASETS, StageKind.JUDGE)
+
+
+def stage_key(kind: StageKind, candidate: str | None = None) -> str:
+    """``datasets`` or ``base-eval:<candidate>`` (kinds hold no ``:``, so the first one splits)."""
+    return kind.value if candidate is None else f"{kind.value}:{candidate}"
+
+
+def parse_stage_key(key: str) -> tuple[StageKind, str | None]:
+    kind, sep, candidate = key.partition(":")
+    return StageKind(kind), candidate if sep else None
+
+
+def plan_job(candidates: list[str], customizable: dict[str, bool] | None = None) -> list[StageSpec]:
+    """Every stage of a job over ``candidates``, in an order where each stage follows its dependencies.
+    ``customizable[c]`` False leaves out ``c``'s customize and customized-eval stages."""
+    customizable = customizable or {}
+    datasets, judge = stage_key(StageKind.DATASETS), stage_key(StageKind.JUDGE)
+    stages = [StageSpec(datasets, StageKind.DATASETS, None, ()), StageSpec(judge, StageKind.JUDGE, None, ())]
+    shutdowns = []
+    for c in candidates:
+        deploy = stage_key(StageKind.DEPLOY, c)
+        stages.append(StageSpec(deploy, StageKind.DEPLOY, c, (datasets, judge), Resource.MODEL_SLOT, Queue.ACCELERATOR))
+        evals = []
+        for kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL):
+            stages.append(StageSpec(stage_key(kind, c), kind, c, (deploy,)))
+            evals.append(stage_key(kind, c))
+        if customizable.get(c, True):
+            customize = stage_key(StageKind.CUSTOMIZE, c)
+            stages.append(
+                StageSpec(customize, StageKind.CUSTOMIZE, c, (datasets,), Resource.TRAINING_SLOT, Queue.ACCELERATOR)
+            )
+            customized = stage_key(StageKind.CUSTOMIZED_EVAL, c)
+            stages.append(StageSpec(customized, StageKind.CUSTOMIZED_EVAL, c, (deploy, customize)))
+            evals.append(customized)
+        shutdown = stage_key(StageKind.SHUTDOWN, c)
+        stages.append(StageSpec(shutdown, StageKind.SHUTDOWN, c, (deploy, *evals), queue=Queue.ACCELERATOR))
+        shutdowns.append(shutdown)
+    stages.append(StageSpec(stage_key(StageKind.FINALIZE), StageKind.FINALIZE, None, (datasets, judge, *shutdowns)))
+    return stages

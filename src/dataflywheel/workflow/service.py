@@ -1,0 +1,166 @@
+"""The flywheel as a service: create, watch, cancel and delete jobs; drive them; recover after a restart.
+
+One :class:`FlywheelService` per process (the API server, ``flywheel run``). It owns the job store, the
+executor (embedded threads or Celery), the resource slots shared by every job it drives, and one driver
+thread per job. On start it takes over jobs whose owner went silent (a crashed process) and resumes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from dataflywheel.errors import ConfigError, FlywheelError
+from dataflywheel.jobs import JobStore
+from dataflywheel.jobs.records import JobDetail, JobRecord
+from dataflywheel.jobs.status import JobKind, JobStatus
+from dataflywheel.models.registry import BUILTIN_ALIASES
+from dataflywheel.settings import Settings, with_overrides
+from dataflywheel.training.adapters import delete_adapter
+from dataflywheel.training.config import TrainConfig
+from dataflywheel.workflow.driver import JobDriver, job_candidates
+from dataflywheel.workflow.executors import Executor, ResourcePool, make_executor
+from dataflywheel.workflow.stages import stop_deployment
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FlywheelService", "validate_job_config"]
+
+
+def validate_job_config(settings: Settings, config: dict[str, Any]) -> dict[str, Any]:
+    """Check a job's overrides and candidates before the job exists; ConfigError names the bad key."""
+    split = config.get("data_split_config") or {}
+    icl = config.get("icl_config") or {}
+    for name, value in (("data_split_config", split), ("icl_config", icl)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected an object")
+    with_overrides(settings, data_split=split, icl=icl)
+    TrainConfig.from_settings(settings, config.get("training_config") or {})
+    candidates = job_candidates(settings, config)
+    if not candidates:
+        raise ConfigError(
+            'candidates: none given and none configured (settings.candidates); e.g. ["smollm2-135m-instruct"]'
+        )
+    known = {c.name for c in settings.candidates} | set(BUILTIN_ALIASES)
+    for name in candidates:
+        if name not in known and not Path(name).expanduser().exists():
+            raise ConfigError(
+                f"candidates: unknown candidate {name!r} (configured or built-in: {', '.join(sorted(known))})"
+            )
+    if len(set(candidates)) != len(candidates):
+        raise ConfigError("candidates: a candidate is listed twice")
+    return {**config, "candidates": candidates}
+
+
+class FlywheelService:
+    def __init__(self, settings: Settings, *, store: JobStore | None = None, executor: Executor | None = None) -> None:
+        self.settings = settings
+        self.store = store or JobStore.from_settings(settings)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.executor = executor or make_executor(self.store, settings, self.owner)
+        self.resources = ResourcePool(settings)
+        self._drivers: dict[str, tuple[JobDriver, threading.Thread]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # ---- jobs ------------------------------------------------------------------------------------------
+    def create_job(
+        self, workload_id: str, client_id: str, config: dict[str, Any] | None = None, *, start: bool = True
+    ) -> JobRecord:
+        """Validate and store a job, then drive it (in a background thread)."""
+        config = validate_job_config(self.settings, dict(config or {}))
+        job = self.store.create_job(workload_id, client_id, config, kind=JobKind.FLYWHEEL)
+        if start:
+            self.start(job.id)
+        return job
+
+    def start(self, job_id: str) -> bool:
+        """Drive ``job_id`` here unless another live process does; False when it is taken or finished."""
+        with self._lock:
+            if self._closed or job_id in self._drivers:
+                return False
+            if not self.store.claim_job(job_id, self.owner, stale_after_s=self.settings.executor.stale_after_s):
+                return False
+            driver = JobDriver(self.store, self.settings, self.executor, self.resources, self.owner, job_id)
+            thread = threading.Thread(
+                target=self._drive, args=(driver,), name=f"flywheel-job-{job_id[:8]}", daemon=True
+            )
+            self._drivers[job_id] = (driver, thread)
+        thread.start()
+        return True
+
+    def _drive(self, driver: JobDriver) -> None:
+        try:
+            driver.run()
+        except Exception as exc:  # the store or the plan failed: the job cannot go on
+            logger.exception("driving job %s failed", driver.job_id)
+            try:
+                job = self.store.get_job(driver.job_id)
+                if not job.status.terminal:
+                    self.store.set_job_status(driver.job_id, JobStatus.FAILED, error=f"orchestration: {exc}")
+            except FlywheelError:
+                logger.exception("could not mark job %s failed", driver.job_id)
+        finally:
+            self.store.release_job(driver.job_id, self.owner)
+            with self._lock:
+                self._drivers.pop(driver.job_id, None)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """Block until this process's driver of ``job_id`` ends; the job as it is then."""
+        with self._lock:
+            entry = self._drivers.get(job_id)
+        if entry is not None:
+            entry[1].join(timeout)
+        return self.store.get_job(job_id)
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Ask a job to stop (JobFinishedError when it has ended); stages stop within seconds."""
+        return self.store.request_cancel(job_id)
+
+    def delete(self, job_id: str) -> JobDetail:
+        """Delete a finished job and everything it made: rows, datasets, eval artifacts, adapters."""
+        detail = self.store.delete_job(job_id)
+        for run in detail.candidates:
+            stop_deployment(run.deployment)
+            if run.customization is not None and run.customization.adapter_name:
+                delete_adapter(self.settings, run.customization.adapter_name)
+        build_dirs = {Path(d.path).parent for d in detail.datasets if d.path}
+        for folder in [*build_dirs, self.settings.home / "jobs" / job_id]:
+            shutil.rmtree(folder, ignore_errors=True)
+        return detail
+
+    def recover(self) -> list[str]:
+        """Take over unfinished jobs nobody drives (their process died); returns the ids resumed."""
+        resumed = []
+        for job in self.store.unfinished_jobs():
+            if self.start(job.id):
+                self.store.add_event(job.id, "log", f"resumed by {self.owner}")
+                resumed.append(job.id)
+        return resumed
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._drivers)
+
+    def close(self, wait: float = 10.0) -> None:
+        with self._lock:
+            self._closed = True
+            drivers = list(self._drivers.values())
+        for driver, _ in drivers:
+            driver.stop_event.set()
+        for _, thread in drivers:
+            thread.join(wait)
+        self.executor.close()
+        self.store.close()
+
+    def __enter__(self) -> FlywheelService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,526 @@
+"""What each stage of a flywheel job does. The same code runs in the embedded executor's threads and in
+Celery workers: a stage reads its inputs from the job store (the job, earlier stages' outputs, the
+candidate's deployment) and writes its outputs and progress back there.
+
+:func:`execute_stage` is the one entry point: it marks the stage running, runs it, and records how it ended
+(completed with its output, failed with the error, cancelled, or skipped with the reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dataflywheel.errors import FlywheelError
+from dataflywheel.jobs import JobStore
+from dataflywheel.jobs.records import JobRecord
+from dataflywheel.jobs.status import CandidateStage, TaskStatus
+from dataflywheel.settings import Settings, with_overrides
+from dataflywheel.workflow.plan import StageKind, parse_stage_key, stage_key
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["StageCancelled", "StageContext", "StageSkipped", "execute_stage", "job_settings", "stop_deployment"]
+
+PROGRESS_INTERVAL_S = 1.0
+"""Least time between two progress writes of one stage (the store is not a metrics pipe)."""
+
+
+class StageCancelled(FlywheelError):
+    """The job was cancelled while the stage ran."""
+
+
+class StageSkipped(FlywheelError):
+    """The stage has nothing to do (the reason is the message)."""
+
+
+@dataclass
+class StageContext:
+    store: JobStore
+    settings: Settings
+    """The settings with the job's overrides applied."""
+    job: JobRecord
+    key: str
+    kind: StageKind
+    candidate: str | None
+    _cancel_checked: float = 0.0
+    _cancelled: bool = False
+    _last_progress: dict[str, float] = field(default_factory=dict)
+
+    def should_cancel(self) -> bool:
+        """Whether the job is being cancelled (asks the store at most twice a second)."""
+        now = time.monotonic()
+        if not self._cancelled and now - self._cancel_checked > 0.5:
+            self._cancel_checked = now
+            self._cancelled = self.store.is_cancel_requested(self.job.id)
+        return self._cancelled
+
+    def throttled(self, name: str, final: bool = False) -> bool:
+        """True when a progress write named ``name`` is due."""
+        now = time.monotonic()
+        if final or now - self._last_progress.get(name, 0.0) >= PROGRESS_INTERVAL_S:
+            self._last_progress[name] = now
+            return True
+        return False
+
+    def output_of(self, kind: StageKind, candidate: str | None = None) -> dict[str, Any]:
+        stage = self.store.get_stage(self.job.id, stage_key(kind, candidate))
+        if stage is None or stage.status != TaskStatus.COMPLETED:
+            raise FlywheelError(f"stage {stage_key(kind, candidate)} has not completed")
+        return dict(stage.output or {})
+
+    def run_id(self) -> int:
+        assert self.candidate is not None
+        return self.store.add_candidate_run(self.job.id, self.candidate).id
+
+    @property
+    def job_dir(self) -> Path:
+        return self.settings.home / "jobs" / self.job.id
+
+
+def job_settings(settings: Settings, job: JobRecord) -> Settings:
+    """``settings`` with a job's ``data_split_config`` and ``icl_config`` applied."""
+    config = job.config or {}
+    return with_overrides(
+        settings, data_split=config.get("data_split_config") or {}, icl=config.get("icl_config") or {}
+    )
+
+
+def execute_stage(store: JobStore, settings: Settings, job_id: str, key: str, owner: str) -> TaskStatus:
+    """Run stage ``key`` of ``job_id`` and record its end; returns the status it ended with."""
+    job = store.get_job(job_id)
+    kind, candidate = parse_stage_key(key)
+    ctx = StageContext(store, job_settings(settings, job), job, key, kind, candidate)
+    store.start_stage(job_id, key, owner)
+    try:
+        if ctx.should_cancel() and kind not in (StageKind.SHUTDOWN, StageKind.FINALIZE):
+            raise StageCancelled("job cancelled")
+        output = STAGES[kind](ctx)
+    except StageSkipped as exc:
+        store.finish_stage(job_id, key, TaskStatus.SKIPPED, error=str(exc))
+        return TaskStatus.SKIPPED
+    except StageCancelled as exc:
+        _mark_cancelled(ctx)
+        store.finish_stage(job_id, key, TaskStatus.CANCELLED, error=str(exc))
+        return TaskStatus.CANCELLED
+    except Exception as exc:
+        logger.exception("stage %s of job %s failed", key, job_id)
+        message = f"{key}: {exc}" if isinstance(exc, FlywheelError) else f"{key}: {type(exc).__name__}: {exc}"
+        _mark_failed(ctx, message)
+        store.finish_stage(job_id, key, TaskStatus.FAILED, error=message)
+        return TaskStatus.FAILED
+    store.finish_stage(job_id, key, TaskStatus.COMPLETED, output=output)
+    return TaskStatus.COMPLETED
+
+
+def _mark_failed(ctx: StageContext, message: str) -> None:
+    with _quiet():
+        if ctx.kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL):
+            ctx.store.upsert_evaluation(ctx.run_id(), ctx.kind.value, status=TaskStatus.FAILED, error=message)
+        elif ctx.kind == StageKind.CUSTOMIZE:
+            ctx.store.upsert_customization(ctx.run_id(), status=TaskStatus.FAILED, error=message)
+        elif ctx.kind == StageKind.JUDGE:
+            ctx.store.upsert_judge(ctx.job.id, status=TaskStatus.FAILED, error=message)
+
+
+def _mark_cancelled(ctx: StageContext) -> None:
+    with _quiet():
+        if ctx.kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL):
+            ctx.store.upsert_evaluation(ctx.run_id(), ctx.kind.value, status=TaskStatus.CANCELLED)
+        elif ctx.kind == StageKind.CUSTOMIZE:
+            ctx.store.upsert_customization(ctx.run_id(), status=TaskStatus.CANCELLED)
+
+
+class _quiet:
+    """Bookkeeping after a failure must not hide the failure."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        if exc[0] is not None:
+            logger.warning("could not record a stage's end: %s", exc[1])
+        return True
+
+
+# ---- datasets and judge ----------------------------------------------------------------------------
+def run_datasets(ctx: StageContext) -> dict[str, Any]:
+    from dataflywheel.datasets.build import build_datasets
+    from dataflywheel.datasets.sources import StoreSource
+    from dataflywheel.logstore import LogQuery, open_log_store
+
+    job = ctx.job
+    with open_log_store(ctx.settings) as logs:
+        source = StoreSource(logs, LogQuery(job.workload_id, job.client_id))
+        build = build_datasets(source, ctx.settings, workload_id=job.workload_id, client_id=job.client_id)
+    counts = build.counts
+    ctx.store.set_datasets(
+        job.id,
+        [
+            (name, counts.get(name, 0), str(build.path / f"{name}.jsonl"), build.path.name)
+            for name in ("eval", "icl", "train", "val")
+        ],
+    )
+    ctx.store.update_job(job.id, num_records=build.stats.total_records)
+    return {
+        "path": str(build.path),
+        "build_id": build.path.name,
+        "counts": counts,
+        "workload_type": build.manifest.get("workload_type"),
+    }
+
+
+def run_judge(ctx: StageContext) -> dict[str, Any]:
+    judge = ctx.settings.judge
+    if not judge.enabled:
+        ctx.store.upsert_judge(ctx.job.id, kind="disabled", status=TaskStatus.SKIPPED)
+        raise StageSkipped("no judge configured (judge.enabled is false): judge metrics are left out")
+    from dataflywheel.evaluation.judge import check_judge, client_judge_chat
+    from dataflywheel.evaluation.runner import run_async
+    from dataflywheel.models.client import OpenAIClient
+
+    assert judge.base_url and judge.model
+    ctx.store.upsert_judge(
+        ctx.job.id, kind="remote", model=judge.model, base_url=judge.base_url, status=TaskStatus.RUNNING
+    )
+    client = OpenAIClient(judge.base_url, api_key_env=judge.api_key_env)
+    problem = run_async(check_judge(client_judge_chat(client, judge.model)))
+    if problem:
+        raise FlywheelError(f"judge {judge.model} at {judge.base_url}: {problem}")
+    ctx.store.upsert_judge(ctx.job.id, status=TaskStatus.COMPLETED)
+    return {"model": judge.model, "base_url": judge.base_url}
+
+
+# ---- deployments -----------------------------------------------------------------------------------
+_manager_lock = threading.Lock()
+_manager: Any = None
+
+
+def _deployments(settings: Settings) -> Any:
+    """This process's deployment manager (its servers are stopped when the process exits normally)."""
+    global _manager
+    from dataflywheel.models.deployments import DeploymentManager
+
+    with _manager_lock:
+        if _manager is None:
+            _manager = DeploymentManager(settings)
+        return _manager
+
+
+def deployment_alive(info: dict[str, Any] | None) -> bool:
+    if not info or not info.get("base_url"):
+        return False
+    try:
+        return httpx.get(f"{info['base_url']}/models", timeout=3).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def deploy_candidate(settings: Settings, candidate: str) -> dict[str, Any]:
+    from dataflywheel.models.registry import resolve_model
+
+    spec = resolve_model(candidate, settings)
+    deployment = _deployments(settings).deploy(spec)
+    return {
+        "base_url": deployment.base_url,
+        "model": deployment.model,
+        "local": deployment.local,
+        "pid": deployment.pid,
+        "host": socket.gethostname(),
+        "api_key_env": spec.api_key_env,
+    }
+
+
+def run_deploy(ctx: StageContext) -> dict[str, Any]:
+    run_id = ctx.run_id()
+    ctx.store.set_candidate_stage(run_id, CandidateStage.DEPLOYING)
+    info = deploy_candidate(ctx.settings, ctx.candidate or "")
+    ctx.store.update_candidate_run(run_id, deployment=info)
+    ctx.store.set_candidate_stage(run_id, CandidateStage.EVALUATING)
+    return info
+
+
+def stop_deployment(info: dict[str, Any] | None) -> None:
+    """Stop a local deployment by its process group (from any process on its host)."""
+    if not info or not info.get("local") or not info.get("pid"):
+        return
+    global _manager
+    with _manager_lock:
+        manager = _manager
+    if manager is not None:
+        for deployment in manager.deployments:
+            if deployment.pid == info["pid"]:
+                deployment.stop()
+                return
+    if info.get("host") not in (None, socket.gethostname()):
+        logger.warning("deployment %s runs on host %s: not stopped from here", info.get("base_url"), info["host"])
+        return
+    pid = int(info["pid"])
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def run_shutdown(ctx: StageContext) -> dict[str, Any]:
+    run_id = ctx.run_id()
+    detail = ctx.store.job_detail(ctx.job.id)
+    run = next(c for c in detail.candidates if c.id == run_id)
+    if run.stage not in (CandidateStage.FAILED, CandidateStage.CANCELLED, CandidateStage.COMPLETED):
+        ctx.store.set_candidate_stage(run_id, CandidateStage.SHUTTING_DOWN)
+    stop_deployment(run.deployment)
+    return {"stopped": bool(run.deployment and run.deployment.get("local"))}
+
+
+# ---- evaluations -----------------------------------------------------------------------------------
+def run_evaluation(ctx: StageContext) -> dict[str, Any]:
+    from dataflywheel.evaluation.runner import (
+        EvalCancelled,
+        EvalConfig,
+        EvalProgress,
+        EvalType,
+        load_dataset,
+        run_async,
+        run_eval,
+    )
+    from dataflywheel.models.client import OpenAIClient
+
+    assert ctx.candidate is not None
+    run_id = ctx.run_id()
+    datasets = ctx.output_of(StageKind.DATASETS)
+    run = next(c for c in ctx.store.job_detail(ctx.job.id).candidates if c.id == run_id)
+    deployment = run.deployment
+    if not deployment_alive(deployment):
+        raise FlywheelError(f"the deployment of {ctx.candidate} at {(deployment or {}).get('base_url')} is gone")
+    assert deployment is not None
+    model = str(deployment["model"])
+    if ctx.kind == StageKind.CUSTOMIZED_EVAL:
+        adapter = ctx.output_of(StageKind.CUSTOMIZE, ctx.candidate)
+        model = adapter["adapter_name"]
+        _load_adapter(deployment["base_url"], model, adapter["adapter_path"])
+    dataset = Path(datasets["path"]) / ("icl.jsonl" if ctx.kind == StageKind.ICL_EVAL else "eval.jsonl")
+    rows = load_dataset(dataset)
+    eval_type = EvalType(ctx.kind.value)
+    ctx.store.upsert_evaluation(run_id, eval_type.value, status=TaskStatus.RUNNING, total=len(rows), progress=0.0)
+    out_dir = ctx.job_dir / "evals" / _safe(ctx.candidate) / eval_type.value
+    executor = ctx.settings.executor
+    config = EvalConfig(
+        eval_type, ctx.candidate, concurrency=executor.eval_concurrency, max_tokens=executor.eval_max_tokens
+    )
+    judge = _judge(ctx, datasets)
+    client = OpenAIClient(
+        deployment["base_url"],
+        api_key_env=deployment.get("api_key_env"),
+        max_concurrency=executor.eval_concurrency,
+        timeout=600.0 if deployment.get("local") else 120.0,
+    )
+    cancel = threading.Event()
+
+    async def chat(request: Any) -> Any:
+        return await client.chat(request, model)
+
+    def progress(p: EvalProgress) -> None:
+        if ctx.should_cancel():
+            cancel.set()
+        if ctx.throttled("eval", final=p.done == p.total):
+            ctx.store.upsert_evaluation(
+                run_id, eval_type.value, progress=round(p.percent, 2), done=p.done, total=p.total, eta_s=p.eta_s
+            )
+
+    watcher = _CancelWatcher(ctx, cancel)
+    try:
+        summary = run_async(run_eval(rows, chat, out_dir, config, judge=judge, progress=progress, cancel=cancel))
+    except EvalCancelled as exc:
+        raise StageCancelled(str(exc)) from exc
+    finally:
+        watcher.stop()
+    scores = {name: agg["mean"] for name, agg in summary.metrics.items() if agg.get("n")}
+    if summary.judge:
+        scores["judge"] = summary.judge["score"]["mean"]
+    ctx.store.upsert_evaluation(
+        run_id,
+        eval_type.value,
+        status=TaskStatus.COMPLETED,
+        progress=100.0,
+        done=summary.samples,
+        total=len(rows),
+        eta_s=0.0,
+        scores=scores,
+        artifact_path=str(out_dir),
+    )
+    return {"summary": summary.to_dict(), "artifact_path": str(out_dir), "model": model}
+
+
+def _judge(ctx: StageContext, datasets: dict[str, Any]) -> Any:
+    judge = ctx.settings.judge
+    if not judge.enabled:
+        return None
+    from dataflywheel.evaluation.judge import Judge, JudgeCache, client_judge_chat
+    from dataflywheel.models.client import OpenAIClient
+
+    assert judge.base_url and judge.model
+    client = OpenAIClient(judge.base_url, api_key_env=judge.api_key_env)
+    kind = "tool_calling_correctness" if datasets.get("workload_type") == "tool_calling" else "similarity"
+    cache = JudgeCache(ctx.settings.home / "judge-cache.db")
+    return Judge(client_judge_chat(client, judge.model), model=judge.model, kind=kind, cache=cache)  # type: ignore[arg-type]
+
+
+class _CancelWatcher:
+    """Sets ``event`` when the job is cancelled, also while no request finishes (a slow model)."""
+
+    def __init__(self, ctx: StageContext, event: threading.Event) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ctx, event), daemon=True)
+        self._thread.start()
+
+    def _run(self, ctx: StageContext, event: threading.Event) -> None:
+        while not self._stop.wait(0.5):
+            if ctx.store.is_cancel_requested(ctx.job.id):
+                event.set()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _load_adapter(base_url: str, name: str, path: str) -> None:
+    """Have the candidate's server load the adapter (our server and vLLM share this API)."""
+    try:
+        reply = httpx.post(f"{base_url}/load_lora_adapter", json={"lora_name": name, "lora_path": path}, timeout=300)
+    except httpx.HTTPError as exc:
+        raise FlywheelError(f"cannot load adapter {name} into {base_url}: {exc}") from exc
+    if reply.status_code >= 400 and "already" not in reply.text:
+        raise FlywheelError(f"{base_url} refused adapter {name}: {reply.status_code} {reply.text[:300]}")
+
+
+# ---- customization ---------------------------------------------------------------------------------
+def run_customize(ctx: StageContext) -> dict[str, Any]:
+    from dataflywheel.models.registry import resolve_model
+    from dataflywheel.training import TrainingCancelled, TrainProgress, customize
+
+    assert ctx.candidate is not None
+    spec = resolve_model(ctx.candidate, ctx.settings)
+    run_id = ctx.run_id()
+    if spec.engine != "local" or not spec.customizable:
+        ctx.store.upsert_customization(run_id, status=TaskStatus.SKIPPED)
+        raise StageSkipped(f"{ctx.candidate} is not customizable (remote endpoint or customizable: false)")
+    datasets = ctx.output_of(StageKind.DATASETS)
+    started = time.monotonic()
+    ctx.store.upsert_customization(run_id, status=TaskStatus.RUNNING, progress=0.0)
+    detail = ctx.store.job_detail(ctx.job.id)
+    run = next(c for c in detail.candidates if c.id == run_id)
+    if run.stage not in (CandidateStage.EVALUATING, CandidateStage.DEPLOYING):
+        ctx.store.set_candidate_stage(run_id, CandidateStage.CUSTOMIZING)
+
+    def progress(p: TrainProgress) -> None:
+        if ctx.throttled("train", final=p.phase == "done"):
+            ctx.store.upsert_customization(
+                run_id,
+                progress=round(p.percent, 2),
+                epochs_completed=p.epochs_completed,
+                total_epochs=p.total_epochs,
+                steps_completed=p.steps_completed,
+                total_steps=p.total_steps,
+                loss=p.loss,
+                tokens_per_s=p.tokens_per_s,
+                eta_s=p.eta_s,
+            )
+
+    # The run id is the job's and the candidate's: a retried stage resumes the same run from its checkpoint.
+    training_run = f"{ctx.job.id[:12]}{run_id:04d}"
+    try:
+        result = customize(
+            ctx.settings,
+            ctx.candidate,
+            Path(datasets["path"]),
+            overrides=(ctx.job.config or {}).get("training_config") or {},
+            run_id=training_run,
+            progress=progress,
+            should_cancel=ctx.should_cancel,
+        )
+    except TrainingCancelled as exc:
+        raise StageCancelled(str(exc)) from exc
+    ctx.store.upsert_customization(
+        run_id,
+        status=TaskStatus.COMPLETED,
+        progress=100.0,
+        adapter_name=result.adapter.name,
+        adapter_path=str(result.adapter.path),
+        metrics=_small(result.metrics),
+        eta_s=0.0,
+        runtime_s=time.monotonic() - started,
+    )
+    return {"adapter_name": result.adapter.name, "adapter_path": str(result.adapter.path), "training_run": training_run}
+
+
+def _small(metrics: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "final_train_loss",
+        "final_val_loss",
+        "epochs",
+        "tokens_per_s",
+        "train_examples",
+        "val_examples",
+        "skipped_count",
+        "total_steps",
+        "device",
+        "dtype",
+        "runtime_seconds",
+    )
+    return {k: metrics.get(k) for k in keep}
+
+
+# ---- finalize --------------------------------------------------------------------------------------
+def run_finalize(ctx: StageContext) -> dict[str, Any]:
+    """The job's result: per candidate and eval type, every metric with its interval."""
+    detail = ctx.store.job_detail(ctx.job.id)
+    results: dict[str, Any] = {}
+    for run in detail.candidates:
+        evals: dict[str, Any] = {}
+        for kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL):
+            stage = ctx.store.get_stage(ctx.job.id, stage_key(kind, run.candidate))
+            if stage is not None and stage.status == TaskStatus.COMPLETED and stage.output:
+                summary = stage.output["summary"]
+                evals[kind.value] = {
+                    "metrics": summary["metrics"],
+                    "judge": summary.get("judge") or None,
+                    "samples": summary["samples"],
+                    "errors": summary["errors"],
+                }
+        results[run.candidate] = evals
+    return {"candidates": results}
+
+
+STAGES: dict[StageKind, Callable[[StageContext], dict[str, Any]]] = {
+    StageKind.DATASETS: run_datasets,
+    StageKind.JUDGE: run_judge,
+    StageKind.DEPLOY: run_deploy,
+    StageKind.BASE_EVAL: run_evaluation,
+    StageKind.ICL_EVAL: run_evaluation,
+    StageKind.CUSTOMIZE: run_customize,
+    StageKind.CUSTOMIZED_EVAL: run_evaluation,
+    StageKind.SHUTDOWN: run_shutdown,
+    StageKind.FINALIZE: run_finalize,
+}
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
