@@ -76,6 +76,8 @@ class FlywheelService:
         """Validate and store a job, then drive it (in a background thread)."""
         config = validate_job_config(self.settings, dict(config or {}))
         job = self.store.create_job(workload_id, client_id, config, kind=JobKind.FLYWHEEL)
+        for candidate in config["candidates"]:  # visible (pending) from the start
+            self.store.add_candidate_run(job.id, candidate)
         if start:
             self.start(job.id)
         return job

@@ -1,0 +1,195 @@
+"""``flywheel run`` (one whole job in this process, with live progress and the result table) and
+``flywheel worker`` (a Celery worker for the celery executor)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from dataflywheel.cli.common import console, guarded, print_json, state
+from dataflywheel.errors import ConfigError
+from dataflywheel.jobs.records import JobDetail
+from dataflywheel.settings import Settings
+from dataflywheel.workflow.plan import Queue
+from dataflywheel.workflow.service import FlywheelService
+
+REPORTED = ("function_name_accuracy", "function_name_and_args_accuracy", "tool_calling_correctness", "judge")
+
+
+def _bar(percent: float, width: int = 20) -> str:
+    filled = round(width * max(0.0, min(100.0, percent)) / 100)
+    return "█" * filled + "░" * (width - filled)
+
+
+def progress_table(detail: JobDetail, elapsed: float) -> Table:
+    """One row per candidate and task: status, a bar, and the numbers that matter while it runs."""
+    job = detail.job
+    table = Table(title=f"job {job.id[:12]}  {job.status.value}  {elapsed:.0f} s", title_justify="left")
+    for column in ("candidate", "task", "status", "progress", "detail"):
+        table.add_column(column)
+    for d in detail.datasets:
+        if d.name == "eval":
+            table.add_row("-", "datasets", "completed", _bar(100), f"{detail.job.num_records} records read")
+    for run in detail.candidates:
+        table.add_row(run.candidate, "candidate", run.stage.value, "", run.error or "")
+        c = run.customization
+        if c is not None:
+            info = f"epoch {c.epochs_completed}/{c.total_epochs or '?'} step {c.steps_completed}/{c.total_steps or '?'}"
+            if c.loss is not None:
+                info += f" loss {c.loss:.3f}"
+            if c.eta_s:
+                info += f" eta {c.eta_s:.0f} s"
+            table.add_row("", "customize", c.status.value, f"{_bar(c.progress)} {c.progress:5.1f}%", c.error or info)
+        for e in sorted(run.evaluations, key=lambda e: e.eval_type):
+            info = f"{e.done}/{e.total or '?'}" + (f" eta {e.eta_s:.0f} s" if e.eta_s else "")
+            table.add_row("", e.eval_type, e.status.value, f"{_bar(e.progress)} {e.progress:5.1f}%", e.error or info)
+    return table
+
+
+def result_table(result: dict[str, Any], teacher: str = "the logged model") -> Table:
+    """Per candidate and eval type, each metric with its 95% interval; the teacher scores 1.0 by construction."""
+    table = Table(title=f"Results (scores against {teacher}'s logged answers, which score 1.000)", title_justify="left")
+    table.add_column("candidate")
+    table.add_column("eval")
+    metrics = [
+        m
+        for m in REPORTED
+        if any(
+            m in (ev.get("metrics") or {}) or (m == "judge" and ev.get("judge"))
+            for evals in result.get("candidates", {}).values()
+            for ev in evals.values()
+        )
+    ]
+    for m in metrics:
+        table.add_column(m.replace("_", " "), justify="right")
+    table.add_column("n", justify="right")
+    for candidate, evals in result.get("candidates", {}).items():
+        for eval_type in ("base-eval", "icl-eval", "customized-eval"):
+            ev = evals.get(eval_type)
+            if ev is None:
+                continue
+            cells = []
+            for m in metrics:
+                agg = ev.get("judge", {}).get("score") if m == "judge" and ev.get("judge") else ev["metrics"].get(m)
+                if not agg or not agg.get("n"):
+                    cells.append("-")
+                else:
+                    cells.append(f"{agg['mean']:.3f} [{agg['ci_low']:.2f}, {agg['ci_high']:.2f}]")
+            table.add_row(candidate, eval_type, *cells, str(ev.get("samples", "")))
+    return table
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _parse(values: list[str] | None, option: str) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for value in values or []:
+        key, sep, raw = value.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} {value!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
+@guarded
+def run(
+    ctx: typer.Context,
+    workload_id: str = typer.Option(..., "--workload-id", help="The workload (agent node / route) to improve."),
+    client_id: str = typer.Option(..., "--client-id", help="The application whose logs to use."),
+    candidate: list[str] | None = typer.Option(
+        None, "--candidate", help="A candidate to try (repeatable; default: every configured candidate)."
+    ),
+    split: list[str] | None = typer.Option(None, "--split", help="data_split override KEY=VALUE (repeatable)."),
+    training: list[str] | None = typer.Option(None, "--training", help="training override KEY=VALUE (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the finished job as JSON."),
+) -> None:
+    """Run one whole flywheel job here (embedded executor) and print its result table."""
+    settings: Settings = state(ctx).settings().model_copy(update={})
+    if settings.executor.kind != "embedded":
+        settings = settings.model_copy(update={"executor": settings.executor.model_copy(update={"kind": "embedded"})})
+    config: dict[str, Any] = {
+        "candidates": list(candidate or []) or None,
+        "data_split_config": _parse(split, "--split") or None,
+        "training_config": _parse(training, "--training") or None,
+    }
+    config = {k: v for k, v in config.items() if v is not None}
+    started = time.monotonic()
+    with FlywheelService(settings) as service:
+        job = service.create_job(workload_id, client_id, config)
+        if as_json:
+            job = service.wait(job.id)
+        else:
+            with Live(console=console, refresh_per_second=2, transient=False) as live:
+                while True:
+                    detail = service.store.job_detail(job.id)
+                    live.update(progress_table(detail, time.monotonic() - started))
+                    if detail.job.status.terminal:
+                        break
+                    time.sleep(1.0)
+            job = service.store.get_job(job.id)
+        detail = service.store.job_detail(job.id)
+    if as_json:
+        print_json(_plain(dataclasses.asdict(detail)))
+    else:
+        if job.result:
+            console.print(result_table(job.result))
+        elapsed = time.monotonic() - started
+        status = job.status.value + (f": {job.error}" if job.error else "")
+        console.print(f"job {job.id} {status} in {elapsed:.0f} s", highlight=False, soft_wrap=True)
+    if job.status.value != "completed":
+        raise typer.Exit(1)
+
+
+def worker(
+    ctx: typer.Context,
+    queues: str = typer.Option(
+        f"{Queue.CPU.value},{Queue.ACCELERATOR.value}", "--queues", "-Q", help="Comma-separated queues to consume."
+    ),
+    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="Stages this worker runs at once."),
+    log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """A Celery worker running job stages (executor celery; broker: executor.broker_url)."""
+    from dataflywheel.cli.common import handle_errors
+
+    with handle_errors():
+        settings = state(ctx).settings()
+        try:
+            from dataflywheel.workflow.celery_app import make_celery
+        except ImportError as exc:
+            raise ConfigError("flywheel worker needs celery: pip install 'data-flywheel[celery]'") from exc
+        app = make_celery(settings.executor.broker_url)
+        console.print(f"worker on {settings.executor.broker_url} queues {queues}", highlight=False)
+        app.worker_main(
+            [
+                "worker",
+                "-Q",
+                queues,
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                log_level,
+                "--without-gossip",
+                "--without-mingle",
+                "--pool",
+                "prefork",
+            ]
+        )

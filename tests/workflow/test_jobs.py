@@ -1,0 +1,184 @@
+"""Whole jobs on the tiny model: embedded executor, cancellation during training and during an eval, a
+crashed process whose job is resumed, bad job configurations."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dataflywheel.errors import ConfigError
+from dataflywheel.jobs.status import CandidateStage, JobStatus, TaskStatus
+from dataflywheel.training.adapters import list_adapters
+from dataflywheel.workflow.service import FlywheelService
+from tests.serving import pid_alive
+from tests.workflow.conftest import CLIENT, ENV, QUICK_TRAINING, WORKLOAD, job_settings
+
+TINY = {"candidates": ["tiny-random-llama"], "training_config": QUICK_TRAINING}
+
+
+def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def test_a_full_job_completes_with_all_three_evaluations(home: Path) -> None:
+    settings = job_settings(home)
+    with FlywheelService(settings) as service:
+        job = service.create_job(WORKLOAD, CLIENT, TINY)
+        assert job.status == JobStatus.PENDING
+        done = service.wait(job.id, timeout=300)
+        assert done.status == JobStatus.COMPLETED, done.error
+        detail = service.store.job_detail(job.id)
+        stages = {s.key: s for s in service.store.list_stages(job.id)}
+        events = service.store.list_events(job.id)
+    assert done.num_records == 80 and done.started_at and done.finished_at
+    counts = {d.name: d.num_records for d in detail.datasets}
+    assert counts["eval"] == counts["icl"] == 8 and counts["train"] + counts["val"] == 32 and counts["val"] >= 1
+    (run,) = detail.candidates
+    assert run.stage == CandidateStage.COMPLETED and run.runtime_s
+    evals = {e.eval_type: e for e in run.evaluations}
+    assert set(evals) == {"base-eval", "icl-eval", "customized-eval"}
+    for e in evals.values():
+        assert e.status == TaskStatus.COMPLETED and e.progress == 100.0 and e.done == 8
+        assert "function_name_accuracy" in e.scores
+        assert (Path(e.artifact_path or "") / "samples.jsonl").is_file()
+    custom = run.customization
+    assert custom is not None and custom.status == TaskStatus.COMPLETED and custom.progress == 100.0
+    assert custom.epochs_completed == 1 and custom.steps_completed == custom.total_steps == -(-counts["train"] // 8)
+    assert custom.adapter_name and custom.adapter_name.startswith("tiny-random-llama-primary_assistant-")
+    assert stages["judge"].status == TaskStatus.SKIPPED  # no judge configured
+    assert all(s.attempts == 1 for k, s in stages.items() if k != "judge")
+    assert stages["customized-eval:tiny-random-llama"].output["model"] == custom.adapter_name
+    assert set(done.result["candidates"]["tiny-random-llama"]) == {"base-eval", "icl-eval", "customized-eval"}
+    assert not pid_alive(int(run.deployment["pid"]))  # shut down
+    assert any("completed" in e.message for e in events)
+
+
+def test_bad_job_configurations_are_refused_before_a_job_exists(home: Path) -> None:
+    with FlywheelService(job_settings(home)) as service:
+        for config, named in [
+            ({"candidates": ["no-such-model"]}, "unknown candidate 'no-such-model'"),
+            ({}, "candidates: none given"),
+            ({**TINY, "training_config": {"epochs": 0}}, "training_config.epochs"),
+            ({**TINY, "data_split_config": {"eval_size": -1}}, "data_split.eval_size"),
+            ({**TINY, "candidates": ["tiny-random-llama", "tiny-random-llama"]}, "listed twice"),
+        ]:
+            with pytest.raises(ConfigError, match=named):
+                service.create_job(WORKLOAD, CLIENT, config)
+        assert service.store.list_jobs()[1] == 0
+
+
+def test_cancel_during_training_stops_it_and_shuts_the_model_down(home: Path) -> None:
+    settings = job_settings(home)
+    config = {**TINY, "training_config": {**QUICK_TRAINING, "epochs": 200}}
+    with FlywheelService(settings) as service:
+        job = service.create_job(WORKLOAD, CLIENT, config)
+
+        def training() -> bool:
+            (run,) = service.store.job_detail(job.id).candidates
+            return bool(run.customization and run.customization.steps_completed >= 2)
+
+        wait_for(training)
+        asked = time.monotonic()
+        assert service.cancel(job.id).status == JobStatus.CANCELLING
+        done = service.wait(job.id, timeout=60)
+        took = time.monotonic() - asked
+        detail = service.store.job_detail(job.id)
+        stages = {s.key: s for s in service.store.list_stages(job.id)}
+    assert done.status == JobStatus.CANCELLED and took < 15
+    (run,) = detail.candidates
+    assert run.stage == CandidateStage.CANCELLED
+    assert run.customization is not None and run.customization.status == TaskStatus.CANCELLED
+    assert stages["customize:tiny-random-llama"].status == TaskStatus.CANCELLED
+    assert stages["customized-eval:tiny-random-llama"].status == TaskStatus.CANCELLED
+    assert stages["shutdown:tiny-random-llama"].status == TaskStatus.COMPLETED
+    assert list_adapters(settings) == []  # no half-trained adapter registered
+    assert not pid_alive(int(run.deployment["pid"]))
+
+
+def test_cancel_during_an_eval_stops_it(home: Path) -> None:
+    settings = job_settings(
+        home,
+        executor={"eval_max_tokens": 400, "eval_concurrency": 1},
+        data_split={"eval_size": 30, "limit": 60, "min_total_records": 20},
+    )
+    config = {**TINY, "training_config": {**QUICK_TRAINING, "epochs": 200}}
+    with FlywheelService(settings) as service:
+        job = service.create_job(WORKLOAD, CLIENT, config)
+
+        def evaluating() -> bool:
+            (run,) = service.store.job_detail(job.id).candidates
+            return any(e.done >= 1 for e in run.evaluations)
+
+        wait_for(evaluating)
+        service.cancel(job.id)
+        done = service.wait(job.id, timeout=120)
+        (run,) = service.store.job_detail(job.id).candidates
+        stages = [(s.key, s.status.value, s.error) for s in service.store.list_stages(job.id)]
+    assert done.status == JobStatus.CANCELLED, stages
+    evals = {e.eval_type: e for e in run.evaluations}
+    assert evals["base-eval"].status == TaskStatus.CANCELLED or evals["icl-eval"].status == TaskStatus.CANCELLED
+    assert all(e.done < 30 for e in evals.values())
+
+
+def test_a_job_whose_process_is_killed_is_resumed_by_the_next_one(home: Path, tmp_path: Path) -> None:
+    env = {**os.environ, **ENV, "FLYWHEEL_HOME": str(home)}
+    training = ",".join(f"{k}={v}" for k, v in {**QUICK_TRAINING, "epochs": 3, "batch_size": 4}.items())
+    argv = [
+        sys.executable,
+        "-m",
+        "dataflywheel.cli.main",
+        "run",
+        "--workload-id",
+        WORKLOAD,
+        "--client-id",
+        CLIENT,
+        "--candidate",
+        "tiny-random-llama",
+        "--json",
+    ]
+    for item in training.split(","):
+        argv += ["--training", item]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    settings = job_settings(home)
+    with FlywheelService(settings) as service:
+        try:
+
+            def in_training() -> str | None:
+                jobs, _ = service.store.list_jobs()
+                if not jobs:
+                    return None
+                (run,) = service.store.job_detail(jobs[0].id).candidates or (None,)
+                c = run.customization if run else None
+                return jobs[0].id if c and c.epochs_completed >= 1 and c.steps_completed < 16 else None
+
+            job_id = wait_for(in_training, timeout=180, every=0.1)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert service.store.get_job(job_id).status == JobStatus.RUNNING
+        assert wait_for(lambda: service.recover() == [job_id], timeout=30, every=0.5)
+        done = service.wait(job_id, timeout=300)
+        stages = {s.key: s for s in service.store.list_stages(job_id)}
+        (run,) = service.store.job_detail(job_id).candidates
+        events = [e.message for e in service.store.list_events(job_id, limit=1000)]
+    assert done.status == JobStatus.COMPLETED, done.error
+    assert stages["datasets"].attempts == 1 and stages["deploy:tiny-random-llama"].attempts == 1
+    assert stages["customize:tiny-random-llama"].attempts == 2
+    assert {e.eval_type for e in run.evaluations} == {"base-eval", "icl-eval", "customized-eval"}
+    assert run.customization is not None and run.customization.metrics["epochs"][-1]["epoch"] == 3
+    assert any("resumed by" in m for m in events)
+    assert not pid_alive(int(run.deployment["pid"]))
+    assert json.dumps(done.result)  # the result was written by the resumed driver

@@ -1,0 +1,36 @@
+"""The stage graph of a job."""
+
+from __future__ import annotations
+
+import pytest
+
+from dataflywheel.workflow.plan import Queue, Resource, StageKind, parse_stage_key, plan_job, stage_key
+
+
+def test_every_stage_follows_its_dependencies_and_customize_overlaps_the_evals() -> None:
+    plan = plan_job(["a", "b/c:1"])
+    seen: set[str] = set()
+    for spec in plan:
+        assert set(spec.deps) <= seen, spec.key
+        seen.add(spec.key)
+    by_key = {s.key: s for s in plan}
+    assert by_key["customize:a"].deps == ("datasets",)  # trains while the base and ICL evals run
+    assert set(by_key["customized-eval:a"].deps) == {"deploy:a", "customize:a"}
+    assert set(by_key["shutdown:a"].deps) == {"deploy:a", "base-eval:a", "icl-eval:a", "customized-eval:a"}
+    assert by_key["deploy:a"].resource == Resource.MODEL_SLOT and by_key["deploy:a"].queue == Queue.ACCELERATOR
+    assert by_key["customize:a"].resource == Resource.TRAINING_SLOT
+    assert by_key["base-eval:a"].queue == Queue.CPU
+    assert plan[-1].kind == StageKind.FINALIZE and {"shutdown:a", "shutdown:b/c:1"} <= set(plan[-1].deps)
+    assert [s.key for s in plan if s.critical] == ["datasets", "judge"]
+
+
+def test_a_candidate_that_cannot_be_customized_has_no_customize_stages() -> None:
+    keys = [s.key for s in plan_job(["remote"], {"remote": False})]
+    assert "customize:remote" not in keys and "customized-eval:remote" not in keys
+    assert "base-eval:remote" in keys and "icl-eval:remote" in keys
+
+
+@pytest.mark.parametrize("candidate", [None, "smollm2", "org/model:v1@x"])
+def test_stage_keys_round_trip(candidate: str | None) -> None:
+    key = stage_key(StageKind.CUSTOMIZED_EVAL, candidate)
+    assert parse_stage_key(key) == (StageKind.CUSTOMIZED_EVAL, candidate)
