@@ -1,31 +1,28 @@
-"""``flywheel demo``: the whole existing pipeline on the embedded defaults, with no service.
+"""``flywheel demo``: a whole flywheel run on the embedded defaults, with no service.
 
 Generates realistic traffic (with the imperfections real logs have: duplicates, text answers, broken
-lines), loads it into the SQLite log store, builds the datasets, evaluates the built-in SmolLM2 candidate
-as is (base) and with few-shot examples (ICL), and prints the report.
+lines), loads it into the SQLite log store, and runs one flywheel job with the built-in SmolLM2 candidate:
+datasets, then base and ICL evals while a LoRA adapter trains on the train split, then the customized eval,
+and prints the result table.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any
 
 import typer
+from rich.live import Live
 from rich.rule import Rule
 
 from dataflywheel.cli.common import console, guarded, state
-from dataflywheel.cli.datasets import run_build
-from dataflywheel.cli.evaluate import summary_table
 from dataflywheel.cli.render import build_tables, ingest_table
-from dataflywheel.datasets.sources import StoreSource
-from dataflywheel.evaluation.runner import EvalConfig, EvalType, load_dataset, run_async, run_eval
+from dataflywheel.cli.run import progress_table, result_table
+from dataflywheel.datasets.artifacts import read_manifest
 from dataflywheel.ingest.jsonl import load_file
-from dataflywheel.logstore import LogQuery, open_log_store
-from dataflywheel.models.deployments import DeploymentManager
-from dataflywheel.models.registry import resolve_model
-from dataflywheel.settings import Settings
+from dataflywheel.logstore import open_log_store
+from dataflywheel.settings import with_overrides
 from dataflywheel.synth.generator import SynthConfig, write_jsonl
+from dataflywheel.workflow.service import FlywheelService
 
 
 @guarded
@@ -33,10 +30,12 @@ def demo(
     ctx: typer.Context,
     records: int = typer.Option(2000, "--records", help="Synthetic records to generate."),
     seed: int = typer.Option(1, "--seed"),
-    model: str = typer.Option("smollm2-135m-instruct", "--model", help="Candidate to evaluate."),
-    eval_records: int = typer.Option(20, "--eval-records", min=0, help="Eval records per eval type (0: skip)."),
+    model: str = typer.Option("smollm2-135m-instruct", "--model", help="Candidate to evaluate and customize."),
+    eval_records: int = typer.Option(40, "--eval-records", min=5, help="Held-out records each eval scores."),
+    train_records: int = typer.Option(120, "--train-records", min=10, help="About how many records LoRA trains on."),
+    epochs: int = typer.Option(2, "--epochs", min=1, help="LoRA epochs."),
 ) -> None:
-    """Generate traffic, load it, build datasets and print the report (embedded defaults)."""
+    """Generate traffic, load it, and run one whole flywheel job on it (embedded defaults)."""
     settings = state(ctx).settings()
     started = time.perf_counter()
     config = SynthConfig(
@@ -61,36 +60,46 @@ def demo(
     console.print(Rule(f"2. Load into the {settings.log_store.backend.value} log store"))
     with open_log_store(settings) as store:
         report = load_file(store, traffic, batch_size=settings.log_store.batch_size)
-        console.print(ingest_table(report, traffic.name))
+    console.print(ingest_table(report, traffic.name))
 
-        console.print(Rule("3. Curate and split into datasets"))
-        source = StoreSource(store, LogQuery(config.workload_id, config.client_id))
-        result = run_build(settings, source, config.workload_id, config.client_id, quiet=False)
-    console.print(build_tables(result.manifest, str(result.path)))
-    if eval_records:
-        console.print(Rule(f"4. Evaluate {model}: base and ICL, {eval_records} records each"))
-        _evaluate(settings, model, result.path, eval_records)
-    console.print(Rule())
-    console.print(
-        f"Done in {time.perf_counter() - started:.1f} s. LoRA customization and the job orchestrator are the "
-        "next steps of the flywheel; they are not built yet."
+    console.print(Rule(f"3. A flywheel job for {model}: datasets, base + ICL evals, LoRA, customized eval"))
+    # The newest records: eval_records held out, the rest (10% validation) to train on.
+    limit = eval_records + round(train_records / 0.9)
+    settings = with_overrides(
+        settings,
+        data_split={"eval_size": eval_records, "limit": limit, "min_total_records": min(50, limit)},
+        executor={"eval_max_tokens": 64},
     )
+    job_config = {
+        "candidates": [model],
+        "training_config": {"epochs": epochs, "batch_size": 8, "learning_rate": 1e-3, "adapter_dim": 16, "alpha": 32},
+    }
+    with FlywheelService(settings) as service:
+        job = service.create_job(config.workload_id, config.client_id, job_config)
+        with Live(console=console, refresh_per_second=2) as live:
+            while True:
+                detail = service.store.job_detail(job.id)
+                live.update(progress_table(detail, time.perf_counter() - started))
+                if detail.job.status.terminal:
+                    break
+                time.sleep(1.0)
+        job = service.store.get_job(job.id)
+        datasets = service.store.job_detail(job.id).datasets
+    build = next((d.path for d in datasets if d.name == "eval" and d.path), None)
+    if build:
+        from pathlib import Path
 
-
-def _evaluate(settings: Settings, model: str, dataset_dir: Path, n: int) -> None:
-    spec = resolve_model(model, settings)
-    with DeploymentManager(settings) as manager:
-        with console.status(f"starting {spec.name} (the first time converts its weights, ~15 s)…"):
-            deployment = manager.deploy(spec)
-        client = deployment.client(max_concurrency=8, timeout=600.0)
-        for kind, name in ((EvalType.BASE, "eval.jsonl"), (EvalType.ICL, "icl.jsonl")):
-            rows = load_dataset(dataset_dir / name)[:n]
-            config = EvalConfig(kind, spec.name, concurrency=8, max_tokens=64)
-            out = settings.home / "evals" / f"demo-{spec.name}-{kind.value}-{dataset_dir.name}"
-
-            async def chat(request: Any) -> Any:
-                return await client.chat(request, deployment.model)
-
-            with console.status(f"{kind.value}…"):
-                summary = run_async(run_eval(rows, chat, out, config))
-            console.print(summary_table(summary))
+        folder = Path(build).parent
+        console.print(build_tables(read_manifest(folder), str(folder)))
+    if job.result:
+        console.print(result_table(job.result))
+    console.print(Rule())
+    status = job.status.value + (f" ({job.error})" if job.error else "")
+    console.print(
+        f"Job {job.id} {status}. Done in {time.perf_counter() - started:.1f} s. "
+        f"Try: flywheel serve, then flywheel jobs list; flywheel adapters list.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if job.status.value != "completed":
+        raise typer.Exit(1)

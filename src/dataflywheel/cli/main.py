@@ -9,6 +9,7 @@ import typer
 from dataflywheel import __version__
 from dataflywheel.cli import datasets, logs
 from dataflywheel.cli.common import guarded, print_json, state
+from dataflywheel.cli.curate import curate
 from dataflywheel.cli.demo import demo
 from dataflywheel.cli.evaluate import evaluate
 from dataflywheel.cli.run import run, worker
@@ -29,6 +30,7 @@ app.command("demo")(demo)
 app.command("eval", help="Evaluate a model on an eval dataset (base, ICL or customized).")(evaluate)
 app.command("serve-model", help="Serve a model (and LoRA adapters) over the OpenAI chat-completions API.")(serve_model)
 app.command("train", help="Fine-tune a LoRA adapter on a dataset build (outside a job).")(train)
+app.command("curate", help="Feedback loop: student answers, normalized, judged, written back.")(curate)
 app.command("run", help="Run one whole flywheel job in this process and print its results.")(run)
 app.command("worker", help="A Celery worker running job stages (executor celery).")(worker)
 app.command("synth", help="Write synthetic customer-service traffic in log form (JSONL).")(synth)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from dataflywheel.jobs import JobStore
 from dataflywheel.jobs.records import StageRecord
-from dataflywheel.jobs.status import CandidateStage, JobStatus, TaskStatus
+from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskStatus
 from dataflywheel.models.registry import resolve_model
 from dataflywheel.settings import Settings
 from dataflywheel.workflow.executors import Executor, ResourcePool
-from dataflywheel.workflow.plan import Resource, StageKind, StageSpec, plan_job, stage_key
+from dataflywheel.workflow.plan import Resource, StageKind, StageSpec, plan_curation, plan_job, stage_key
 from dataflywheel.workflow.stages import deploy_candidate, deployment_alive, job_settings
 
 logger = logging.getLogger(__name__)
@@ -57,9 +57,12 @@ class JobDriver:
         if job.status.terminal:
             return job.status
         settings = job_settings(self.settings, job)
-        candidates = job_candidates(settings, job.config or {})
-        customizable = {c: self._customizable(settings, c) for c in candidates}
-        plan = plan_job(candidates, customizable)
+        if job.kind == JobKind.CURATION:
+            candidates: list[str] = []
+            plan = plan_curation()
+        else:
+            candidates = job_candidates(settings, job.config or {})
+            plan = plan_job(candidates, {c: self._customizable(settings, c) for c in candidates})
         for c in candidates:
             self.store.add_candidate_run(self.job_id, c)
         if job.status == JobStatus.PENDING:
@@ -73,7 +76,7 @@ class JobDriver:
                 cancelling = self.store.is_cancel_requested(self.job_id)
                 for spec in plan:
                     self._step(spec, stages, cancelling)
-                finalize = stages.get(stage_key(StageKind.FINALIZE))
+                finalize = stages.get(plan[-1].key)
                 if finalize is not None and finalize.status in TERMINAL and not self._in_flight:
                     return self._finish(plan, stages, cancelling)
                 time.sleep(POLL_S)
@@ -136,7 +139,7 @@ class JobDriver:
         datasets_ok = status(StageKind.DATASETS) == TaskStatus.COMPLETED
         judge_ok = status(StageKind.JUDGE) in (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
         c = spec.candidate
-        if spec.kind in (StageKind.DATASETS, StageKind.JUDGE):
+        if spec.kind in (StageKind.DATASETS, StageKind.JUDGE, StageKind.CURATE):
             return None
         if spec.kind == StageKind.FINALIZE:
             return None if datasets_ok and judge_ok else "the datasets or the judge check failed"
@@ -165,7 +168,7 @@ class JobDriver:
                 self.resources.release(Resource.TRAINING_SLOT, self._holder(spec))
             elif spec.kind == StageKind.DEPLOY and stage.status != TaskStatus.COMPLETED:
                 self.resources.release(Resource.MODEL_SLOT, self._holder(spec))
-            elif spec.kind == StageKind.SHUTDOWN:
+            elif spec.kind in (StageKind.SHUTDOWN, StageKind.CURATE):
                 self.resources.release(Resource.MODEL_SLOT, f"{self.job_id}/{spec.candidate}")
 
     def _holder(self, spec: StageSpec) -> str:
@@ -211,7 +214,7 @@ class JobDriver:
 
     # ---- the end ---------------------------------------------------------------------------------------
     def _finish(self, plan: list[StageSpec], stages: dict[str, StageRecord], cancelling: bool) -> JobStatus:
-        finalize = stages[stage_key(StageKind.FINALIZE)]
+        finalize = stages[plan[-1].key]
         if finalize.status == TaskStatus.COMPLETED and finalize.output:
             self.store.update_job(self.job_id, result=finalize.output)
         detail = self.store.job_detail(self.job_id)

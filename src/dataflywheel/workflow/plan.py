@@ -30,6 +30,7 @@ class StageKind(StrEnum):
     CUSTOMIZED_EVAL = "customized-eval"
     SHUTDOWN = "shutdown"
     FINALIZE = "finalize"
+    CURATE = "curate"
 
 
 EVAL_KINDS = (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL)
@@ -62,7 +63,7 @@ class StageSpec:
     @property
     def critical(self) -> bool:
         """A failed critical stage fails the whole job."""
-        return self.kind in (StageKind.DATASETS, StageKind.JUDGE)
+        return self.kind in (StageKind.DATASETS, StageKind.JUDGE, StageKind.CURATE)
 
 
 def stage_key(kind: StageKind, candidate: str | None = None) -> str:
@@ -102,3 +103,10 @@ def plan_job(candidates: list[str], customizable: dict[str, bool] | None = None)
         shutdowns.append(shutdown)
     stages.append(StageSpec(stage_key(StageKind.FINALIZE), StageKind.FINALIZE, None, (datasets, judge, *shutdowns)))
     return stages
+
+
+def plan_curation() -> list[StageSpec]:
+    """A feedback-loop (curation) job: one stage that deploys the student, infers, normalizes, filters and
+    writes back (resumable inside), holding a model slot."""
+    curate = stage_key(StageKind.CURATE)
+    return [StageSpec(curate, StageKind.CURATE, None, (), Resource.MODEL_SLOT, Queue.ACCELERATOR)]

@@ -82,6 +82,25 @@ class FlywheelService:
             self.start(job.id)
         return job
 
+    def create_curation(
+        self, workload_id: str, client_id: str, config: dict[str, Any], *, start: bool = True
+    ) -> JobRecord:
+        """Validate and store a feedback-loop job (student inference, normalization, quality filter,
+        write-back), then drive it."""
+        from dataflywheel.feedback.pipeline import CurationConfig
+
+        parsed = CurationConfig.from_job(workload_id, client_id, config)
+        known = {c.name for c in self.settings.candidates} | set(BUILTIN_ALIASES)
+        for role, name in (("model", parsed.model), ("judge", parsed.judge)):
+            if name is not None and name not in known and not Path(name).expanduser().exists():
+                raise ConfigError(
+                    f"{role}: unknown model {name!r} (configured or built-in: {', '.join(sorted(known))})"
+                )
+        job = self.store.create_job(workload_id, client_id, dict(config), kind=JobKind.CURATION)
+        if start:
+            self.start(job.id)
+        return job
+
     def start(self, job_id: str) -> bool:
         """Drive ``job_id`` here unless another live process does; False when it is taken or finished."""
         with self._lock:
@@ -132,6 +151,7 @@ class FlywheelService:
             stop_deployment(run.deployment)
             if run.customization is not None and run.customization.adapter_name:
                 delete_adapter(self.settings, run.customization.adapter_name)
+        # A curation job's written records stay: they are data now, deleted with `flywheel logs delete`.
         build_dirs = {Path(d.path).parent for d in detail.datasets if d.path}
         for folder in [*build_dirs, self.settings.home / "jobs" / job_id]:
             shutil.rmtree(folder, ignore_errors=True)

@@ -509,7 +509,45 @@ def run_finalize(ctx: StageContext) -> dict[str, Any]:
     return {"candidates": results}
 
 
+# ---- feedback loop ---------------------------------------------------------------------------------
+def run_curate(ctx: StageContext) -> dict[str, Any]:
+    from dataflywheel.feedback.pipeline import CurationCancelled, CurationConfig, run_curation
+    from dataflywheel.models.client import OpenAIClient
+    from dataflywheel.models.deployments import DeploymentManager
+    from dataflywheel.models.registry import resolve_model
+
+    config = CurationConfig.from_job(ctx.job.workload_id, ctx.job.client_id, ctx.job.config or {})
+    with DeploymentManager(ctx.settings) as manager:
+
+        def chat_for(name: str) -> tuple[Any, str]:
+            deployment = manager.deploy(resolve_model(name, ctx.settings))
+            client = OpenAIClient(
+                deployment.base_url,
+                api_key_env=resolve_model(name, ctx.settings).api_key_env,
+                max_concurrency=config.concurrency,
+                timeout=600.0 if deployment.local else 120.0,
+            )
+            return client, deployment.model
+
+        weights = {"inference": (0.0, 70.0), "judging": (70.0, 25.0), "write-back": (95.0, 5.0)}
+
+        def progress(step: str, done: int, total: int) -> None:
+            start, span = weights.get(step, (0.0, 100.0))
+            if ctx.throttled("curate", final=done == total):
+                ctx.store.update_job(ctx.job.id, progress=round(start + span * done / max(1, total), 2))
+
+        try:
+            report = run_curation(
+                ctx.settings, ctx.job.id, config, chat_for=chat_for, should_cancel=ctx.should_cancel, progress=progress
+            )
+        except CurationCancelled as exc:
+            raise StageCancelled(str(exc)) from exc
+    ctx.store.update_job(ctx.job.id, num_records=report["counts"]["inferred"], result=report)
+    return report
+
+
 STAGES: dict[StageKind, Callable[[StageContext], dict[str, Any]]] = {
+    StageKind.CURATE: run_curate,
     StageKind.DATASETS: run_datasets,
     StageKind.JUDGE: run_judge,
     StageKind.DEPLOY: run_deploy,

@@ -1,0 +1,136 @@
+"""The quality filter of the feedback loop: programmatic checks plus an LLM judge, and the rule that
+decides which normalized answers are written back.
+
+The judge is any OpenAI-compatible chat model asked with a versioned prompt (``prompts/answer_quality.v1.txt``)
+for ``VERDICT: PASS|FAIL`` and a ``REASON``. A reply without a verdict is a parse failure: the record
+fails (it is never written back on a guess) and the raw reply is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any
+
+import orjson
+
+from dataflywheel.curation.workload import response_message
+from dataflywheel.evaluation.judge import JudgeChat, JudgePrompt
+from dataflywheel.feedback.normalize import Normalized, NormalizeStatus
+
+__all__ = ["PassRule", "QualityVerdict", "ask_judge", "load_quality_prompt", "parse_verdict", "teacher_agreement"]
+
+_VERDICT = re.compile(r"VERDICT\s*[:=]\s*\**\s*(PASS|FAIL)\b", re.IGNORECASE)
+_REASON = re.compile(r"REASON\s*[:=]\s*(.+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PassRule:
+    """What an answer needs to be written back."""
+
+    allow_repaired: bool = True
+    """Answers the normalizer had to repair may pass (they are written in canonical form)."""
+    require_judge: bool = True
+    """With a judge configured, its PASS is needed."""
+    require_teacher_agreement: bool = False
+    """The answer must call the same tools as the logged (teacher's) answer, when there is one."""
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    passed: bool
+    reasons: tuple[str, ...]
+    """Why it failed (empty when it passed)."""
+    schema_valid: bool
+    teacher_agrees: bool | None
+    judge: str | None
+    """PASS, FAIL, or None (no judge / no parsable reply)."""
+    judge_reason: str | None = None
+    judge_reply: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_quality_prompt(version: str = "v1") -> JudgePrompt:
+    name = f"answer_quality.{version}.txt"
+    text = resources.files("dataflywheel.feedback").joinpath("prompts", name).read_text(encoding="utf-8")
+    _, _, rest = text.partition("=== system ===\n")
+    system, _, user = rest.partition("=== user ===\n")
+    return JudgePrompt("answer_quality", version, system.strip(), user.strip())
+
+
+def parse_verdict(reply: str) -> tuple[str | None, str | None]:
+    """(PASS|FAIL|None, reason) of a judge reply."""
+    verdict = _VERDICT.search(reply or "")
+    reason = _REASON.search(reply or "")
+    return (verdict.group(1).upper() if verdict else None, reason.group(1).strip() if reason else None)
+
+
+def _names(message: dict[str, Any] | None) -> list[str]:
+    names = []
+    for call in (message or {}).get("tool_calls") or []:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and fn.get("name"):
+            names.append(str(fn["name"]))
+    return names
+
+
+def teacher_agreement(record: dict[str, Any], normalized: Normalized) -> bool | None:
+    """Whether the answer calls the same tools as the logged answer (None when the log has no answer)."""
+    teacher = response_message(record)
+    if teacher is None:
+        return None
+    return sorted(_names(teacher)) == sorted(_names(normalized.message))
+
+
+async def ask_judge(
+    chat: JudgeChat, prompt: JudgePrompt, record: dict[str, Any], normalized: Normalized
+) -> tuple[str | None, str | None, str]:
+    """(verdict, reason, raw reply) of the judge on one normalized answer."""
+    messages = record.get("request", {}).get("messages") or []
+    system = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") in ("system", "developer"))
+    conversation = "\n".join(
+        f"{m.get('role')}: {m.get('content') or ''}" for m in messages if m.get("role") not in ("system", "developer")
+    )
+    fields = {
+        "system": system,
+        "conversation": conversation,
+        "tools": orjson.dumps(record.get("request", {}).get("tools") or [], option=orjson.OPT_INDENT_2).decode(),
+        "answer": orjson.dumps(normalized.message, option=orjson.OPT_INDENT_2).decode(),
+    }
+    reply, _ = await chat(prompt.render(**fields), 0.0)
+    verdict, reason = parse_verdict(reply)
+    return verdict, reason, reply
+
+
+def decide(
+    normalized: Normalized,
+    teacher_agrees: bool | None,
+    judge: tuple[str | None, str | None, str] | None,
+    rule: PassRule,
+) -> QualityVerdict:
+    """Apply ``rule`` (pure)."""
+    reasons = []
+    schema_valid = normalized.status != NormalizeStatus.REJECTED
+    if not schema_valid:
+        reasons.append(f"normalize: {normalized.reason}")
+    elif normalized.status == NormalizeStatus.REPAIRED and not rule.allow_repaired:
+        reasons.append("normalize: repaired answers are not allowed")
+    if rule.require_teacher_agreement and teacher_agrees is False:
+        reasons.append("teacher: calls other tools than the logged answer")
+    verdict = reason = reply = None
+    if judge is not None:
+        verdict, reason, reply = judge
+        if rule.require_judge and verdict != "PASS":
+            reasons.append(f"judge: {verdict or 'no verdict in the reply'}" + (f" ({reason})" if reason else ""))
+    return QualityVerdict(
+        passed=not reasons,
+        reasons=tuple(reasons),
+        schema_valid=schema_valid,
+        teacher_agrees=teacher_agrees,
+        judge=verdict,
+        judge_reason=reason,
+        judge_reply=reply,
+    )

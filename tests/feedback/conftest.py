@@ -1,0 +1,5 @@
+"""Fixtures of the feedback-loop tests: the workflow tests' loaded home."""
+
+from tests.workflow.conftest import home, loaded_home_template
+
+__all__ = ["home", "loaded_home_template"]
