@@ -72,7 +72,7 @@ def test_bad_job_configurations_are_refused_before_a_job_exists(home: Path) -> N
             ({"candidates": ["no-such-model"]}, "unknown candidate 'no-such-model'"),
             ({}, "candidates: none given"),
             ({**TINY, "training_config": {"epochs": 0}}, "training_config.epochs"),
-            ({**TINY, "data_split_config": {"eval_size": -1}}, "data_split.eval_size"),
+            ({**TINY, "data_split_config": {"eval_size": -1}}, "data_split_config.eval_size"),
             ({**TINY, "candidates": ["tiny-random-llama", "tiny-random-llama"]}, "listed twice"),
         ]:
             with pytest.raises(ConfigError, match=named):

@@ -8,10 +8,12 @@ import typer
 
 from dataflywheel import __version__
 from dataflywheel.cli import datasets, logs
+from dataflywheel.cli.api import serve_api
 from dataflywheel.cli.common import guarded, print_json, state
 from dataflywheel.cli.curate import curate
 from dataflywheel.cli.demo import demo
 from dataflywheel.cli.evaluate import evaluate
+from dataflywheel.cli.jobs import jobs_app
 from dataflywheel.cli.run import run, worker
 from dataflywheel.cli.serve import serve_model
 from dataflywheel.cli.synth import synth
@@ -26,6 +28,8 @@ app = typer.Typer(
 app.add_typer(logs.app, name="logs")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(jobs_app, name="jobs")
+app.command("serve", help="Serve the flywheel REST API (jobs, logs, workloads; docs at /docs).")(serve_api)
 app.command("demo")(demo)
 app.command("eval", help="Evaluate a model on an eval dataset (base, ICL or customized).")(evaluate)
 app.command("serve-model", help="Serve a model (and LoRA adapters) over the OpenAI chat-completions API.")(serve_model)

@@ -17,8 +17,10 @@ the normal Hugging Face code path loads (``AutoModelForCausalLM.from_pretrained(
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -148,7 +150,7 @@ def dequantize_gguf(gguf: Path, target: Path) -> Path:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.partial"
+        tmp = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -176,7 +178,7 @@ def smollm2_tokenizer_dir(cache: Path) -> Path:
 
         gguf = smollm2_gguf_path()
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.partial"
+        tmp = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         shutil.rmtree(tmp, ignore_errors=True)
         AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(tmp)
         (tmp / "config.json").write_text("{}")  # marks the folder complete for _publish
@@ -211,7 +213,7 @@ def build_tiny_llama(target: Path) -> Path:
         torch.manual_seed(0)
         model = LlamaForCausalLM(config)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.partial"
+        tmp = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

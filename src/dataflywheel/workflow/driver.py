@@ -65,6 +65,7 @@ class JobDriver:
             plan = plan_job(candidates, {c: self._customizable(settings, c) for c in candidates})
         for c in candidates:
             self.store.add_candidate_run(self.job_id, c)
+            self._prepare_model(settings, c)
         if job.status == JobStatus.PENDING:
             self.store.set_job_status(self.job_id, JobStatus.RUNNING)
         self._recover_deployments(settings, plan)
@@ -203,6 +204,19 @@ class JobDriver:
             info = deploy_candidate(settings, run.candidate)
             self.store.update_candidate_run(run.id, deployment=info)
             self.store.add_event(self.job_id, "log", f"{run.candidate} deployed again after a restart", stage="deploy")
+
+    @staticmethod
+    def _prepare_model(settings: Settings, candidate: str) -> None:
+        """Build or convert a local candidate's weights once, before its deploy and customize stages both
+        need them at the same time."""
+        from dataflywheel.models.registry import local_model_dir
+
+        try:
+            spec = resolve_model(candidate, settings)
+            if spec.engine == "local":
+                local_model_dir(spec, settings)
+        except Exception as exc:  # the deploy stage fails with the reason
+            logger.warning("preparing %s failed: %s", candidate, exc)
 
     @staticmethod
     def _customizable(settings: Settings, candidate: str) -> bool:

@@ -40,7 +40,12 @@ def validate_job_config(settings: Settings, config: dict[str, Any]) -> dict[str,
     for name, value in (("data_split_config", split), ("icl_config", icl)):
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected an object")
-    with_overrides(settings, data_split=split, icl=icl)
+    for section, key, values in (("data_split", "data_split_config", split), ("icl", "icl_config", icl)):
+        try:
+            with_overrides(settings, **{section: values})
+        except ConfigError as exc:  # name the request's key, not the settings section
+            lines = [line.strip() for line in str(exc).splitlines()[1:]] or [str(exc)]
+            raise ConfigError("; ".join(line.replace(f"{section}.", f"{key}.", 1) for line in lines)) from None
     TrainConfig.from_settings(settings, config.get("training_config") or {})
     candidates = job_candidates(settings, config)
     if not candidates:

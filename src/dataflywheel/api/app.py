@@ -1,0 +1,123 @@
+"""The API's FastAPI app: ``/api/jobs``, ``/api/logs``, ``/api/workloads``, ``/health``, docs at ``/docs``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from dataflywheel import __version__
+from dataflywheel.api.deps import ApiState, api_state, require_api_key
+from dataflywheel.api.errors import install_error_handlers
+from dataflywheel.api.routes import jobs, logs, workloads
+from dataflywheel.api.schemas import HealthPublic
+from dataflywheel.settings import Settings
+from dataflywheel.workflow.service import FlywheelService
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["create_api"]
+
+DESCRIPTION = """\
+Run the data flywheel over HTTP: load production logs, create jobs that curate them into datasets and
+evaluate (and fine-tune) candidate models, follow their progress, download their datasets and per-sample
+results, cancel and delete them.
+
+When the server's `api.api_key_env` names an environment variable that holds a key, every `/api` call
+needs `Authorization: Bearer <key>`; `/health` and the docs stay open.
+"""
+
+
+def api_key_of(settings: Settings) -> str | None:
+    """The API key the settings name (``api.api_key_env``), None when there is none."""
+    env = settings.api.api_key_env
+    if not env:
+        return None
+    key = os.environ.get(env, "").strip()
+    if not key:
+        logger.warning("api.api_key_env names %s, which holds no key: the API is open to every caller", env)
+        return None
+    return key
+
+
+def create_api(
+    settings: Settings,
+    service: FlywheelService | None = None,
+    *,
+    recover: bool = True,
+    start_jobs: bool = True,
+) -> FastAPI:
+    """The API app over ``service`` (default: a :class:`FlywheelService` of ``settings``, made at start-up).
+
+    The app's lifespan owns the service: it makes it (unless given), resumes unfinished jobs that no live
+    process drives (``recover``), and closes it at shutdown, the given one too. With ``start_jobs`` False,
+    created jobs are stored but not driven (they stay pending): a seam for tests, and for an API process
+    that leaves the work to another one (which picks them up with ``recover``).
+
+    The API key is read from ``settings.api.api_key_env`` once, here.
+    """
+    state = ApiState(settings=settings, api_key=api_key_of(settings), start_jobs=start_jobs)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = service if service is not None else await asyncio.to_thread(FlywheelService, settings)
+        state.service = svc
+        try:
+            if recover:
+                resumed = await asyncio.to_thread(svc.recover)
+                if resumed:
+                    logger.info("resumed %d unfinished job(s): %s", len(resumed), ", ".join(resumed))
+            yield
+        finally:
+            state.service = None
+            await asyncio.to_thread(svc.close)
+
+    app = FastAPI(
+        title="data-flywheel",
+        version=__version__,
+        summary="Turn an LLM application's production logs into cheaper models.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.api = state
+    api = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)])
+    api.include_router(jobs.router)
+    api.include_router(logs.router)
+    api.include_router(workloads.router)
+    app.include_router(api)
+    app.add_api_route("/health", health, methods=["GET"], response_model=HealthPublic, tags=["health"])
+    install_error_handlers(app)
+    return app
+
+
+def health(request: Request) -> JSONResponse:
+    """Whether the API can serve: its job store answers (503 when it does not), the executor, running jobs."""
+    state = api_state(request)
+    service = state.service
+    store_info: dict[str, Any] = {"reachable": False}
+    if service is not None:
+        store = service.store
+        store_info["dialect"] = store.dialect  # not the URL: /health is open to anyone
+        try:
+            with store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            store_info["reachable"] = True
+        except SQLAlchemyError as exc:
+            logger.warning("health: the job store at %s does not answer: %s", store.url, exc)
+            store_info["error"] = type(exc).__name__
+    ok = bool(store_info["reachable"])
+    body = HealthPublic(
+        status="ok" if ok else "unavailable",
+        job_store=store_info,
+        executor=service.executor.kind if service is not None else state.settings.executor.kind,
+        running_jobs=len(service.running()) if service is not None else 0,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)

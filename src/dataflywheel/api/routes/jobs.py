@@ -1,0 +1,206 @@
+"""``/api/jobs``: create, list, inspect, cancel and delete flywheel jobs; their events, datasets and results.
+
+Routes are plain ``def``: the job store's calls block, so FastAPI runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import FileResponse
+
+from dataflywheel.api.deps import JobIdDep, ServiceDep, SettingsDep, StoreDep, api_state
+from dataflywheel.api.errors import NotFoundError
+from dataflywheel.api.schemas import (
+    CancelResponse,
+    DeleteResponse,
+    EventPublic,
+    EventsPublic,
+    JobCreate,
+    JobCreated,
+    JobDetailPublic,
+    JobListItem,
+    JobsPublic,
+)
+from dataflywheel.evaluation.runner import SAMPLES_FILE
+from dataflywheel.jobs.errors import JobFinishedError
+from dataflywheel.jobs.status import JobStatus
+from dataflywheel.settings import Settings
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+NDJSON = "application/x-ndjson"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed job id (not 32 lowercase hex digits)."},
+    404: {"description": "No such job."},
+}
+
+
+class DatasetName(StrEnum):
+    EVAL = "eval"
+    ICL = "icl"
+    TRAIN = "train"
+    VAL = "val"
+
+
+class EvalTypeName(StrEnum):
+    BASE = "base-eval"
+    ICL = "icl-eval"
+    CUSTOMIZED = "customized-eval"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobCreated,
+    responses={422: {"description": "Unknown keys, bad override values or unknown candidates (named)."}},
+)
+def create_job(body: JobCreate, service: ServiceDep, request: Request, response: Response) -> JobCreated:
+    """Create a flywheel job and start it in the background.
+
+    The job curates the workload's logs into datasets, then evaluates every candidate (base, ICL and
+    customized after LoRA fine-tuning). Overrides are checked before the job exists: a bad one is a 422
+    that names the key. Poll ``GET /api/jobs/{id}`` (or its events) for progress.
+    """
+    start = api_state(request).start_jobs
+    job = service.create_job(body.workload_id, body.client_id, body.config(), start=start)
+    response.headers["Location"] = f"/api/jobs/{job.id}"
+    return JobCreated(
+        id=job.id,
+        status=job.status,
+        message=f"flywheel job created; follow it at /api/jobs/{job.id}",
+    )
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    store: StoreDep,
+    status_: Annotated[
+        list[JobStatus] | None, Query(alias="status", description="Only jobs in these statuses (repeatable).")
+    ] = None,
+    workload_id: Annotated[str | None, Query(description="Only this workload's jobs.")] = None,
+    client_id: Annotated[str | None, Query(description="Only this client's jobs.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Jobs per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Jobs to skip.")] = 0,
+) -> JobsPublic:
+    """List jobs, newest first, a page at a time; ``count`` is the number matching the filters."""
+    jobs, total = store.list_jobs(
+        status=status_ or None, workload_id=workload_id, client_id=client_id, limit=limit, offset=offset
+    )
+    return JobsPublic(data=[JobListItem.of(j) for j in jobs], count=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobDetailPublic, responses=_ERRORS)
+def get_job(job_id: JobIdDep, store: StoreDep) -> JobDetailPublic:
+    """A job with its candidates (evaluations with scores and progress, customization), datasets,
+    overall progress and, once completed, its result."""
+    return JobDetailPublic.of(store.job_detail(job_id))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=CancelResponse,
+    responses={**_ERRORS, 409: {"description": "The job has already completed or failed."}},
+)
+def cancel_job(job_id: JobIdDep, service: ServiceDep) -> CancelResponse:
+    """Ask a job to stop. A pending job is cancelled at once; a running one becomes ``cancelling`` and
+    its stages stop within seconds. Cancelling a cancelled (or cancelling) job again is harmless."""
+    store = service.store
+    job = store.get_job(job_id)
+    if job.status is JobStatus.CANCELLED:
+        return CancelResponse(id=job_id, status=job.status, message="Job is already cancelled.")
+    try:
+        job = service.cancel(job_id)
+    except JobFinishedError:
+        # It ended meanwhile: cancelled by another request is a success, completed or failed is not.
+        if store.get_job(job_id).status is JobStatus.CANCELLED:
+            return CancelResponse(id=job_id, status=JobStatus.CANCELLED, message="Job is already cancelled.")
+        raise
+    if job.status is JobStatus.CANCELLED:
+        message = "Job cancelled."
+    else:
+        message = "Job cancellation requested; it stops within seconds."
+    return CancelResponse(id=job_id, status=job.status, message=message)
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=DeleteResponse,
+    responses={**_ERRORS, 409: {"description": "The job has not finished: cancel it first."}},
+)
+def delete_job(job_id: JobIdDep, service: ServiceDep) -> DeleteResponse:
+    """Delete a finished job with everything it made: its rows, datasets, eval results and adapters."""
+    service.delete(job_id)
+    return DeleteResponse(id=job_id, message="Job deleted with its datasets, eval results and adapters.")
+
+
+@router.get("/{job_id}/events", response_model=EventsPublic, responses=_ERRORS)
+def list_events(
+    job_id: JobIdDep,
+    store: StoreDep,
+    after_id: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most events returned.")] = 500,
+) -> EventsPublic:
+    """The job's history (status and stage changes, errors), oldest first."""
+    events = store.list_events(job_id, after_id=after_id, limit=limit)
+    return EventsPublic(data=[EventPublic.of(e) for e in events], last_id=events[-1].id if events else after_id)
+
+
+@router.get(
+    "/{job_id}/datasets/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {NDJSON: {}}, "description": "The dataset, one JSON record a line."},
+        **_ERRORS,
+    },
+)
+def download_dataset(job_id: JobIdDep, name: DatasetName, store: StoreDep) -> FileResponse:
+    """Download a dataset the job built (``eval``, ``icl``, ``train`` or ``val``) as JSONL."""
+    detail = store.job_detail(job_id)
+    dataset = next((d for d in detail.datasets if d.name == name.value), None)
+    if dataset is None or not dataset.path or not Path(dataset.path).is_file():
+        raise NotFoundError(f"job {job_id} has no {name.value} dataset")
+    return FileResponse(dataset.path, media_type=NDJSON, filename=f"{job_id}-{name.value}.jsonl")
+
+
+@router.get(
+    "/{job_id}/results/{candidate:path}/{eval_type}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {NDJSON: {}}, "description": "One scored sample a line."},
+        **_ERRORS,
+    },
+)
+def download_results(
+    job_id: JobIdDep, candidate: str, eval_type: EvalTypeName, store: StoreDep, settings: SettingsDep
+) -> FileResponse:
+    """Download an evaluation's per-sample results (request, reference, prediction, scores) as JSONL.
+
+    Available while the evaluation runs (the samples scored so far) and after it ends.
+    """
+    detail = store.job_detail(job_id)
+    run = next((c for c in detail.candidates if c.candidate == candidate), None)
+    if run is None:
+        raise NotFoundError(f"job {job_id} has no candidate {candidate!r}")
+    ev = next((e for e in run.evaluations if e.eval_type == eval_type.value), None)
+    if ev is not None and ev.artifact_path:
+        folder = Path(ev.artifact_path)
+    else:  # still running: the folder it writes to
+        folder = eval_dir(settings, job_id, candidate, eval_type.value)
+    samples = folder / SAMPLES_FILE
+    if not samples.is_file():
+        raise NotFoundError(f"job {job_id} has no {eval_type.value} results for {candidate!r}")
+    return FileResponse(samples, media_type=NDJSON, filename=f"{job_id}-{_safe(candidate)}-{eval_type.value}.jsonl")
+
+
+def eval_dir(settings: Settings, job_id: str, candidate: str, eval_type: str) -> Path:
+    """Where a job's evaluation writes its artifacts (the layout of ``workflow.stages.run_evaluation``)."""
+    return settings.home / "jobs" / job_id / "evals" / _safe(candidate) / eval_type
+
+
+def _safe(name: str) -> str:
+    # The same mapping as workflow.stages._safe (a candidate name as one folder name).
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)

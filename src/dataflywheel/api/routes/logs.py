@@ -1,0 +1,156 @@
+"""``POST /api/logs``: store production log records sent over HTTP, validated like ``flywheel logs load``."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Annotated, Any, Final
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from dataflywheel.api.deps import SettingsDep
+from dataflywheel.api.errors import InvalidBodyError
+from dataflywheel.api.schemas import IngestErrorPublic, LogsIngested
+from dataflywheel.ingest.jsonl import IngestReport, describe_json_error, load_stream
+from dataflywheel.logstore import open_log_store
+from dataflywheel.settings import Settings
+
+router = APIRouter(prefix="/logs", tags=["logs"])
+
+MAX_BODY_BYTES: Final = 256 * 1024 * 1024
+"""Larger loads belong in files: ``flywheel logs load``."""
+NDJSON_TYPES: Final = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "text/plain"}
+)
+JSON_TYPES: Final = frozenset({"application/json", ""})
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "array", "items": {"type": "object"}},
+                "example": [
+                    {
+                        "timestamp": 1733000000,
+                        "workload_id": "primary_assistant",
+                        "client_id": "northwind-1",
+                        "request": {"messages": [{"role": "user", "content": "Where is my order?"}]},
+                        "response": {
+                            "choices": [{"message": {"role": "assistant", "content": "Let me check that for you."}}]
+                        },
+                    }
+                ],
+            },
+            "application/x-ndjson": {"schema": {"type": "string", "description": "One JSON record a line."}},
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    response_model=LogsIngested,
+    openapi_extra=_BODY_DOC,
+    responses={422: {"description": "The body is neither a JSON array nor NDJSON (bad records are not 422)."}},
+)
+async def ingest_logs(
+    request: Request,
+    settings: SettingsDep,
+    workload_id: Annotated[str | None, Query(description="Override every record's workload_id.")] = None,
+    client_id: Annotated[str | None, Query(description="Override every record's client_id.")] = None,
+) -> LogsIngested:
+    """Store log records: a JSON array of records, or NDJSON (``Content-Type: application/x-ndjson``).
+
+    Records are in log form (timestamp, workload_id, client_id, request, response) or conversation form
+    (``messages``; stamped with the time of arrival). Each is validated on its own: bad ones are reported
+    (line or array position, reason) and skipped, good ones stored. Storing is idempotent: a record sent
+    again counts as a duplicate.
+    """
+    ndjson = _records_ndjson(await _read_body(request), request.headers.get("content-type", ""))
+    report = await run_in_threadpool(_store, settings, ndjson, workload_id, client_id)
+    return LogsIngested(
+        records=report.lines - report.blank,
+        loaded=report.loaded,
+        duplicates=report.duplicates,
+        skipped=report.skipped,
+        errors=[IngestErrorPublic(line=e.line, error=e.reason) for e in report.errors],
+        errors_truncated=report.skipped > len(report.errors),
+        workloads=dict(sorted(report.workloads.items())),
+    )
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise InvalidBodyError(f"the body is larger than {MAX_BODY_BYTES} bytes: load such files with the CLI")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise InvalidBodyError(f"the body is larger than {MAX_BODY_BYTES} bytes: load such files with the CLI")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise InvalidBodyError("the body is empty: send a JSON array of records or NDJSON")
+    return body
+
+
+def _records_ndjson(body: bytes, content_type: str) -> bytes:
+    """The body as NDJSON: one JSON value a line (a JSON array is split into its items).
+
+    The media type decides (JSON types: an array; NDJSON types: lines). Any other one (curl's default
+    form type, say) is sniffed: a body starting with ``[`` is an array, with ``{`` NDJSON.
+    """
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in NDJSON_TYPES:
+        return body
+    if media not in JSON_TYPES and not media.endswith("+json"):
+        first = body.lstrip()[:1]
+        if first == b"{":
+            return body
+        if first != b"[":
+            raise InvalidBodyError(
+                f"unsupported Content-Type {media!r}: send application/json (an array of records) "
+                "or application/x-ndjson (one record a line)"
+            )
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidBodyError(
+            f"the body is not a JSON array ({describe_json_error(body, exc)}); "
+            "send NDJSON with Content-Type: application/x-ndjson"
+        ) from None
+    if not isinstance(value, list):
+        raise InvalidBodyError(
+            f"expected a JSON array of records, got a JSON {_json_kind(value)}; "
+            "wrap a single record in [...] or send NDJSON with Content-Type: application/x-ndjson"
+        )
+    # Each item becomes a line for the same parser as NDJSON, so both forms are validated alike and an
+    # error's line is the item's 1-based position.
+    return b"\n".join(orjson.dumps(item) for item in value)
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "number" if isinstance(value, int | float) and not isinstance(value, bool) else "boolean"
+
+
+def _store(settings: Settings, ndjson: bytes, workload_id: str | None, client_id: str | None) -> IngestReport:
+    with open_log_store(settings) as store:
+        return load_stream(
+            store,
+            io.BytesIO(ndjson),
+            workload_id=workload_id,
+            client_id=client_id,
+            default_timestamp=time.time(),
+            batch_size=settings.log_store.batch_size,
+        )

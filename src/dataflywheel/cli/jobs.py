@@ -1,0 +1,633 @@
+"""``flywheel jobs``: create, list, show, watch, cancel and delete jobs through the API (``flywheel serve``).
+
+An HTTP client of ``/api/jobs``: the server does the work, so these commands run anywhere the API is
+reachable. ``--url`` (or ``$FLYWHEEL_API_URL``) defaults to ``http://{api.host}:{api.port}`` of the
+settings; ``--api-key`` (or ``$FLYWHEEL_API_KEY``, else the variable that ``api.api_key_env`` names).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import httpx
+import typer
+import yaml
+from rich.console import Group, RenderableType
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+from rich.table import Column, Table
+
+from dataflywheel.cli.common import console, guarded, print_json, state
+from dataflywheel.errors import ConfigError, FlywheelError
+
+__all__ = ["ApiClient", "ApiError", "jobs_app", "parse_assignments", "result_table"]
+
+jobs_app = typer.Typer(
+    help="Create, follow, cancel and delete flywheel jobs through the API (start it with flywheel serve).",
+    no_args_is_help=True,
+)
+
+TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+EVAL_TYPES: Final = ("base-eval", "icl-eval", "customized-eval")
+# The scores a person compares first, with short column names; others stay in --json.
+KEY_METRICS: Final = {
+    "function_name_accuracy": "name acc",
+    "function_name_and_args_accuracy": "name+args acc",
+    "required_arguments_accuracy": "required args",
+    "argument_similarity": "arg similarity",
+    "judge": "judge",
+}
+_STATUS_STYLE: Final = {
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "cancelling": "yellow",
+    "running": "cyan",
+    "skipped": "dim",
+}
+
+
+# ---- the HTTP client -------------------------------------------------------------------------------------
+class ApiError(FlywheelError):
+    """The API refused a request or could not be reached; ``status`` is the HTTP status (None: no answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass
+class ApiClient:
+    """A small synchronous client of the flywheel API."""
+
+    url: str
+    api_key: str | None = None
+    timeout: float = 30.0
+    transport: httpx.BaseTransport | None = None
+    _client: httpx.Client | None = field(default=None, init=False, repr=False)
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            self._client = httpx.Client(
+                base_url=self.url.rstrip("/"), headers=headers, timeout=self.timeout, transport=self.transport
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON answer of ``method path``; :class:`ApiError` with the server's message otherwise."""
+        try:
+            reply = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                f"cannot reach the flywheel API at {self.url}: {exc or type(exc).__name__} "
+                "(is `flywheel serve` running? see --url)"
+            ) from None
+        if reply.status_code >= 400:
+            raise ApiError(_error_message(reply), reply.status_code)
+        return reply.json()
+
+    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/api/jobs", json=body)
+        return result
+
+    def list_jobs(self, **params: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "GET", "/api/jobs", params={k: v for k, v in params.items() if v is not None}
+        )
+        return result
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/jobs/{job_id}")
+        return result
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/jobs/{job_id}/cancel")
+        return result
+
+    def delete_job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/api/jobs/{job_id}")
+        return result
+
+
+def _error_message(reply: httpx.Response) -> str:
+    try:
+        detail = reply.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, list):  # FastAPI's request validation: [{loc, msg}, ...]
+        parts = []
+        for err in detail:
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            parts.append(f"{'.'.join(loc) or 'request'}: {err.get('msg')}")
+        detail = "; ".join(parts)
+    message = f"HTTP {reply.status_code}: {detail or reply.text[:300] or reply.reason_phrase}"
+    if reply.status_code == 401:
+        message += " (give the key with --api-key or $FLYWHEEL_API_KEY)"
+    return message
+
+
+def _client(ctx: typer.Context, url: str | None, api_key: str | None) -> ApiClient:
+    """The client for ``--url``/``--api-key``; the settings fill in what is not given."""
+    if url is None or api_key is None:
+        settings = state(ctx).settings()
+        if url is None:
+            host = settings.api.host
+            host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            url = f"http://{f'[{host}]' if ':' in host else host}:{settings.api.port}"
+        if api_key is None and settings.api.api_key_env:
+            api_key = os.environ.get(settings.api.api_key_env) or None
+    return ApiClient(url, api_key)
+
+
+URL_OPTION = typer.Option(
+    None, "--url", envvar="FLYWHEEL_API_URL", help="The API's base URL (default: http://{api.host}:{api.port})."
+)
+KEY_OPTION = typer.Option(
+    None, "--api-key", envvar="FLYWHEEL_API_KEY", help="The API key (default: the variable api.api_key_env names)."
+)
+JSON_OPTION = typer.Option(False, "--json", help="Print the API's answer as JSON.")
+
+
+def parse_assignments(values: list[str] | None, option: str) -> dict[str, Any]:
+    """``KEY=VALUE`` options into a dict; values are YAML scalars (``10``, ``0.1``, ``true``, ``[a, b]``)."""
+    out: dict[str, Any] = {}
+    for value in values or []:
+        key, sep, raw = value.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise typer.BadParameter(f"{value!r}: expected KEY=VALUE, e.g. eval_size=20", param_hint=option)
+        try:
+            parsed = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            parsed = raw
+        target = out
+        *parents, leaf = key.split(".")  # lora.adapter_dim=8 -> {"lora": {"adapter_dim": 8}}
+        for parent in parents:
+            nested = target.setdefault(parent, {})
+            if not isinstance(nested, dict):
+                raise typer.BadParameter(f"{key!r}: {parent} is given a value and sub-keys", param_hint=option)
+            target = nested
+        target[leaf] = parsed
+    return out
+
+
+# ---- rendering -------------------------------------------------------------------------------------------
+def _when(value: str | None) -> str:
+    if not value:
+        return "-"
+    try:
+        return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return value
+
+
+def _styled(status: str) -> str:
+    style = _STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/]" if style else status
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(seconds, 0.0)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def jobs_table(page: dict[str, Any]) -> Table:
+    data = page["data"]
+    first = page["offset"] + 1 if data else 0
+    title = f"Jobs {first}-{page['offset'] + len(data)} of {page['count']} (newest first)"
+    table = Table(title=title, title_justify="left")
+    table.add_column("id", no_wrap=True, min_width=32)  # whole: the other commands take it
+    for column in ("workload", "client", "status", "created", "finished", "records", "error"):
+        table.add_column(
+            column,
+            justify="right" if column == "records" else "left",
+            overflow="fold",
+            no_wrap=column in ("status", "created", "finished"),
+        )
+    for job in data:
+        table.add_row(
+            job["id"],
+            job["workload_id"],
+            job["client_id"],
+            _styled(job["status"]),
+            _when(job["created_at"]),
+            _when(job["finished_at"]),
+            str(job["num_records"]),
+            (job.get("error") or "")[:60],
+        )
+    if not data:
+        table.add_row("(none)", "", "", "", "", "", "", "")
+    return table
+
+
+def _score_cell(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def job_tables(job: dict[str, Any]) -> RenderableType:
+    """A job for a person: a summary, its datasets, and per candidate its evaluations and customization."""
+    summary = Table(title=f"Job {job['id']}", title_justify="left", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("status", _styled(job["status"]))
+    summary.add_row("workload / client", f"{job['workload_id']} / {job['client_id']}")
+    eta = f" (eta {_duration(job['eta_s'])})" if job["eta_s"] and job["status"] not in TERMINAL else ""
+    summary.add_row("progress", f"{job['progress']:.1f}%{eta}")
+    summary.add_row("created", _when(job["created_at"]))
+    summary.add_row("started", _when(job["started_at"]))
+    summary.add_row("finished", _when(job["finished_at"]))
+    summary.add_row("records read", str(job["num_records"]))
+    if job.get("config"):
+        summary.add_row("overrides", ", ".join(f"{k}={v}" for k, v in job["config"].items()))
+    if job.get("llm_judge"):
+        judge = job["llm_judge"]
+        summary.add_row("judge", f"{judge['model_name'] or '-'} ({judge['type']}, {judge['deployment_status']})")
+    if job.get("error"):
+        summary.add_row("error", f"[red]{job['error']}[/]")
+    parts: list[RenderableType] = [summary]
+    if job["datasets"]:
+        datasets = Table(title="Datasets", title_justify="left")
+        datasets.add_column("name")
+        datasets.add_column("records", justify="right")
+        datasets.add_column("download")
+        for d in job["datasets"]:
+            datasets.add_row(d["name"], str(d["num_records"]), d["url"])
+        parts.append(datasets)
+    for nim in job["nims"]:
+        parts.append(candidate_table(nim))
+    if job.get("result"):
+        parts.append(result_table(job["result"]))
+    return Group(*parts)
+
+
+def candidate_table(nim: dict[str, Any]) -> Table:
+    """One candidate: a row per evaluation (key scores) and for its customization (training progress)."""
+    evals = sorted(nim["evaluations"], key=lambda e: _eval_order(e["eval_type"]))
+    metrics = [m for m in KEY_METRICS if any(m in e["scores"] for e in evals)]
+    if not metrics:
+        metrics = sorted({m for e in evals for m in e["scores"]})
+    title = (
+        f"{nim['model_name']}: {_styled(nim['status'])}, deployment {nim['deployment_status']}, "
+        f"{_duration(nim['runtime_seconds'])}"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("task")
+    table.add_column("status")
+    table.add_column("progress", justify="right")
+    for m in metrics:
+        table.add_column(KEY_METRICS.get(m, m), justify="right")
+    table.add_column("detail", overflow="fold")
+    for e in evals:
+        detail = e["error"] or _eval_detail(e)
+        table.add_row(
+            e["eval_type"],
+            _styled(e["status"]),
+            f"{e['progress']:.0f}%",
+            *(_score_cell(e["scores"].get(m)) for m in metrics),
+            detail,
+        )
+    for c in nim["customizations"]:
+        detail = c["error"] or _training_detail(c)
+        table.add_row("customization", _styled(c["status"]), f"{c['progress']:.0f}%", *("" for _ in metrics), detail)
+    if not evals and not nim["customizations"]:
+        table.add_row("(nothing started)", _styled(nim["status"]), "", *("" for _ in metrics), nim["error"] or "")
+    elif nim.get("error"):
+        table.add_row("candidate", _styled(nim["status"]), "", *("" for _ in metrics), f"[red]{nim['error']}[/]")
+    return table
+
+
+def _eval_order(eval_type: str) -> int:
+    return EVAL_TYPES.index(eval_type) if eval_type in EVAL_TYPES else len(EVAL_TYPES)
+
+
+def _eval_detail(e: dict[str, Any]) -> str:
+    detail = f"{e['done']}/{e['total'] if e['total'] is not None else '?'} samples"
+    if e["status"] == "running" and e["eta_s"]:
+        detail += f", eta {_duration(e['eta_s'])}"
+    return detail
+
+
+def _training_detail(c: dict[str, Any]) -> str:
+    parts = [
+        f"epoch {c['epochs_completed']}/{c['total_epochs'] or '?'}",
+        f"step {c['steps_completed']}/{c['total_steps'] or '?'}",
+    ]
+    if c["loss"] is not None:
+        parts.append(f"loss {c['loss']:.3f}")
+    if c["tokens_per_s"]:
+        parts.append(f"{c['tokens_per_s']:.0f} tok/s")
+    if c["status"] == "running" and c["eta_s"]:
+        parts.append(f"eta {_duration(c['eta_s'])}")
+    if c.get("customized_model"):
+        parts.append(f"adapter {c['customized_model']}")
+    return ", ".join(parts)
+
+
+def result_table(result: dict[str, Any]) -> Table:
+    """Per candidate and eval type, each key metric's mean with its 95% interval."""
+    candidates: dict[str, Any] = result.get("candidates") or {}
+    evals = [ev for per in candidates.values() for ev in per.values()]
+    metrics = [
+        m
+        for m in KEY_METRICS
+        if any((ev.get("judge") if m == "judge" else (ev.get("metrics") or {}).get(m)) for ev in evals)
+    ]
+    table = Table(title="Result (scores against the logged answers; 95% intervals)", title_justify="left")
+    table.add_column("candidate")
+    table.add_column("eval")
+    for m in metrics:
+        table.add_column(KEY_METRICS[m], justify="right")
+    table.add_column("samples", justify="right")
+    table.add_column("errors", justify="right")
+    for candidate, per in candidates.items():
+        for eval_type in sorted(per, key=_eval_order):
+            ev = per[eval_type]
+            cells = []
+            for m in metrics:
+                agg = (ev.get("judge") or {}).get("score") if m == "judge" else (ev.get("metrics") or {}).get(m)
+                if not agg or agg.get("mean") is None:
+                    cells.append("-")
+                else:
+                    cells.append(f"{agg['mean']:.3f} [{agg['ci_low']:.2f}, {agg['ci_high']:.2f}]")
+            table.add_row(candidate, eval_type, *cells, str(ev.get("samples", "")), str(ev.get("errors", "")))
+    return table
+
+
+# ---- watching --------------------------------------------------------------------------------------------
+class JobProgress:
+    """Rich progress bars for one job: the whole job, the datasets, then per candidate each evaluation and
+    the customization (in a fixed order, shown pending until they start)."""
+
+    def __init__(self) -> None:
+        # The detail gets what the fixed columns leave, cut short on a narrow terminal.
+        detail_width = max(console.width - 64, 16)
+        self.progress = Progress(
+            TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=18)),
+            BarColumn(bar_width=20),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True, min_width=10)),
+            TextColumn(
+                "[dim]{task.fields[detail]}",
+                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=detail_width),
+            ),
+            console=console,
+            auto_refresh=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def _set(self, key: str, description: str, percent: float, status: str, detail: str) -> None:
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = self.progress.add_task(description, total=100, status="", detail="")
+        self.progress.update(task, completed=percent, description=description, status=_styled(status), detail=detail)
+
+    def update(self, job: dict[str, Any]) -> None:
+        ended = job["status"] in TERMINAL
+        eta = f"eta {_duration(job['eta_s'])}" if job["eta_s"] and not ended else ""
+        self._set("job", f"[bold]job {job['id'][:12]}", job["progress"], job["status"], job["error"] or eta)
+        built = bool(job["datasets"])
+        records = f"{job['num_records']} records read" if built else ""
+        self._set("datasets", "  datasets", 100.0 if built else 0.0, "completed" if built else "pending", records)
+        for nim in job["nims"]:
+            name = nim["model_name"]
+            tasks: dict[str, tuple[float, str, str]] = {}
+            for e in nim["evaluations"]:
+                percent = 100.0 if e["status"] == "completed" else e["progress"]
+                tasks[e["eval_type"]] = (percent, e["status"], e["error"] or _eval_detail(e))
+            for c in nim["customizations"]:
+                percent = 100.0 if c["status"] == "completed" else c["progress"]
+                tasks["customization"] = (percent, c["status"], c["error"] or _training_detail(c))
+            done = [t[0] if t[1] not in TERMINAL | {"skipped"} else 100.0 for t in tasks.values()]
+            overall = sum(done) / 4  # 3 evaluations and a customization
+            self._set(
+                name,
+                f"  [bold]{name}",
+                overall,
+                nim["status"],
+                nim["error"] or f"deployment {nim['deployment_status']}",
+            )
+            for kind in ("base-eval", "icl-eval", "customization", "customized-eval"):
+                percent, status, detail = tasks.get(kind, (0.0, "-" if ended else "pending", ""))
+                self._set(f"{name}/{kind}", f"    {kind}", percent, status, detail)
+        self.progress.refresh()
+
+
+def _poll(client: ApiClient, job_id: str, interval: float) -> Iterator[dict[str, Any]]:
+    """The job every ``interval`` seconds until it ends (the last one yielded is terminal)."""
+    while True:
+        job = client.get_job(job_id)
+        yield job
+        if job["status"] in TERMINAL:
+            return
+        time.sleep(interval)
+
+
+def watch_job(client: ApiClient, job_id: str, interval: float = 1.0) -> dict[str, Any]:
+    """Show live progress bars until the job ends; return it as it ended."""
+    bars = JobProgress()
+    job: dict[str, Any] = {}
+    with bars.progress:  # a live display until the job ends; the last state stays on screen
+        for job in _poll(client, job_id, interval):
+            bars.update(job)
+    return job
+
+
+def _finish(job: dict[str, Any]) -> None:
+    if job.get("result"):
+        console.print(result_table(job["result"]))
+    error = f": {job['error']}" if job.get("error") else ""
+    console.print(f"job {job['id']} {_styled(job['status'])}{error}", highlight=False, soft_wrap=True)
+    if job["status"] != "completed":
+        raise typer.Exit(1)
+
+
+# ---- commands --------------------------------------------------------------------------------------------
+@jobs_app.command("create")
+@guarded
+def create(
+    ctx: typer.Context,
+    workload_id: str = typer.Option(..., "--workload-id", help="The workload whose logs to curate."),
+    client_id: str = typer.Option(..., "--client-id", help="The client whose logs to curate."),
+    candidate: list[str] | None = typer.Option(
+        None, "--candidate", help="A candidate model (repeatable; default: every configured one)."
+    ),
+    set_split: list[str] | None = typer.Option(
+        None, "--set-split", help="A data_split override KEY=VALUE (repeatable), e.g. eval_size=20."
+    ),
+    set_training: list[str] | None = typer.Option(
+        None, "--set-training", help="A training override KEY=VALUE (repeatable), e.g. epochs=1, lora.adapter_dim=8."
+    ),
+    set_icl: list[str] | None = typer.Option(None, "--set-icl", help="An icl override KEY=VALUE (repeatable)."),
+    watch: bool = typer.Option(False, "--watch", help="Follow the job until it ends (as flywheel jobs watch)."),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Create a flywheel job: curate the workload's logs, evaluate and customize the candidates."""
+    body: dict[str, Any] = {"workload_id": workload_id, "client_id": client_id}
+    for key, values, option in (
+        ("data_split_config", set_split, "--set-split"),
+        ("training_config", set_training, "--set-training"),
+        ("icl_config", set_icl, "--set-icl"),
+    ):
+        overrides = parse_assignments(values, option)
+        if overrides:
+            body[key] = overrides
+    if candidate:
+        body["candidates"] = list(candidate)
+    client = _client(ctx, url, api_key)
+    try:
+        created = client.create_job(body)
+        if as_json and not watch:
+            print_json(created)
+            return
+        if not as_json:
+            console.print(
+                f"job [bold]{created['id']}[/] created ({created['status']})", highlight=False, soft_wrap=True
+            )
+        if not watch:
+            console.print(f"follow it with: flywheel jobs watch {created['id']}", highlight=False, soft_wrap=True)
+            return
+        job = watch_job(client, created["id"]) if not as_json else list(_poll(client, created["id"], 1.0))[-1]
+    finally:
+        client.close()
+    if as_json:
+        print_json(job)
+        if job["status"] != "completed":
+            raise typer.Exit(1)
+        return
+    _finish(job)
+
+
+@jobs_app.command("list")
+@guarded
+def list_jobs(
+    ctx: typer.Context,
+    status: list[str] | None = typer.Option(None, "--status", help="Only jobs in this status (repeatable)."),
+    workload_id: str | None = typer.Option(None, "--workload-id", help="Only this workload's jobs."),
+    client_id: str | None = typer.Option(None, "--client-id", help="Only this client's jobs."),
+    limit: int = typer.Option(20, "--limit", min=1, max=500, help="Jobs to show."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Jobs to skip (newest first)."),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """List jobs, newest first."""
+    client = _client(ctx, url, api_key)
+    try:
+        page = client.list_jobs(
+            status=status or None, workload_id=workload_id, client_id=client_id, limit=limit, offset=offset
+        )
+    finally:
+        client.close()
+    if as_json:
+        page.pop("jobs", None)  # the blueprint's alias of data
+        print_json(page)
+    else:
+        console.print(jobs_table(page))
+
+
+@jobs_app.command("show")
+@guarded
+def show(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., help="The job's id."),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Show a job: status, datasets, and per candidate its evaluations' key scores and its customization."""
+    client = _client(ctx, url, api_key)
+    try:
+        job = client.get_job(job_id)
+    finally:
+        client.close()
+    if as_json:
+        print_json(job)
+    else:
+        console.print(job_tables(job))
+
+
+@jobs_app.command("watch")
+@guarded
+def watch(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., help="The job's id."),
+    interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between two polls."),
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Follow a job with live progress bars until it ends, then print its result (exit 1 unless completed)."""
+    client = _client(ctx, url, api_key)
+    try:
+        job = watch_job(client, job_id, interval)
+    except KeyboardInterrupt:
+        console.print("stopped watching (the job goes on)")
+        raise typer.Exit(130) from None
+    finally:
+        client.close()
+    _finish(job)
+
+
+@jobs_app.command("cancel")
+@guarded
+def cancel(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., help="The job's id."),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Cancel a job (pending: at once; running: its stages stop within seconds)."""
+    client = _client(ctx, url, api_key)
+    try:
+        answer = client.cancel_job(job_id)
+    finally:
+        client.close()
+    if as_json:
+        print_json(answer)
+    else:
+        console.print(f"job {answer['id']} {_styled(answer['status'])}: {answer['message']}", highlight=False)
+
+
+@jobs_app.command("delete")
+@guarded
+def delete(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., help="The job's id."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Delete a finished job with its datasets, eval results and adapters."""
+    if not yes:
+        if as_json:
+            raise ConfigError("--json deletes without asking only with --yes")
+        if not typer.confirm(f"Delete job {job_id} and everything it made?", err=True):
+            raise typer.Exit(1)
+    client = _client(ctx, url, api_key)
+    try:
+        answer = client.delete_job(job_id)
+    finally:
+        client.close()
+    if as_json:
+        print_json(answer)
+    else:
+        console.print(f"job {answer['id']} deleted", highlight=False)
