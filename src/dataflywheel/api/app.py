@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dataflywheel import __version__
 from dataflywheel.api.deps import ApiState, api_state, require_api_key
 from dataflywheel.api.errors import install_error_handlers
-from dataflywheel.api.routes import jobs, logs, workloads
+from dataflywheel.api.routes import curations, jobs, logs, workloads
 from dataflywheel.api.schemas import HealthPublic
 from dataflywheel.settings import Settings
 from dataflywheel.workflow.service import FlywheelService
@@ -92,6 +92,7 @@ def create_api(
     api.include_router(jobs.router)
     api.include_router(logs.router)
     api.include_router(workloads.router)
+    api.include_router(curations.router)
     app.include_router(api)
     app.add_api_route("/health", health, methods=["GET"], response_model=HealthPublic, tags=["health"])
     install_error_handlers(app)
