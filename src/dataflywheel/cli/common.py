@@ -11,6 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import typer
+import yaml
 from rich.console import Console
 
 from dataflywheel.errors import ConfigError, FlywheelError
@@ -70,3 +71,26 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def parse_assignments(values: list[str] | None, option: str) -> dict[str, Any]:
+    """``KEY=VALUE`` options into a dict; values are YAML scalars (``10``, ``0.1``, ``true``, ``[a, b]``)."""
+    out: dict[str, Any] = {}
+    for value in values or []:
+        key, sep, raw = value.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise typer.BadParameter(f"{value!r}: expected KEY=VALUE, e.g. eval_size=20", param_hint=option)
+        try:
+            parsed = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            parsed = raw
+        target = out
+        *parents, leaf = key.split(".")  # lora.adapter_dim=8 -> {"lora": {"adapter_dim": 8}}
+        for parent in parents:
+            nested = target.setdefault(parent, {})
+            if not isinstance(nested, dict):
+                raise typer.BadParameter(f"{key!r}: {parent} is given a value and sub-keys", param_hint=option)
+            target = nested
+        target[leaf] = parsed
+    return out

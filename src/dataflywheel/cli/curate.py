@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from dataflywheel.cli.common import console, guarded, print_json, state
-from dataflywheel.cli.run import progress_table, result_table
+from dataflywheel.cli.run import follow_job, result_table
 from dataflywheel.workflow.service import FlywheelService
 
 
@@ -87,10 +87,7 @@ def curate(
             target = report["target"]
             run_job = service.create_job(target["workload_id"], target["client_id"], {"candidates": [model]})
             if not as_json:
-                with Live(console=console, refresh_per_second=2) as live:
-                    while not (run_job := service.store.get_job(run_job.id)).status.terminal:
-                        live.update(progress_table(service.store.job_detail(run_job.id), time.monotonic() - started))
-                        time.sleep(1.0)
+                follow_job(service, run_job.id, started)
             run_job = service.wait(run_job.id)
             flywheel = {
                 "id": run_job.id,

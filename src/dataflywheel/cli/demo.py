@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 
 import typer
-from rich.live import Live
 from rich.rule import Rule
 
 from dataflywheel.cli.common import console, guarded, state
 from dataflywheel.cli.render import build_tables, ingest_table
-from dataflywheel.cli.run import progress_table, result_table
+from dataflywheel.cli.run import follow_job, result_table
 from dataflywheel.datasets.artifacts import read_manifest
 from dataflywheel.ingest.jsonl import load_file
 from dataflywheel.logstore import open_log_store
@@ -37,7 +36,7 @@ def demo(
 ) -> None:
     """Generate traffic, load it, and run one whole flywheel job on it (embedded defaults)."""
     settings = state(ctx).settings()
-    started = time.perf_counter()
+    started = time.monotonic()
     config = SynthConfig(
         records=records,
         seed=seed,
@@ -76,14 +75,7 @@ def demo(
     }
     with FlywheelService(settings) as service:
         job = service.create_job(config.workload_id, config.client_id, job_config)
-        with Live(console=console, refresh_per_second=2) as live:
-            while True:
-                detail = service.store.job_detail(job.id)
-                live.update(progress_table(detail, time.perf_counter() - started))
-                if detail.job.status.terminal:
-                    break
-                time.sleep(1.0)
-        job = service.store.get_job(job.id)
+        job = follow_job(service, job.id, started)
         datasets = service.store.job_detail(job.id).datasets
     build = next((d.path for d in datasets if d.name == "eval" and d.path), None)
     if build:
@@ -96,7 +88,7 @@ def demo(
     console.print(Rule())
     status = job.status.value + (f" ({job.error})" if job.error else "")
     console.print(
-        f"Job {job.id} {status}. Done in {time.perf_counter() - started:.1f} s. "
+        f"Job {job.id} {status}. Done in {time.monotonic() - started:.1f} s. "
         f"Try: flywheel serve, then flywheel jobs list; flywheel adapters list.",
         highlight=False,
         soft_wrap=True,

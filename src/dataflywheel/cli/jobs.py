@@ -16,12 +16,11 @@ from typing import Any, Final
 
 import httpx
 import typer
-import yaml
 from rich.console import Group, RenderableType
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from rich.table import Column, Table
 
-from dataflywheel.cli.common import console, guarded, print_json, state
+from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
 from dataflywheel.errors import ConfigError, FlywheelError
 
 __all__ = ["ApiClient", "ApiError", "jobs_app", "parse_assignments", "result_table"]
@@ -156,29 +155,6 @@ KEY_OPTION = typer.Option(
     None, "--api-key", envvar="FLYWHEEL_API_KEY", help="The API key (default: the variable api.api_key_env names)."
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print the API's answer as JSON.")
-
-
-def parse_assignments(values: list[str] | None, option: str) -> dict[str, Any]:
-    """``KEY=VALUE`` options into a dict; values are YAML scalars (``10``, ``0.1``, ``true``, ``[a, b]``)."""
-    out: dict[str, Any] = {}
-    for value in values or []:
-        key, sep, raw = value.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise typer.BadParameter(f"{value!r}: expected KEY=VALUE, e.g. eval_size=20", param_hint=option)
-        try:
-            parsed = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            parsed = raw
-        target = out
-        *parents, leaf = key.split(".")  # lora.adapter_dim=8 -> {"lora": {"adapter_dim": 8}}
-        for parent in parents:
-            nested = target.setdefault(parent, {})
-            if not isinstance(nested, dict):
-                raise typer.BadParameter(f"{key!r}: {parent} is given a value and sub-keys", param_hint=option)
-            target = nested
-        target[leaf] = parsed
-    return out
 
 
 # ---- rendering -------------------------------------------------------------------------------------------

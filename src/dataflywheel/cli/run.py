@@ -13,9 +13,9 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from dataflywheel.cli.common import console, guarded, print_json, state
+from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
 from dataflywheel.errors import ConfigError
-from dataflywheel.jobs.records import JobDetail
+from dataflywheel.jobs.records import JobDetail, JobRecord
 from dataflywheel.settings import Settings
 from dataflywheel.workflow.plan import Queue
 from dataflywheel.workflow.service import FlywheelService
@@ -98,16 +98,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _parse(values: list[str] | None, option: str) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for value in values or []:
-        key, sep, raw = value.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{option} {value!r}: expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(raw)
-    return out
+def follow_job(service: FlywheelService, job_id: str, started: float) -> JobRecord:
+    """Show a job's live progress table until it ends; the job as it ended."""
+    with Live(console=console, refresh_per_second=2) as live:
+        while True:
+            detail = service.store.job_detail(job_id)
+            live.update(progress_table(detail, time.monotonic() - started))
+            if detail.job.status.terminal:
+                return detail.job
+            time.sleep(1.0)
 
 
 @guarded
@@ -128,24 +127,14 @@ def run(
         settings = settings.model_copy(update={"executor": settings.executor.model_copy(update={"kind": "embedded"})})
     config: dict[str, Any] = {
         "candidates": list(candidate or []) or None,
-        "data_split_config": _parse(split, "--split") or None,
-        "training_config": _parse(training, "--training") or None,
+        "data_split_config": parse_assignments(split, "--split") or None,
+        "training_config": parse_assignments(training, "--training") or None,
     }
     config = {k: v for k, v in config.items() if v is not None}
     started = time.monotonic()
     with FlywheelService(settings) as service:
         job = service.create_job(workload_id, client_id, config)
-        if as_json:
-            job = service.wait(job.id)
-        else:
-            with Live(console=console, refresh_per_second=2, transient=False) as live:
-                while True:
-                    detail = service.store.job_detail(job.id)
-                    live.update(progress_table(detail, time.monotonic() - started))
-                    if detail.job.status.terminal:
-                        break
-                    time.sleep(1.0)
-            job = service.store.get_job(job.id)
+        job = service.wait(job.id) if as_json else follow_job(service, job.id, started)
         detail = service.store.job_detail(job.id)
     if as_json:
         print_json(_plain(dataclasses.asdict(detail)))

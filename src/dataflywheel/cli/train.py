@@ -9,25 +9,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dataflywheel.cli.common import console, guarded, print_json, state
+from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
 from dataflywheel.errors import ConfigError
 from dataflywheel.training import TrainProgress, customize
 from dataflywheel.training.adapters import delete_adapter, get_adapter, list_adapters, merge_adapter
 
 adapters_app = typer.Typer(help="Trained LoRA adapters (the registry under <home>/adapters).", no_args_is_help=True)
-
-
-def _parse_set(values: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` options (values read as YAML scalars: 3, 0.5, true, cosine)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for value in values or []:
-        key, sep, raw = value.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {value!r}: expected KEY=VALUE, e.g. --set warmup_ratio=0.1")
-        out[key.strip()] = yaml.safe_load(raw)
-    return out
 
 
 def metrics_table(name: str, metrics: dict[str, Any]) -> Table:
@@ -79,7 +66,7 @@ def train(
         "adapter_dim": lora_rank,
         "max_seq_length": max_seq_length,
         "shared_prefix": shared_prefix,
-        **_parse_set(set_),
+        **parse_assignments(set_, "--set"),
     }
     if as_json:
         result = customize(settings, model, dataset, overrides=overrides, run_id=run_id)
