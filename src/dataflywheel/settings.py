@@ -197,6 +197,9 @@ class ExecutorSettings(_Section):
         2, ge=1, description="Local candidates deployed at once (each a model server using memory and cores)."
     )
     training_slots: int = Field(1, ge=1, description="LoRA trainings at once (each wants every core or a GPU).")
+    compute_slots: int | None = Field(
+        None, ge=1, description="Evals and trainings computing at once; null: 1 on a CPU-only machine, 4 per GPU."
+    )
     broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (executor celery).")
     stage_attempts: int = Field(2, ge=1, le=10, description="Runs of a stage before it counts as failed.")
     heartbeat_s: float = Field(5.0, gt=0, description="How often a running job's owner says it is alive.")

@@ -30,7 +30,7 @@ def demo(
     records: int = typer.Option(2000, "--records", help="Synthetic records to generate."),
     seed: int = typer.Option(1, "--seed"),
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="Candidate to evaluate and customize."),
-    eval_records: int = typer.Option(40, "--eval-records", min=5, help="Held-out records each eval scores."),
+    eval_records: int = typer.Option(30, "--eval-records", min=5, help="Held-out records each eval scores."),
     train_records: int = typer.Option(120, "--train-records", min=10, help="About how many records LoRA trains on."),
     epochs: int = typer.Option(2, "--epochs", min=1, help="LoRA epochs."),
 ) -> None:

@@ -20,7 +20,14 @@ from dataflywheel.settings import Settings
 from dataflywheel.workflow.plan import Queue
 from dataflywheel.workflow.service import FlywheelService
 
-REPORTED = ("function_name_accuracy", "function_name_and_args_accuracy", "tool_calling_correctness", "judge")
+REPORTED = (
+    "function_name_accuracy",
+    "required_arguments_accuracy",
+    "argument_similarity",
+    "function_name_and_args_accuracy",
+    "embedding_similarity",
+    "judge",
+)
 
 
 def _bar(percent: float, width: int = 20) -> str:

@@ -36,6 +36,22 @@ def parse_adapters(values: list[str] | None) -> dict[str, Path]:
     return adapters
 
 
+def _exit_with(pid: int) -> None:
+    """Exit as soon as the parent process ``pid`` is gone (checked twice a second, in a daemon thread): a
+    killed parent leaves this process re-parented, or ``pid`` no longer exists."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != pid:
+                os._exit(0)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _registered(ctx: typer.Context, name: str) -> str:
     """A registered adapter's name as ``NAME=PATH``."""
     from dataflywheel.training.adapters import get_adapter
@@ -66,6 +82,9 @@ def serve_model(
     ),
     max_batch_size: int = typer.Option(16, "--max-batch-size", min=1, help="Most requests generated together."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of torch (default: every core)."),
+    parent_pid: int | None = typer.Option(
+        None, "--parent-pid", hidden=True, help="Exit when this process ends (set by the deployment manager)."
+    ),
 ) -> None:
     """Serve a local model with OpenAI's chat-completions API (/v1/chat/completions, /v1/models)."""
     with handle_errors():
@@ -75,6 +94,8 @@ def serve_model(
     if level not in LOG_LEVELS:
         raise typer.BadParameter(f"{log_level!r}: expected one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
     name = served_model_name or model
+    if parent_pid is not None:
+        _exit_with(parent_pid)
     with handle_errors():
         try:
             import uvicorn

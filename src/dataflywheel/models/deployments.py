@@ -266,6 +266,9 @@ class DeploymentManager:
             self.host,
             "--port",
             str(port),
+            # The server goes when this process does, even killed (atexit does not run then): no orphans.
+            "--parent-pid",
+            str(os.getpid()),
             *(arg for alias, path in adapters.items() for arg in ("--adapter", f"{alias}={Path(path).resolve()}")),
             *self.extra_args,
         ]

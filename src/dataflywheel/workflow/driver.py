@@ -104,7 +104,7 @@ class JobDriver:
         if reason is not None:
             self.store.finish_stage(self.job_id, spec.key, TaskStatus.SKIPPED, error=reason)
             return
-        if spec.resource is not None and not self.resources.try_acquire(spec.resource, self._holder(spec)):
+        if not self._acquire(spec):
             return
         self._submit(spec)
 
@@ -126,8 +126,7 @@ class JobDriver:
             )
             return
         logger.warning("re-running stage %s of job %s (attempt %d)", spec.key, self.job_id, stage.attempts + 1)
-        if spec.resource is not None:
-            self.resources.try_acquire(spec.resource, self._holder(spec))
+        self._acquire(spec, force=True)
         self._submit(spec)
 
     def _blocked(self, spec: StageSpec, stages: dict[str, StageRecord]) -> str | None:
@@ -165,22 +164,35 @@ class JobDriver:
                 continue
             self._in_flight.discard(key)
             spec = by_key[key]
-            if spec.kind == StageKind.CUSTOMIZE:
-                self.resources.release(Resource.TRAINING_SLOT, self._holder(spec))
-            elif spec.kind == StageKind.DEPLOY and stage.status != TaskStatus.COMPLETED:
-                self.resources.release(Resource.MODEL_SLOT, self._holder(spec))
-            elif spec.kind in (StageKind.SHUTDOWN, StageKind.CURATE):
+            for resource in spec.resources:
+                # A deployment keeps its model slot until it is shut down.
+                keep = resource == Resource.MODEL_SLOT and spec.kind == StageKind.DEPLOY
+                if not keep or stage.status != TaskStatus.COMPLETED:
+                    self.resources.release(resource, self._holder(spec, resource))
+            if spec.kind == StageKind.SHUTDOWN:
                 self.resources.release(Resource.MODEL_SLOT, f"{self.job_id}/{spec.candidate}")
 
-    def _holder(self, spec: StageSpec) -> str:
-        return (
-            f"{self.job_id}/{spec.candidate}" if spec.resource == Resource.MODEL_SLOT else f"{self.job_id}/{spec.key}"
-        )
+    def _holder(self, spec: StageSpec, resource: Resource) -> str:
+        if resource == Resource.MODEL_SLOT:
+            return f"{self.job_id}/{spec.candidate}"
+        return f"{self.job_id}/{spec.key}"
+
+    def _acquire(self, spec: StageSpec, force: bool = False) -> bool:
+        """Take every slot ``spec`` needs, or none (``force``: a stage already running takes them anyway)."""
+        taken: list[Resource] = []
+        for resource in spec.resources:
+            if self.resources.try_acquire(resource, self._holder(spec, resource), force=force):
+                taken.append(resource)
+            else:
+                for r in taken:
+                    self.resources.release(r, self._holder(spec, r))
+                return False
+        return True
 
     def _release_all(self, plan: list[StageSpec]) -> None:
         for spec in plan:
-            if spec.resource is not None:
-                self.resources.release(spec.resource, self._holder(spec))
+            for resource in spec.resources:
+                self.resources.release(resource, self._holder(spec, resource))
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
@@ -197,7 +209,7 @@ class JobDriver:
             shutdown = stages.get(stage_key(StageKind.SHUTDOWN, run.candidate))
             if deploy is None or deploy.status != TaskStatus.COMPLETED or (shutdown and shutdown.status in TERMINAL):
                 continue
-            self.resources.try_acquire(Resource.MODEL_SLOT, f"{self.job_id}/{run.candidate}")
+            self.resources.try_acquire(Resource.MODEL_SLOT, f"{self.job_id}/{run.candidate}", force=True)
             if deployment_alive(run.deployment):
                 continue
             logger.warning("the deployment of %s (job %s) is gone: deploying it again", run.candidate, self.job_id)

@@ -82,6 +82,15 @@ def make_executor(store: JobStore, settings: Settings, owner: str) -> Executor:
     return EmbeddedExecutor(store, settings, owner)
 
 
+def _default_compute_slots() -> int:
+    """One model computation at a time on a CPU-only machine (they each want every core); a few with GPUs."""
+    try:
+        import torch
+    except ImportError:
+        return 1
+    return 4 * torch.cuda.device_count() if torch.cuda.is_available() else 1
+
+
 class ResourcePool:
     """Slots of each :class:`Resource`, shared by every job this process drives."""
 
@@ -89,16 +98,17 @@ class ResourcePool:
         self.capacity = {
             Resource.MODEL_SLOT: settings.executor.model_slots,
             Resource.TRAINING_SLOT: settings.executor.training_slots,
+            Resource.COMPUTE_SLOT: settings.executor.compute_slots or _default_compute_slots(),
         }
         self._held: dict[Resource, set[str]] = {r: set() for r in Resource}
         self._lock = threading.Lock()
 
-    def try_acquire(self, resource: Resource, holder: str) -> bool:
+    def try_acquire(self, resource: Resource, holder: str, *, force: bool = False) -> bool:
         with self._lock:
             held = self._held[resource]
             if holder in held:
                 return True
-            if len(held) >= self.capacity[resource]:
+            if len(held) >= self.capacity[resource] and not force:
                 return False
             held.add(holder)
             return True

@@ -41,6 +41,9 @@ class Resource(StrEnum):
     """A deployed local candidate (memory, cores): taken by deploy, given back by shutdown."""
     TRAINING_SLOT = "training_slot"
     """A LoRA run (every core, or a GPU): held while the stage runs."""
+    COMPUTE_SLOT = "compute_slot"
+    """The machine's compute for model work (an eval's generation, a LoRA run): on a CPU-only machine one
+    at a time, since two torch processes each wanting every core run slower together than in turn."""
 
 
 class Queue(StrEnum):
@@ -57,7 +60,7 @@ class StageSpec:
     kind: StageKind
     candidate: str | None
     deps: tuple[str, ...]
-    resource: Resource | None = None
+    resources: tuple[Resource, ...] = ()
     queue: Queue = Queue.CPU
 
     @property
@@ -85,18 +88,29 @@ def plan_job(candidates: list[str], customizable: dict[str, bool] | None = None)
     shutdowns = []
     for c in candidates:
         deploy = stage_key(StageKind.DEPLOY, c)
-        stages.append(StageSpec(deploy, StageKind.DEPLOY, c, (datasets, judge), Resource.MODEL_SLOT, Queue.ACCELERATOR))
+        stages.append(
+            StageSpec(deploy, StageKind.DEPLOY, c, (datasets, judge), (Resource.MODEL_SLOT,), Queue.ACCELERATOR)
+        )
         evals = []
         for kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL):
-            stages.append(StageSpec(stage_key(kind, c), kind, c, (deploy,)))
+            stages.append(StageSpec(stage_key(kind, c), kind, c, (deploy,), (Resource.COMPUTE_SLOT,)))
             evals.append(stage_key(kind, c))
         if customizable.get(c, True):
             customize = stage_key(StageKind.CUSTOMIZE, c)
             stages.append(
-                StageSpec(customize, StageKind.CUSTOMIZE, c, (datasets,), Resource.TRAINING_SLOT, Queue.ACCELERATOR)
+                StageSpec(
+                    customize,
+                    StageKind.CUSTOMIZE,
+                    c,
+                    (datasets,),
+                    (Resource.TRAINING_SLOT, Resource.COMPUTE_SLOT),
+                    Queue.ACCELERATOR,
+                )
             )
             customized = stage_key(StageKind.CUSTOMIZED_EVAL, c)
-            stages.append(StageSpec(customized, StageKind.CUSTOMIZED_EVAL, c, (deploy, customize)))
+            stages.append(
+                StageSpec(customized, StageKind.CUSTOMIZED_EVAL, c, (deploy, customize), (Resource.COMPUTE_SLOT,))
+            )
             evals.append(customized)
         shutdown = stage_key(StageKind.SHUTDOWN, c)
         stages.append(StageSpec(shutdown, StageKind.SHUTDOWN, c, (deploy, *evals), queue=Queue.ACCELERATOR))
@@ -109,4 +123,6 @@ def plan_curation() -> list[StageSpec]:
     """A feedback-loop (curation) job: one stage that deploys the student, infers, normalizes, filters and
     writes back (resumable inside), holding a model slot."""
     curate = stage_key(StageKind.CURATE)
-    return [StageSpec(curate, StageKind.CURATE, None, (), Resource.MODEL_SLOT, Queue.ACCELERATOR)]
+    return [
+        StageSpec(curate, StageKind.CURATE, None, (), (Resource.MODEL_SLOT, Resource.COMPUTE_SLOT), Queue.ACCELERATOR)
+    ]
