@@ -125,13 +125,28 @@ def test_human_output_is_tables(loaded: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = runner.invoke(
-        app, ["demo", "--records", "300", "--model", "tiny-random-llama", "--eval-records", "3"], terminal_width=160
-    )
+    args = [
+        "demo",
+        "--records",
+        "300",
+        "--model",
+        "tiny-random-llama",
+        "--eval-records",
+        "5",
+        "--train-records",
+        "16",
+        "--epochs",
+        "1",
+    ]
+    result = runner.invoke(app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "Split by class" in result.output
-    assert "base-eval of tiny-random-llama" in result.output and "icl-eval of tiny-random-llama" in result.output
+    out = result.output
+    assert "Split by class" in out and "Results" in out
+    for eval_type in ("base-eval", "icl-eval", "customized-eval"):
+        assert eval_type in out
+    assert "completed. Done in" in out
     assert list((tmp_path / ".flywheel" / "datasets").rglob("manifest.json"))
+    assert list((tmp_path / ".flywheel" / "adapters").glob("tiny-random-llama-primary_assistant-*"))
 
 
 def test_semantic_icl_build_injects_similar_examples(loaded: Path) -> None:

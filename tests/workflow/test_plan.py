@@ -17,8 +17,9 @@ def test_every_stage_follows_its_dependencies_and_customize_overlaps_the_evals()
     assert by_key["customize:a"].deps == ("datasets",)  # trains while the base and ICL evals run
     assert set(by_key["customized-eval:a"].deps) == {"deploy:a", "customize:a"}
     assert set(by_key["shutdown:a"].deps) == {"deploy:a", "base-eval:a", "icl-eval:a", "customized-eval:a"}
-    assert by_key["deploy:a"].resource == Resource.MODEL_SLOT and by_key["deploy:a"].queue == Queue.ACCELERATOR
-    assert by_key["customize:a"].resource == Resource.TRAINING_SLOT
+    assert by_key["deploy:a"].resources == (Resource.MODEL_SLOT,) and by_key["deploy:a"].queue == Queue.ACCELERATOR
+    assert by_key["customize:a"].resources == (Resource.TRAINING_SLOT, Resource.COMPUTE_SLOT)
+    assert by_key["base-eval:a"].resources == (Resource.COMPUTE_SLOT,)
     assert by_key["base-eval:a"].queue == Queue.CPU
     assert plan[-1].kind == StageKind.FINALIZE and {"shutdown:a", "shutdown:b/c:1"} <= set(plan[-1].deps)
     assert [s.key for s in plan if s.critical] == ["datasets", "judge"]

@@ -63,17 +63,15 @@ def progress_table(detail: JobDetail, elapsed: float) -> Table:
 def result_table(result: dict[str, Any], teacher: str = "the logged model") -> Table:
     """Per candidate and eval type, each metric with its 95% interval; the teacher scores 1.0 by construction."""
     table = Table(title=f"Results (scores against {teacher}'s logged answers, which score 1.000)", title_justify="left")
-    table.add_column("candidate")
-    table.add_column("eval")
-    metrics = [
-        m
-        for m in REPORTED
-        if any(
-            m in (ev.get("metrics") or {}) or (m == "judge" and ev.get("judge"))
-            for evals in result.get("candidates", {}).values()
-            for ev in evals.values()
-        )
-    ]
+    table.add_column("candidate", no_wrap=True, min_width=12)
+    table.add_column("eval", no_wrap=True, min_width=15)
+    evals_seen = [ev for evals in result.get("candidates", {}).values() for ev in evals.values()]
+
+    def measured(metric: str, ev: dict[str, Any]) -> bool:
+        agg = (ev.get("judge") or {}).get("score") if metric == "judge" else (ev.get("metrics") or {}).get(metric)
+        return bool(agg and agg.get("n"))
+
+    metrics = [m for m in REPORTED if any(measured(m, ev) for ev in evals_seen)]
     for m in metrics:
         table.add_column(m.replace("_", " "), justify="right")
     table.add_column("n", justify="right")

@@ -1,0 +1,50 @@
+"""``flywheel run``: one whole job in the process, ending with the result table (and JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dataflywheel.cli.main import app
+from tests.workflow.conftest import CLIENT, ENV, WORKLOAD
+
+
+def test_flywheel_run_prints_the_result_table_then_json(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(home))
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    args = [
+        "run",
+        "--workload-id",
+        WORKLOAD,
+        "--client-id",
+        CLIENT,
+        "--candidate",
+        "tiny-random-llama",
+        "--training",
+        "epochs=1",
+        "--training",
+        "batch_size=8",
+        "--training",
+        "lora.adapter_dim=4",
+    ]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Results" in out and "function name accuracy" in out
+    for eval_type in ("base-eval", "icl-eval", "customized-eval"):
+        assert eval_type in out
+    assert "completed in" in out
+
+    bad = CliRunner().invoke(app, ["run", "--workload-id", WORKLOAD, "--client-id", CLIENT, "--candidate", "nope"])
+    assert bad.exit_code == 2 and "unknown candidate 'nope'" in " ".join(bad.output.split())
+
+    as_json = CliRunner().invoke(app, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    detail = json.loads(as_json.stdout)
+    assert detail["job"]["status"] == "completed"
+    (run,) = detail["candidates"]
+    assert {e["eval_type"] for e in run["evaluations"]} == {"base-eval", "icl-eval", "customized-eval"}
