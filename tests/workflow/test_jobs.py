@@ -43,7 +43,7 @@ def test_a_full_job_completes_with_all_three_evaluations(home: Path) -> None:
         detail = service.store.job_detail(job.id)
         stages = {s.key: s for s in service.store.list_stages(job.id)}
         events = service.store.list_events(job.id)
-    assert done.num_records == 80 and done.started_at and done.finished_at
+    assert done.num_records == 40 and done.started_at and done.finished_at  # data_split.limit
     counts = {d.name: d.num_records for d in detail.datasets}
     assert counts["eval"] == counts["icl"] == 8 and counts["train"] + counts["val"] == 32 and counts["val"] >= 1
     (run,) = detail.candidates
@@ -114,9 +114,8 @@ def test_cancel_during_an_eval_stops_it(home: Path) -> None:
         executor={"eval_max_tokens": 400, "eval_concurrency": 1},
         data_split={"eval_size": 30, "limit": 60, "min_total_records": 20},
     )
-    config = {**TINY, "training_config": {**QUICK_TRAINING, "epochs": 200}}
     with FlywheelService(settings) as service:
-        job = service.create_job(WORKLOAD, CLIENT, config)
+        job = service.create_job(WORKLOAD, CLIENT, TINY)
 
         def evaluating() -> bool:
             (run,) = service.store.job_detail(job.id).candidates
