@@ -54,7 +54,9 @@ def curate(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Newest logged records to use."),
     max_tokens: int = typer.Option(256, "--max-tokens", min=1),
     require_teacher_agreement: bool = typer.Option(
-        False, "--require-teacher-agreement", help="Keep only answers calling the tools the logged answer called."
+        True,
+        "--require-teacher-agreement/--any-tools",
+        help="Keep only answers calling the tools the logged answer called (default), or judge them freely.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the counts; write nothing."),
     then_run: bool = typer.Option(False, "--then-run", help="Then run a flywheel job for --model on the curated data."),

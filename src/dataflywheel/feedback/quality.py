@@ -33,8 +33,9 @@ class PassRule:
     """Answers the normalizer had to repair may pass (they are written in canonical form)."""
     require_judge: bool = True
     """With a judge configured, its PASS is needed."""
-    require_teacher_agreement: bool = False
-    """The answer must call the same tools as the logged (teacher's) answer, when there is one."""
+    require_teacher_agreement: bool = True
+    """The answer must call the same tools as the logged (teacher's) answer, when there is one (a text reply
+    where the teacher routed the request is not a training example for routing)."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ class PassRulePublic(BaseModel):
 
     allow_repaired: bool = Field(True, description="Answers the normalizer repaired may pass.")
     require_judge: bool = Field(True, description="With a judge, its PASS is needed.")
-    require_teacher_agreement: bool = Field(False, description="Same tools as the logged answer.")
+    require_teacher_agreement: bool = Field(True, description="Same tools as the logged answer, when there is one.")
 
 
 class CurationCreate(BaseModel):
