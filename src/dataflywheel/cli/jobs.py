@@ -78,6 +78,12 @@ class ApiClient:
             )
         return self._client
 
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -467,8 +473,7 @@ def create(
             body[key] = overrides
     if candidate:
         body["candidates"] = list(candidate)
-    client = _client(ctx, url, api_key)
-    try:
+    with _client(ctx, url, api_key) as client:
         created = client.create_job(body)
         if as_json and not watch:
             print_json(created)
@@ -481,8 +486,6 @@ def create(
             console.print(f"follow it with: flywheel jobs watch {created['id']}", highlight=False, soft_wrap=True)
             return
         job = watch_job(client, created["id"]) if not as_json else list(_poll(client, created["id"], 1.0))[-1]
-    finally:
-        client.close()
     if as_json:
         print_json(job)
         if job["status"] != "completed":
@@ -505,13 +508,10 @@ def list_jobs(
     api_key: str | None = KEY_OPTION,
 ) -> None:
     """List jobs, newest first."""
-    client = _client(ctx, url, api_key)
-    try:
+    with _client(ctx, url, api_key) as client:
         page = client.list_jobs(
             status=status or None, workload_id=workload_id, client_id=client_id, limit=limit, offset=offset
         )
-    finally:
-        client.close()
     if as_json:
         page.pop("jobs", None)  # the blueprint's alias of data
         print_json(page)
@@ -529,11 +529,8 @@ def show(
     api_key: str | None = KEY_OPTION,
 ) -> None:
     """Show a job: status, datasets, and per candidate its evaluations' key scores and its customization."""
-    client = _client(ctx, url, api_key)
-    try:
+    with _client(ctx, url, api_key) as client:
         job = client.get_job(job_id)
-    finally:
-        client.close()
     if as_json:
         print_json(job)
     else:
@@ -550,14 +547,12 @@ def watch(
     api_key: str | None = KEY_OPTION,
 ) -> None:
     """Follow a job with live progress bars until it ends, then print its result (exit 1 unless completed)."""
-    client = _client(ctx, url, api_key)
-    try:
-        job = watch_job(client, job_id, interval)
-    except KeyboardInterrupt:
-        console.print("stopped watching (the job goes on)")
-        raise typer.Exit(130) from None
-    finally:
-        client.close()
+    with _client(ctx, url, api_key) as client:
+        try:
+            job = watch_job(client, job_id, interval)
+        except KeyboardInterrupt:
+            console.print("stopped watching (the job goes on)")
+            raise typer.Exit(130) from None
     _finish(job)
 
 
@@ -571,11 +566,8 @@ def cancel(
     api_key: str | None = KEY_OPTION,
 ) -> None:
     """Cancel a job (pending: at once; running: its stages stop within seconds)."""
-    client = _client(ctx, url, api_key)
-    try:
+    with _client(ctx, url, api_key) as client:
         answer = client.cancel_job(job_id)
-    finally:
-        client.close()
     if as_json:
         print_json(answer)
     else:
@@ -598,11 +590,8 @@ def delete(
             raise ConfigError("--json deletes without asking only with --yes")
         if not typer.confirm(f"Delete job {job_id} and everything it made?", err=True):
             raise typer.Exit(1)
-    client = _client(ctx, url, api_key)
-    try:
+    with _client(ctx, url, api_key) as client:
         answer = client.delete_job(job_id)
-    finally:
-        client.close()
     if as_json:
         print_json(answer)
     else:
