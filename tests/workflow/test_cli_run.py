@@ -34,7 +34,7 @@ def test_flywheel_run_prints_the_result_table_then_json(home: Path, monkeypatch:
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "Results" in out and "function name accuracy" in out
+    assert "Results" in out and "tool name" in out and "exact call" in out
     for eval_type in ("base-eval", "icl-eval", "customized-eval"):
         assert eval_type in out
     assert "completed in" in out

@@ -48,6 +48,18 @@ def main(
     ),
 ) -> None:
     state(ctx).config = config
+    _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Our own progress displays say what runs: the libraries' per-file progress bars and deprecation
+    notices only clutter a person's screen (and log files)."""
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
 
 
 @app.command("config")

@@ -20,14 +20,15 @@ from dataflywheel.settings import Settings
 from dataflywheel.workflow.plan import Queue
 from dataflywheel.workflow.service import FlywheelService
 
-REPORTED = (
-    "function_name_accuracy",
-    "required_arguments_accuracy",
-    "argument_similarity",
-    "function_name_and_args_accuracy",
-    "embedding_similarity",
-    "judge",
-)
+REPORTED = {
+    "function_name_accuracy": "tool name",
+    "required_arguments_accuracy": "required args",
+    "function_name_and_args_accuracy": "exact call",
+    "embedding_similarity": "text similarity",
+    "judge": "judge",
+}
+"""The metrics of the result table, with their short headers (``flywheel eval`` and the API show every
+metric; this table fits an 80-column terminal)."""
 
 
 def _bar(percent: float, width: int = 20) -> str:
@@ -61,11 +62,20 @@ def progress_table(detail: JobDetail, elapsed: float) -> Table:
 
 
 def result_table(result: dict[str, Any], teacher: str = "the logged model") -> Table:
-    """Per candidate and eval type, each metric with its 95% interval; the teacher scores 1.0 by construction."""
-    table = Table(title=f"Results (scores against {teacher}'s logged answers, which score 1.000)", title_justify="left")
-    table.add_column("candidate", no_wrap=True, min_width=12)
+    """Per candidate and eval type, each metric's mean with its 95% interval below it; the teacher scores 1.0
+    by construction. With one candidate its name goes in the title, leaving the width to the scores."""
+    candidates: dict[str, Any] = result.get("candidates", {})
+    single = len(candidates) == 1
+    evals_seen = [ev for evals in candidates.values() for ev in evals.values()]
+    samples = {ev.get("samples") for ev in evals_seen}
+    about = f"{next(iter(candidates))}, " if single else ""
+    about += f"{samples.pop()} samples each, " if len(samples) == 1 else ""
+    table = Table(
+        title=f"Results ({about}mean and 95% interval; {teacher}'s answers score 1.000)", title_justify="left"
+    )
+    if not single:
+        table.add_column("candidate", overflow="fold", min_width=10, max_width=24)
     table.add_column("eval", no_wrap=True, min_width=15)
-    evals_seen = [ev for evals in result.get("candidates", {}).values() for ev in evals.values()]
 
     def measured(metric: str, ev: dict[str, Any]) -> bool:
         agg = (ev.get("judge") or {}).get("score") if metric == "judge" else (ev.get("metrics") or {}).get(metric)
@@ -73,9 +83,8 @@ def result_table(result: dict[str, Any], teacher: str = "the logged model") -> T
 
     metrics = [m for m in REPORTED if any(measured(m, ev) for ev in evals_seen)]
     for m in metrics:
-        table.add_column(m.replace("_", " "), justify="right")
-    table.add_column("n", justify="right")
-    for candidate, evals in result.get("candidates", {}).items():
+        table.add_column(REPORTED[m], justify="right", min_width=9)
+    for candidate, evals in candidates.items():
         for eval_type in ("base-eval", "icl-eval", "customized-eval"):
             ev = evals.get(eval_type)
             if ev is None:
@@ -86,8 +95,8 @@ def result_table(result: dict[str, Any], teacher: str = "the logged model") -> T
                 if not agg or not agg.get("n"):
                     cells.append("-")
                 else:
-                    cells.append(f"{agg['mean']:.3f} [{agg['ci_low']:.2f}, {agg['ci_high']:.2f}]")
-            table.add_row(candidate, eval_type, *cells, str(ev.get("samples", "")))
+                    cells.append(f"{agg['mean']:.3f}\n{agg['ci_low']:.2f}-{agg['ci_high']:.2f}")
+            table.add_row(*([] if single else [candidate]), eval_type, *cells)
     return table
 
 
