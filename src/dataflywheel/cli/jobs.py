@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from rich.table import Column, Table
 
 from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
+from dataflywheel.cli.run import result_table
 from dataflywheel.errors import ConfigError, FlywheelError
 
 __all__ = ["ApiClient", "ApiError", "jobs_app", "parse_assignments", "result_table"]
@@ -319,36 +320,6 @@ def _training_detail(c: dict[str, Any]) -> str:
     if c.get("customized_model"):
         parts.append(f"adapter {c['customized_model']}")
     return ", ".join(parts)
-
-
-def result_table(result: dict[str, Any]) -> Table:
-    """Per candidate and eval type, each key metric's mean with its 95% interval."""
-    candidates: dict[str, Any] = result.get("candidates") or {}
-    evals = [ev for per in candidates.values() for ev in per.values()]
-    metrics = [
-        m
-        for m in KEY_METRICS
-        if any((ev.get("judge") if m == "judge" else (ev.get("metrics") or {}).get(m)) for ev in evals)
-    ]
-    table = Table(title="Result (scores against the logged answers; 95% intervals)", title_justify="left")
-    table.add_column("candidate")
-    table.add_column("eval")
-    for m in metrics:
-        table.add_column(KEY_METRICS[m], justify="right")
-    table.add_column("samples", justify="right")
-    table.add_column("errors", justify="right")
-    for candidate, per in candidates.items():
-        for eval_type in sorted(per, key=_eval_order):
-            ev = per[eval_type]
-            cells = []
-            for m in metrics:
-                agg = (ev.get("judge") or {}).get("score") if m == "judge" else (ev.get("metrics") or {}).get(m)
-                if not agg or agg.get("mean") is None:
-                    cells.append("-")
-                else:
-                    cells.append(f"{agg['mean']:.3f} [{agg['ci_low']:.2f}, {agg['ci_high']:.2f}]")
-            table.add_row(candidate, eval_type, *cells, str(ev.get("samples", "")), str(ev.get("errors", "")))
-    return table
 
 
 # ---- watching --------------------------------------------------------------------------------------------

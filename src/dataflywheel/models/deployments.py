@@ -198,6 +198,8 @@ class DeploymentManager:
             **self.env,
             "FLYWHEEL_HOME": str(self.settings.home.expanduser().resolve()),
             "PYTHONUNBUFFERED": "1",
+            # vLLM serves adapters trained during a job only with runtime LoRA loading on.
+            "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
         }
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             port = free_port(self.host)
