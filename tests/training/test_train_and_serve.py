@@ -144,4 +144,5 @@ def test_bad_training_options_name_the_problem(dataset: Path, tmp_path: Path, mo
     empty = tmp_path / "empty"
     empty.mkdir()
     missing = runner.invoke(app, ["train", "--model", "tiny-random-llama", "--dataset", str(empty)])
-    assert missing.exit_code == 1 and "train.jsonl: no such dataset file" in _flat(missing.output)
+    flat = _flat(missing.output)
+    assert missing.exit_code == 1 and "empty/train.jsonl" in flat and "no such dataset file" in flat
