@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from dataflywheel.api import create_api
 from dataflywheel.jobs import CandidateStage, JobRecord, JobStatus, JobStore, TaskStatus
 from dataflywheel.settings import Settings, load_settings
+from dataflywheel.workflow.stages import eval_dir
 from tests.jobs.conftest import _drop_later, store_url  # noqa: F401  (fixtures: a store per backend)
 
 CANDIDATE = "tiny-random-llama"
@@ -76,7 +77,7 @@ def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
 
 
 def eval_folder(settings: Settings, job_id: str, candidate: str, eval_type: str) -> Path:
-    return settings.home / "jobs" / job_id / "evals" / candidate / eval_type
+    return eval_dir(settings, job_id, candidate, eval_type)  # where the eval stage writes
 
 
 def rich_job(store: JobStore, settings: Settings, status: JobStatus = JobStatus.RUNNING) -> JobRecord:

@@ -136,7 +136,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the finished job as JSON."),
 ) -> None:
     """Run one whole flywheel job here (embedded executor) and print its result table."""
-    settings: Settings = state(ctx).settings().model_copy(update={})
+    settings: Settings = state(ctx).settings()
     if settings.executor.kind != "embedded":
         settings = settings.model_copy(update={"executor": settings.executor.model_copy(update={"kind": "embedded"})})
     config: dict[str, Any] = {

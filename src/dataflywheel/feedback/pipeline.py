@@ -219,9 +219,7 @@ def run_curation(
     passing = [(rid, r) for rid, r in records if verdicts[rid].passed]
     added = duplicates = 0
     if not config.dry_run and passing:
-        from dataflywheel.logstore import open_log_store as _open
-
-        with _open(settings) as logs:
+        with open_log_store(settings) as logs:
             new = [
                 parse_record(curated_record(r, rid, normalized[rid], verdicts[rid], config, job_id))
                 for rid, r in passing
@@ -242,7 +240,7 @@ def run_curation(
         "dry_run": config.dry_run,
         "counts": {
             "inferred": len(records),
-            **_status_counts(normalized),
+            **{status: report.statuses.get(status, 0) for status in ("ok", "repaired", "rejected")},
             "judged_pass": sum(1 for v in verdicts.values() if v.judge == "PASS"),
             "judged_fail": sum(1 for v in verdicts.values() if v.judge == "FAIL"),
             "judge_unparsed": sum(1 for rid, v in verdicts.items() if v.judge is None and v.judge_reply),
@@ -254,11 +252,6 @@ def run_curation(
         "rejection_samples": {k: v[:3] for k, v in samples.items()},
         "normalize": report.to_dict(),
     }
-
-
-def _status_counts(normalized: dict[str, Normalized]) -> dict[str, int]:
-    counts = Counter(n.status.value for n in normalized.values())
-    return {"ok": counts.get("ok", 0), "repaired": counts.get("repaired", 0), "rejected": counts.get("rejected", 0)}
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:

@@ -37,10 +37,9 @@ def validate_job_config(settings: Settings, config: dict[str, Any]) -> dict[str,
     """Check a job's overrides and candidates before the job exists; ConfigError names the bad key."""
     split = config.get("data_split_config") or {}
     icl = config.get("icl_config") or {}
-    for name, value in (("data_split_config", split), ("icl_config", icl)):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{name}: expected an object")
     for section, key, values in (("data_split", "data_split_config", split), ("icl", "icl_config", icl)):
+        if not isinstance(values, dict):
+            raise ConfigError(f"{key}: expected an object")
         try:
             with_overrides(settings, **{section: values})
         except ConfigError as exc:  # name the request's key, not the settings section
@@ -52,15 +51,18 @@ def validate_job_config(settings: Settings, config: dict[str, Any]) -> dict[str,
         raise ConfigError(
             'candidates: none given and none configured (settings.candidates); e.g. ["smollm2-135m-instruct"]'
         )
-    known = {c.name for c in settings.candidates} | set(BUILTIN_ALIASES)
     for name in candidates:
-        if name not in known and not Path(name).expanduser().exists():
-            raise ConfigError(
-                f"candidates: unknown candidate {name!r} (configured or built-in: {', '.join(sorted(known))})"
-            )
+        check_model(settings, name, "candidates", "candidate")
     if len(set(candidates)) != len(candidates):
         raise ConfigError("candidates: a candidate is listed twice")
     return {**config, "candidates": candidates}
+
+
+def check_model(settings: Settings, name: str, key: str, noun: str) -> None:
+    """ConfigError naming ``key`` unless ``name`` is a configured candidate, a built-in alias or a path."""
+    known = {c.name for c in settings.candidates} | set(BUILTIN_ALIASES)
+    if name not in known and not Path(name).expanduser().exists():
+        raise ConfigError(f"{key}: unknown {noun} {name!r} (configured or built-in: {', '.join(sorted(known))})")
 
 
 class FlywheelService:
@@ -95,12 +97,9 @@ class FlywheelService:
         from dataflywheel.feedback.pipeline import CurationConfig
 
         parsed = CurationConfig.from_job(workload_id, client_id, config)
-        known = {c.name for c in self.settings.candidates} | set(BUILTIN_ALIASES)
         for role, name in (("model", parsed.model), ("judge", parsed.judge)):
-            if name is not None and name not in known and not Path(name).expanduser().exists():
-                raise ConfigError(
-                    f"{role}: unknown model {name!r} (configured or built-in: {', '.join(sorted(known))})"
-                )
+            if name is not None:
+                check_model(self.settings, name, role, "model")
         job = self.store.create_job(workload_id, client_id, dict(config), kind=JobKind.CURATION)
         if start:
             self.start(job.id)

@@ -23,7 +23,7 @@ import httpx
 
 from dataflywheel.errors import FlywheelError
 from dataflywheel.jobs import JobStore
-from dataflywheel.jobs.records import JobRecord
+from dataflywheel.jobs.records import CandidateRunDetail, JobRecord
 from dataflywheel.jobs.status import CandidateStage, TaskStatus
 from dataflywheel.settings import Settings, with_overrides
 from dataflywheel.workflow.plan import StageKind, parse_stage_key, stage_key
@@ -56,6 +56,7 @@ class StageContext:
     _cancel_checked: float = 0.0
     _cancelled: bool = False
     _last_progress: dict[str, float] = field(default_factory=dict)
+    _run_id: int | None = None
 
     def should_cancel(self) -> bool:
         """Whether the job is being cancelled (asks the store at most twice a second)."""
@@ -79,13 +80,17 @@ class StageContext:
             raise FlywheelError(f"stage {stage_key(kind, candidate)} has not completed")
         return dict(stage.output or {})
 
-    def run_id(self) -> int:
-        assert self.candidate is not None
-        return self.store.add_candidate_run(self.job.id, self.candidate).id
+    def candidate_run(self) -> CandidateRunDetail:
+        """This stage's candidate run as stored now (the driver creates it before any of its stages)."""
+        for run in self.store.job_detail(self.job.id).candidates:
+            if run.candidate == self.candidate:
+                return run
+        raise FlywheelError(f"job {self.job.id} has no candidate {self.candidate!r}")
 
-    @property
-    def job_dir(self) -> Path:
-        return self.settings.home / "jobs" / self.job.id
+    def run_id(self) -> int:
+        if self._run_id is None:
+            self._run_id = self.candidate_run().id
+        return self._run_id
 
 
 def job_settings(settings: Settings, job: JobRecord) -> Settings:
@@ -281,11 +286,9 @@ def stop_deployment(info: dict[str, Any] | None) -> None:
 
 
 def run_shutdown(ctx: StageContext) -> dict[str, Any]:
-    run_id = ctx.run_id()
-    detail = ctx.store.job_detail(ctx.job.id)
-    run = next(c for c in detail.candidates if c.id == run_id)
+    run = ctx.candidate_run()
     if run.stage not in (CandidateStage.FAILED, CandidateStage.CANCELLED, CandidateStage.COMPLETED):
-        ctx.store.set_candidate_stage(run_id, CandidateStage.SHUTTING_DOWN)
+        ctx.store.set_candidate_stage(run.id, CandidateStage.SHUTTING_DOWN)
     stop_deployment(run.deployment)
     return {"stopped": bool(run.deployment and run.deployment.get("local"))}
 
@@ -306,8 +309,7 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
     assert ctx.candidate is not None
     run_id = ctx.run_id()
     datasets = ctx.output_of(StageKind.DATASETS)
-    run = next(c for c in ctx.store.job_detail(ctx.job.id).candidates if c.id == run_id)
-    deployment = run.deployment
+    deployment = ctx.candidate_run().deployment
     if not deployment_alive(deployment):
         raise FlywheelError(f"the deployment of {ctx.candidate} at {(deployment or {}).get('base_url')} is gone")
     assert deployment is not None
@@ -320,7 +322,7 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
     rows = load_dataset(dataset)
     eval_type = EvalType(ctx.kind.value)
     ctx.store.upsert_evaluation(run_id, eval_type.value, status=TaskStatus.RUNNING, total=len(rows), progress=0.0)
-    out_dir = ctx.job_dir / "evals" / _safe(ctx.candidate) / eval_type.value
+    out_dir = eval_dir(ctx.settings, ctx.job.id, ctx.candidate, eval_type.value)
     executor = ctx.settings.executor
     config = EvalConfig(
         eval_type, ctx.candidate, concurrency=executor.eval_concurrency, max_tokens=executor.eval_max_tokens
@@ -338,8 +340,6 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
         return await client.chat(request, model)
 
     def progress(p: EvalProgress) -> None:
-        if ctx.should_cancel():
-            cancel.set()
         if ctx.throttled("eval", final=p.done == p.total):
             ctx.store.upsert_evaluation(
                 run_id, eval_type.value, progress=round(p.percent, 2), done=p.done, total=p.total, eta_s=p.eta_s
@@ -425,9 +425,7 @@ def run_customize(ctx: StageContext) -> dict[str, Any]:
     datasets = ctx.output_of(StageKind.DATASETS)
     started = time.monotonic()
     ctx.store.upsert_customization(run_id, status=TaskStatus.RUNNING, progress=0.0)
-    detail = ctx.store.job_detail(ctx.job.id)
-    run = next(c for c in detail.candidates if c.id == run_id)
-    if run.stage not in (CandidateStage.EVALUATING, CandidateStage.DEPLOYING):
+    if ctx.candidate_run().stage not in (CandidateStage.EVALUATING, CandidateStage.DEPLOYING):
         ctx.store.set_candidate_stage(run_id, CandidateStage.CUSTOMIZING)
 
     def progress(p: TrainProgress) -> None:
@@ -560,5 +558,11 @@ STAGES: dict[StageKind, Callable[[StageContext], dict[str, Any]]] = {
 }
 
 
-def _safe(name: str) -> str:
+def eval_dir(settings: Settings, job_id: str, candidate: str, eval_type: str) -> Path:
+    """Where an evaluation of a job stores its samples and summary."""
+    return settings.home / "jobs" / job_id / "evals" / folder_name(candidate) / eval_type
+
+
+def folder_name(name: str) -> str:
+    """A candidate name as one folder name (``org/model`` -> ``org_model``)."""
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)

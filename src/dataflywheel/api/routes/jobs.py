@@ -28,7 +28,7 @@ from dataflywheel.api.schemas import (
 from dataflywheel.evaluation.runner import SAMPLES_FILE
 from dataflywheel.jobs.errors import JobFinishedError
 from dataflywheel.jobs.status import JobStatus
-from dataflywheel.settings import Settings
+from dataflywheel.workflow.stages import eval_dir, folder_name
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -193,14 +193,6 @@ def download_results(
     samples = folder / SAMPLES_FILE
     if not samples.is_file():
         raise NotFoundError(f"job {job_id} has no {eval_type.value} results for {candidate!r}")
-    return FileResponse(samples, media_type=NDJSON, filename=f"{job_id}-{_safe(candidate)}-{eval_type.value}.jsonl")
-
-
-def eval_dir(settings: Settings, job_id: str, candidate: str, eval_type: str) -> Path:
-    """Where a job's evaluation writes its artifacts (the layout of ``workflow.stages.run_evaluation``)."""
-    return settings.home / "jobs" / job_id / "evals" / _safe(candidate) / eval_type
-
-
-def _safe(name: str) -> str:
-    # The same mapping as workflow.stages._safe (a candidate name as one folder name).
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+    return FileResponse(
+        samples, media_type=NDJSON, filename=f"{job_id}-{folder_name(candidate)}-{eval_type.value}.jsonl"
+    )
