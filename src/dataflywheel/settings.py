@@ -149,20 +149,47 @@ class ICLSettings(_Section):
 
 
 class TrainingSettings(_Section):
-    epochs: int = Field(2, ge=1)
-    batch_size: int = Field(16, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    learning_rate: float = Field(1e-4, gt=0)
-    lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    max_seq_length: int = Field(4096, ge=16)
+    """LoRA fine-tuning. Every hyperparameter left at null comes from the recipe (``recipe``), chosen by the
+    candidate's size and the dataset's size (see :mod:`dataflywheel.training.recipes`); a value set here wins
+    over the recipe, and a job's ``training_config`` wins over both."""
+
+    recipe: str = Field(
+        "auto",
+        description="auto (by the candidate's parameter count: tiny < 0.5B, small < 3B, large) | tiny | small | "
+        "large | blueprint (NVIDIA's blueprint defaults: lr 1e-4, rank 32, alpha 16, batch 16, 2 epochs).",
+    )
+    epochs: int | None = Field(None, ge=1, description="Epochs at most (best-epoch selection may stop earlier).")
+    batch_size: int | None = Field(None, ge=1, description="Examples per optimizer step.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches a step is split into (memory).")
+    learning_rate: float | None = Field(None, gt=0)
+    lr_schedule: Literal["constant", "linear", "cosine"] | None = None
+    warmup_ratio: float | None = Field(None, ge=0, lt=1)
+    max_seq_length: int = Field(4096, ge=16, description="Longer rows are reported and left out, never cut.")
     seed: int = 42
+    class_balance: bool | None = Field(
+        None, description="Oversample rare classes (first tool called, or no_tool) of the train split."
+    )
+    select_best_epoch: bool | None = Field(
+        None,
+        description="Score function-name accuracy on the validation split after each epoch, keep the best "
+        "epoch's adapter and stop when it stops improving.",
+    )
+
+    @model_validator(mode="after")
+    def _known_recipe(self) -> TrainingSettings:
+        from dataflywheel.training.recipes import AUTO, RECIPES
+
+        if self.recipe != AUTO and self.recipe not in RECIPES:
+            raise ValueError(f"recipe {self.recipe!r} is unknown (known: {', '.join([AUTO, *RECIPES])})")
+        return self
 
 
 class LoRASettings(_Section):
-    adapter_dim: int = Field(32, ge=1, description="LoRA rank.")
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
+    """LoRA adapter shape; null values come from the training recipe."""
+
+    adapter_dim: int | None = Field(None, ge=1, description="LoRA rank (the blueprint's adapter_dim).")
+    alpha: int | None = Field(None, ge=1, description="LoRA scaling alpha.")
+    dropout: float | None = Field(None, ge=0, lt=1)
     target_modules: str | list[str] = Field("all-linear")
 
 

@@ -9,10 +9,56 @@ from dataflywheel.settings import Settings, load_settings
 from dataflywheel.training.config import TrainConfig
 
 
-def test_defaults_come_from_the_settings(settings: Settings) -> None:
+def test_without_a_model_size_the_middle_recipe_applies(settings: Settings) -> None:
     config = TrainConfig.from_settings(settings)
-    assert (config.epochs, config.batch_size, config.learning_rate) == (2, 16, 1e-4)
-    assert (config.adapter_dim, config.dropout, config.target_modules) == (32, 0.1, "all-linear")
+    assert config.recipe == "small"
+    assert (config.batch_size, config.learning_rate, config.adapter_dim, config.alpha) == (8, 3e-4, 16, 32)
+    assert config.class_balance and config.select_best_epoch
+    assert config.target_modules == "all-linear"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "recipe", "lr"),
+    [(135_000_000, "tiny", 1e-3), (494_000_000, "tiny", 1e-3), (1_200_000_000, "small", 3e-4), (8e9, "large", 1e-4)],
+)
+def test_auto_picks_the_recipe_by_model_size(settings: Settings, parameters: int, recipe: str, lr: float) -> None:
+    config = TrainConfig.from_settings(settings, parameters=int(parameters), train_examples=200)
+    assert (config.recipe, config.learning_rate) == (recipe, lr)
+
+
+@pytest.mark.parametrize(("examples", "epochs"), [(40, 6), (120, 4), (180, 3), (480, 2), (10_000, 2)])
+def test_small_datasets_get_more_epochs(settings: Settings, examples: int, epochs: int) -> None:
+    """The tiny recipe wants >= 60 optimizer steps at batch 8, within 2-6 epochs."""
+    config = TrainConfig.from_settings(settings, parameters=135_000_000, train_examples=examples)
+    assert config.epochs == epochs
+
+
+def test_the_blueprint_recipe_by_name(settings: Settings) -> None:
+    for config in (
+        TrainConfig.from_settings(settings, {"recipe": "blueprint"}, parameters=135_000_000, train_examples=180),
+        TrainConfig.from_settings(
+            load_settings(training={"recipe": "blueprint"}), parameters=135_000_000, train_examples=180
+        ),
+    ):
+        assert (config.epochs, config.batch_size, config.learning_rate) == (2, 16, 1e-4)
+        assert (config.adapter_dim, config.alpha, config.dropout) == (32, 16, 0.1)
+        assert not config.class_balance and not config.select_best_epoch
+
+
+def test_explicit_settings_win_over_the_recipe_and_jobs_over_both() -> None:
+    settings = load_settings(training={"learning_rate": 5e-4, "batch_size": 4}, lora={"alpha": 8})
+    config = TrainConfig.from_settings(settings, parameters=135_000_000, train_examples=120)
+    assert (config.learning_rate, config.batch_size, config.alpha, config.adapter_dim) == (5e-4, 4, 8, 16)
+    assert config.epochs == 2  # 30 steps an epoch at batch 4 reach 60 steps in 2 epochs
+    job = TrainConfig.from_settings(settings, {"learning_rate": 2e-3, "epochs": 1}, parameters=135_000_000)
+    assert (job.learning_rate, job.epochs, job.alpha) == (2e-3, 1, 8)
+
+
+def test_an_unknown_recipe_is_named() -> None:
+    with pytest.raises(ConfigError, match="recipe"):
+        load_settings(training={"recipe": "fastest"})
+    with pytest.raises(ConfigError, match="unknown recipe 'fastest'"):
+        TrainConfig.from_settings(load_settings(), {"recipe": "fastest"})
 
 
 def test_settings_sections_are_read(tmp_path: object) -> None:
@@ -37,7 +83,7 @@ def test_flat_and_blueprint_overrides_apply(settings: Settings) -> None:
     )
     assert (blueprint.epochs, blueprint.batch_size, blueprint.learning_rate) == (3, 8, 0.0002)
     assert (blueprint.adapter_dim, blueprint.dropout) == (16, 0.05)
-    assert TrainConfig.from_settings(settings, {"epochs": None}).epochs == 2  # None: not overridden
+    assert TrainConfig.from_settings(settings, {"epochs": None}).epochs == 2  # None: not overridden (recipe's)
 
 
 @pytest.mark.parametrize(

@@ -144,3 +144,52 @@ def test_too_long_rows_are_reported_not_cut(tiny_model_dir: str, rows: list[dict
     assert skipped["index"] == 4 and "> max_seq_length 1400" in skipped["reason"]
     with pytest.raises(TrainingDataError, match="no usable training row"):
         LoRATrainer(tiny_model_dir, config(epochs=1, max_seq_length=64), tmp_path / "short").train(rows[:2])
+
+
+class _SavedModel:
+    """Stands for the peft model in the best-epoch bookkeeping: records what it was asked to save."""
+
+    def __init__(self) -> None:
+        self.saved = 0
+
+    def save_pretrained(self, path: str) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self.saved += 1
+        (Path(path) / "which.txt").write_text(str(self.saved))
+
+
+def test_best_epoch_is_kept_and_patience_stops_the_run(tmp_path: Path) -> None:
+    trainer = LoRATrainer("unused", config(patience=2), tmp_path)
+    model = _SavedModel()
+    history: dict[str, Any] = {"best": None, "stopped_early": False}
+    curve = [(0.5, 1.0), (0.75, 0.9), (0.75, 0.95), (0.5, 0.8)]  # (accuracy, val loss) per epoch
+    for epoch, (accuracy, loss) in enumerate(curve, start=1):
+        trainer._track_best(model, history, {"epoch": epoch, "val_function_name_accuracy": accuracy, "val_loss": loss})
+        if history["stopped_early"]:
+            break
+    assert history["best"]["epoch"] == 2 and history["best"]["accuracy"] == 0.75
+    assert epoch == 4 and history["stopped_early"]  # epochs 3 and 4 did not beat epoch 2
+    assert (tmp_path / "best" / "which.txt").read_text() == "2"
+    # A tie on accuracy with a lower validation loss is better.
+    trainer._track_best(model, history, {"epoch": 5, "val_function_name_accuracy": 0.75, "val_loss": 0.5})
+    assert history["best"]["epoch"] == 5
+
+
+def test_best_epoch_selection_scores_each_epoch_and_publishes_the_best(
+    tiny_model_dir: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    seen: list[TrainProgress] = []
+    cfg = config(epochs=3, select_best_epoch=True, patience=3, class_balance=True, val_max_tokens=8)
+    result = LoRATrainer(tiny_model_dir, cfg, tmp_path / "run", progress=seen.append).train(rows[:8], rows[8:])
+    epochs = result.metrics["epochs"]
+    assert len(epochs) == 3
+    assert all(0.0 <= e["val_function_name_accuracy"] <= 1.0 and e["val_per_class"] for e in epochs)
+    best = result.metrics["best_epoch"]
+    assert best in (1, 2, 3)
+    assert result.metrics["best_val_function_name_accuracy"] == epochs[best - 1]["val_function_name_accuracy"]
+    assert "scoring" in {p.phase for p in seen}
+    published = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
+    kept = load_file(str(tmp_path / "run" / "best" / "adapter_model.safetensors"))
+    assert published.keys() == kept.keys()
+    assert all(torch.equal(published[k], kept[k]) for k in published)
+    assert sum(result.metrics["class_counts"].values()) == 8

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dataflywheel.errors import ConfigError
 from dataflywheel.settings import LoRASettings, Settings, TrainingSettings, format_validation_error
+from dataflywheel.training.recipes import pick_recipe, recipe_values
 
 __all__ = ["TrainConfig"]
 
@@ -52,6 +53,24 @@ class TrainConfig(BaseModel):
     alpha: int = Field(16, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
+    recipe: str = Field("custom", description="The recipe the defaults came from (see training.recipes).")
+    class_balance: bool = Field(False, description="Oversample rare classes of the train split.")
+    balance_power: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="How far class balance goes: each class is drawn in proportion to count ** (1 - power) "
+        "(0: as logged, 0.5: square-root balance, 1: every class equally often).",
+    )
+    select_best_epoch: bool = Field(
+        False, description="Score the validation split after each epoch; keep the best epoch's adapter."
+    )
+    patience: int = Field(
+        1, ge=1, description="Epochs without a better validation score before training stops (best-epoch selection)."
+    )
+    val_max_tokens: int = Field(
+        24, ge=4, description="Tokens generated per validation row when scoring (enough for the tool's name)."
+    )
     shared_prefix: bool = Field(True, description="Run a micro-batch's shared prompt prefix once.")
     min_prefix_tokens: int = Field(32, ge=1, description="Shortest shared prefix worth running once.")
     device: str = "auto"
@@ -59,16 +78,38 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(None, ge=1)
 
     @classmethod
-    def from_settings(cls, settings: Settings, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-        """The settings' ``training`` and ``lora`` sections with a job's ``training_config`` on top."""
-        return cls.from_sections(settings.training, settings.lora, overrides)
+    def from_settings(
+        cls,
+        settings: Settings,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        parameters: int | None = None,
+        train_examples: int = 0,
+    ) -> TrainConfig:
+        """The run's hyperparameters: the recipe (``training.recipe`` or a job's ``recipe``; ``auto`` picks by
+        ``parameters``, the model's size, and sets the epochs from ``train_examples``), then every value set
+        in the ``training`` and ``lora`` settings, then a job's ``training_config``."""
+        return cls.from_sections(
+            settings.training, settings.lora, overrides, parameters=parameters, train_examples=train_examples
+        )
 
     @classmethod
     def from_sections(
-        cls, training: TrainingSettings, lora: LoRASettings, overrides: Mapping[str, Any] | None = None
+        cls,
+        training: TrainingSettings,
+        lora: LoRASettings,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        parameters: int | None = None,
+        train_examples: int = 0,
     ) -> TrainConfig:
-        values: dict[str, Any] = {**training.model_dump(), **lora.model_dump()}
-        values.update(flatten_overrides(overrides or {}))
+        explicit = {
+            k: v for k, v in {**training.model_dump(), **lora.model_dump()}.items() if v is not None and k != "recipe"
+        }
+        job = flatten_overrides(overrides or {})
+        recipe = pick_recipe(str(job.pop("recipe", None) or training.recipe), parameters)
+        batch_size = job.get("batch_size", explicit.get("batch_size"))
+        values: dict[str, Any] = {**recipe_values(recipe, train_examples, batch_size), **explicit, **job}
         try:
             return cls(**values)
         except ValidationError as exc:

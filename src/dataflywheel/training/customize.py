@@ -16,6 +16,7 @@ from dataflywheel.settings import Settings
 from dataflywheel.training.adapters import AdapterInfo, adapter_name, register_adapter
 from dataflywheel.training.config import TrainConfig
 from dataflywheel.training.examples import read_rows
+from dataflywheel.training.recipes import count_parameters
 from dataflywheel.training.trainer import CancelFn, LoRATrainer, ProgressFn
 
 __all__ = ["Customization", "customize", "training_runs_dir"]
@@ -49,13 +50,15 @@ def customize(
     spec = resolve_model(model, settings)
     if spec.engine != "local" or not spec.customizable:
         raise ConfigError(f"candidate {model!r} is not customizable (only local models are trained)")
-    config = TrainConfig.from_settings(settings, overrides)
     model_dir = local_model_dir(spec, settings)
     run_id = run_id or uuid.uuid4().hex
     run_dir = training_runs_dir(settings) / run_id
     train_rows = read_rows(dataset_dir / "train.jsonl")
     val_path = dataset_dir / "val.jsonl"
     val_rows = read_rows(val_path) if val_path.is_file() else []
+    config = TrainConfig.from_settings(
+        settings, overrides, parameters=count_parameters(model_dir), train_examples=len(train_rows)
+    )
     result = LoRATrainer(model_dir, config, run_dir, progress=progress, should_cancel=should_cancel).train(
         train_rows, val_rows
     )
@@ -74,6 +77,8 @@ def customize(
             "run_id": run_id,
             "final_train_loss": result.metrics.get("final_train_loss"),
             "final_val_loss": result.metrics.get("final_val_loss"),
+            "recipe": result.metrics.get("recipe"),
+            "best_epoch": result.metrics.get("best_epoch"),
         },
     )
     return Customization(adapter=adapter, run_id=run_id, run_dir=run_dir, metrics=result.metrics)

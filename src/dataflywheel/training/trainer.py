@@ -7,7 +7,10 @@ workload can be computed far more cheaply than a generic trainer does (see :mod:
   ``gradient_accumulation_steps`` micro-batches; the loss is the mean over the step's completion tokens;
 * a micro-batch whose prompts share at least ``min_prefix_tokens`` leading tokens runs that prefix once;
 * AdamW, gradient clipping at 1.0, warmup then constant/linear/cosine learning rate;
-* validation loss on the val rows after each epoch;
+* class balance (``class_balance``): each epoch draws rare classes more often (:mod:`.balance`);
+* validation loss on the val rows after each epoch; with ``select_best_epoch`` also function-name accuracy on
+  them (:mod:`.validation`): the best epoch's adapter is kept (``best/``) and is the one published, and
+  training stops after ``patience`` epochs without a better score (the curve is in the metrics);
 * progress after every step through a callback (epochs, steps, percent, loss, tokens/s, ETA);
 * cancellation checked between micro-batches (a few seconds at most on CPU);
 * a checkpoint after each epoch (adapter weights, optimizer, scheduler, RNG); running again on the same
@@ -36,9 +39,11 @@ from typing import TYPE_CHECKING, Any
 from dataflywheel.errors import FlywheelError
 from dataflywheel.models.codec import ToolCallCodec
 from dataflywheel.models.engine import available_cores, resolve_device, resolve_dtype
+from dataflywheel.training.balance import class_counts, epoch_order, row_class
 from dataflywheel.training.config import TrainConfig
 from dataflywheel.training.examples import TokenizedRows, TrainingDataError, tokenize_rows
 from dataflywheel.training.loss import Example, batch_loss
+from dataflywheel.training.validation import score_rows
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +52,7 @@ __all__ = ["LoRATrainer", "TrainProgress", "TrainResult", "TrainingCancelled", "
 
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
+BEST_DIR = "best"
 RUN_FILE = "run.json"
 METRICS_FILE = "training_metrics.json"
 
@@ -64,7 +70,8 @@ class TrainProgress:
     """Where a run stands (sent to the progress callback after every step and phase change)."""
 
     phase: str
-    """``loading``, ``training``, ``validating``, ``checkpointing`` or ``done``."""
+    """``loading``, ``training``, ``validating`` (loss), ``scoring`` (function-name accuracy for best-epoch
+    selection), ``checkpointing`` or ``done``."""
     epochs_completed: int
     total_epochs: int
     steps_completed: int
@@ -115,11 +122,16 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The example indices of each step of ``epoch``: a seeded shuffle cut into ``batch_size`` chunks."""
-    order = list(range(n))
-    random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, order: Sequence[int] | None = None
+) -> list[list[int]]:
+    """The example indices of each step of ``epoch``: ``order`` (a class-balanced draw), else a seeded
+    shuffle, cut into ``batch_size`` chunks."""
+    if order is None:
+        shuffled = list(range(n))
+        random.Random(seed * 1_000_003 + epoch).shuffle(shuffled)
+        order = shuffled
+    return [list(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
 
 
 def split_micro(batch: Sequence[int], parts: int) -> list[list[int]]:
@@ -170,6 +182,8 @@ class LoRATrainer:
                 f"no usable training row ({len(train.skipped)} skipped{': ' + reasons if reasons else ''})"
             )
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        labels = [row_class(train_rows[e.index]) for e in train.examples]
+        scored_val = [val_rows[e.index] for e in val.examples] if cfg.select_best_epoch else []
 
         steps_per_epoch = math.ceil(len(train.examples) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
@@ -179,7 +193,7 @@ class LoRATrainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, total_steps, warmup, cfg.lr_schedule)
         )
-        history: dict[str, Any] = {"epochs": [], "resumed_from_epoch": None}
+        history: dict[str, Any] = {"epochs": [], "resumed_from_epoch": None, "best": None, "stopped_early": False}
         start_epoch = self._resume(model, optimizer, scheduler, history)
         step = start_epoch * steps_per_epoch
         trained_tokens = 0
@@ -192,9 +206,12 @@ class LoRATrainer:
         self._emit("training", start_epoch, step, total_steps, started, loss=last_loss, val_loss=val_loss)
 
         for epoch in range(start_epoch, cfg.epochs):
+            if history["stopped_early"]:
+                break
             model.train()
             epoch_loss, epoch_tokens = 0.0, 0
-            for batch in epoch_batches(len(train.examples), cfg.batch_size, cfg.seed, epoch):
+            order = epoch_order(labels, cfg.balance_power, cfg.seed, epoch) if cfg.class_balance else None
+            for batch in epoch_batches(len(train.examples), cfg.batch_size, cfg.seed, epoch, order):
                 t0 = time.monotonic()
                 rows = [train.examples[i] for i in batch]
                 targets = sum(len(r.completion) for r in rows)
@@ -240,19 +257,37 @@ class LoRATrainer:
             if val.examples:
                 self._emit("validating", epoch, step, total_steps, started, loss=last_loss, val_loss=val_loss)
                 val_loss = self._validate(model, val.examples, pad_id, device)
-            history["epochs"].append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": epoch_loss / max(1, epoch_tokens),
-                    "val_loss": val_loss,
-                    "steps": step,
-                }
-            )
+            entry: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train_loss": epoch_loss / max(1, epoch_tokens),
+                "val_loss": val_loss,
+                "steps": step,
+            }
+            if scored_val:
+                self._emit("scoring", epoch + 1, step, total_steps, started, loss=last_loss, val_loss=val_loss)
+                score = score_rows(
+                    model,
+                    tokenizer,
+                    scored_val,
+                    device=str(device),
+                    dtype=str(dtype).removeprefix("torch."),
+                    max_tokens=cfg.val_max_tokens,
+                )
+                model.train()
+                entry["val_function_name_accuracy"] = score.accuracy
+                entry["val_per_class"] = score.per_class
+                self._track_best(model, history, entry)
+            history["epochs"].append(entry)
             self._emit("checkpointing", epoch + 1, step, total_steps, started, loss=last_loss, val_loss=val_loss)
             self._save_checkpoint(model, optimizer, scheduler, epoch + 1, step, history)
 
+        final_epoch = history["epochs"][-1]["epoch"] if history["epochs"] else 0
+        best = history.get("best")
+        if best and best["epoch"] != final_epoch:
+            self._load_best(model)
         metrics = self._metrics(
             train,
+            labels,
             val,
             history,
             total_steps=total_steps,
@@ -359,6 +394,41 @@ class LoRATrainer:
         model.train()
         return total / max(1, tokens)
 
+    def _track_best(self, model: Any, history: dict[str, Any], entry: dict[str, Any]) -> None:
+        """Keep the epoch with the best validation accuracy (ties: the lower validation loss) as ``best/``;
+        stop once ``patience`` epochs in a row did not beat it."""
+        best: dict[str, Any] | None = history.get("best")
+        accuracy, loss = entry["val_function_name_accuracy"], entry.get("val_loss")
+        better = (
+            best is None
+            or accuracy > best["accuracy"]
+            or (
+                accuracy == best["accuracy"]
+                and loss is not None
+                and best.get("val_loss") is not None
+                and loss < best["val_loss"]
+            )
+        )
+        if better:
+            tmp = self.run_dir / f".{BEST_DIR}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            model.save_pretrained(str(tmp))
+            shutil.rmtree(self.run_dir / BEST_DIR, ignore_errors=True)
+            os.replace(tmp, self.run_dir / BEST_DIR)
+            history["best"] = {"epoch": entry["epoch"], "accuracy": accuracy, "val_loss": loss, "since": 0}
+            return
+        assert best is not None
+        best["since"] = best.get("since", 0) + 1
+        if best["since"] >= self.config.patience:
+            history["stopped_early"] = True
+
+    def _load_best(self, model: Any) -> None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(str(self.run_dir / BEST_DIR / "adapter_model.safetensors"))
+        set_peft_model_state_dict(model, weights)
+
     def _checkpoints(self) -> list[Path]:
         folder = self.run_dir / CHECKPOINTS_DIR
         if not folder.is_dir():
@@ -412,6 +482,7 @@ class LoRATrainer:
     def _metrics(
         self,
         train: TokenizedRows,
+        labels: Sequence[str],
         val: TokenizedRows,
         history: dict[str, Any],
         *,
@@ -436,6 +507,11 @@ class LoRATrainer:
             "total_steps": total_steps,
             "epochs": history["epochs"],
             "resumed_from_epoch": history.get("resumed_from_epoch"),
+            "recipe": self.config.recipe,
+            "class_counts": class_counts(labels),
+            "best_epoch": (history.get("best") or {}).get("epoch"),
+            "best_val_function_name_accuracy": (history.get("best") or {}).get("accuracy"),
+            "stopped_early": bool(history.get("stopped_early")),
             "final_train_loss": history["epochs"][-1]["train_loss"] if history["epochs"] else None,
             "final_val_loss": history["epochs"][-1].get("val_loss") if history["epochs"] else None,
             "trained_tokens": trained_tokens,
