@@ -150,3 +150,147 @@ def test_generic_answers_get_embedding_similarity(tmp_path: Path) -> None:
     by_id = {s["record_id"]: s["scores"]["embedding_similarity"] for s in read_samples(tmp_path)}
     assert by_id["a"] > 0.6 > 0.3 > by_id["b"]
     assert summary.workload_type == "generic" and summary.metrics["embedding_similarity"]["n"] == 2
+
+
+class MixedModel:
+    """A scripted model with every kind of outcome, chosen by the record's index: the right tool, another
+    offered tool, a tool the request does not offer, text, an empty answer, and a failed request."""
+
+    BEHAVIOURS = ("right", "other", "unknown", "text", "empty")
+
+    def __init__(self, fail: set[int] | None = None) -> None:
+        self.fail = fail or set()
+
+    @staticmethod
+    def behaviour(index: int) -> str:
+        return MixedModel.BEHAVIOURS[index % len(MixedModel.BEHAVIOURS)]
+
+    async def __call__(self, request: ChatRequest) -> ChatResult:
+        user = request.messages[-1]["content"]
+        index = next(i for i, r in enumerate(ROWS) if r["request"]["messages"][-1]["content"] == user)
+        if index in self.fail:
+            raise ConnectionError("endpoint went away")
+        ref_name = ROWS[index]["response"]["choices"][0]["message"]["tool_calls"][0]["function"]["name"]
+        offered = [t["function"]["name"] for t in request.tools or []]
+        name = {
+            "right": ref_name,
+            "other": next(n for n in offered if n != ref_name),
+            "unknown": "CallTheManager",
+        }.get(self.behaviour(index))
+        if name is not None:
+            call = {"id": "c", "type": "function", "function": {"name": name, "arguments": "{}"}}
+            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        else:
+            content = "Let me help." if self.behaviour(index) == "text" else ""
+            message = {"role": "assistant", "content": content}
+        return ChatResult(message=message, finish_reason="stop", usage=Usage(10, 2))
+
+
+def expected_outcome(index: int, fail: set[int]) -> str:
+    offered = [t["function"]["name"] for t in ROWS[index]["request"]["tools"]]
+    ref_name = ROWS[index]["response"]["choices"][0]["message"]["tool_calls"][0]["function"]["name"]
+    if index in fail:
+        return "error"
+    return {
+        "right": ref_name,
+        "other": next(n for n in offered if n != ref_name),
+        "unknown": "unknown_tool",
+        "text": "text",
+        "empty": "no_call",
+    }[MixedModel.behaviour(index)]
+
+
+def test_summary_carries_per_class_metrics_and_confusion_consistent_with_samples(tmp_path: Path) -> None:
+    fail = {2, 9}
+    summary = asyncio.run(run_eval(ROWS, MixedModel(fail), tmp_path, EvalConfig(EvalType.BASE, "m", concurrency=4)))
+    samples = read_samples(tmp_path)
+    assert [s["predicted_outcome"] for s in samples] == [expected_outcome(i, fail) for i in range(len(ROWS))]
+    stored = orjson.loads((tmp_path / "summary.json").read_bytes())
+    assert stored["per_class"] == summary.to_dict()["per_class"] and stored["confusion"] == summary.confusion.to_dict()
+
+    pairs: dict[str, dict[str, int]] = {}
+    for s in samples:
+        row = pairs.setdefault(s["reference_class"], {})
+        row[s["predicted_outcome"]] = row.get(s["predicted_outcome"], 0) + 1
+    assert stored["confusion"] == pairs
+    assert {o for row in pairs.values() for o in row} >= {"unknown_tool", "text", "no_call", "error"}
+
+    assert set(stored["per_class"]) == {s["reference_class"] for s in samples}
+    assert sum(c["n"] for c in stored["per_class"].values()) == summary.samples == len(ROWS)
+    assert sum(c["errors"] for c in stored["per_class"].values()) == summary.errors == len(fail)
+    for label, entry in stored["per_class"].items():
+        ok = [s for s in samples if s["reference_class"] == label and s["error"] is None]
+        fn = entry["metrics"]["function_name_accuracy"]
+        right = sum(s["predicted_outcome"] == label for s in ok)  # one call per answer: a hit is the diagonal
+        assert fn["n"] == len(ok) and fn["mean"] == pytest.approx(right / len(ok))
+        assert fn["ci_low"] <= fn["mean"] <= fn["ci_high"]
+        assert set(entry["metrics"]) >= {"function_name_accuracy", "function_name_and_args_accuracy"}
+
+
+def test_a_resumed_eval_summarizes_every_sample_also_those_stored_without_outcomes(tmp_path: Path) -> None:
+    cancel = threading.Event()
+
+    def stop_after_seven(p: EvalProgress) -> None:
+        if p.done >= 7:
+            cancel.set()
+
+    config = EvalConfig(EvalType.BASE, "m", concurrency=1)
+    with pytest.raises(EvalCancelled):
+        asyncio.run(run_eval(ROWS, MixedModel(), tmp_path, config, progress=stop_after_seven, cancel=cancel))
+    # Samples written before outcomes were recorded: their outcome comes from the prediction and the request.
+    path = tmp_path / "samples.jsonl"
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert len(lines) == 7
+    path.write_bytes(
+        b"".join(orjson.dumps({k: v for k, v in s.items() if k != "predicted_outcome"}) + b"\n" for s in lines)
+    )
+
+    summary = asyncio.run(run_eval(ROWS, MixedModel(), tmp_path, config))
+    expected: dict[str, dict[str, int]] = {}
+    for i, row in enumerate(ROWS):
+        ref = row["response"]["choices"][0]["message"]["tool_calls"][0]["function"]["name"]
+        cell = expected.setdefault(ref, {})
+        cell[expected_outcome(i, set())] = cell.get(expected_outcome(i, set()), 0) + 1
+    assert summary.confusion.to_dict() == expected and summary.confusion.total == len(ROWS)
+    assert sum(c.n for c in summary.per_class.values()) == len(ROWS)
+
+
+class BrokenEmbedder:
+    name = "broken"
+    dim = None
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed(self, texts: Any) -> Any:
+        self.calls += 1
+        raise ConnectionError("embeddings endpoint is down")
+
+
+def test_an_embedder_that_fails_leaves_the_metric_out_not_the_eval(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [
+        {
+            "record_id": f"t{i}",
+            "request": {"messages": [{"role": "user", "content": f"question {i}"}]},
+            "response": {"choices": [{"message": {"role": "assistant", "content": f"answer {i}"}}]},
+        }
+        for i in range(4)
+    ]
+
+    async def chat(request: ChatRequest) -> ChatResult:
+        return ChatResult({"role": "assistant", "content": "an answer"}, "stop", Usage(10, 5))
+
+    embedder = BrokenEmbedder()
+    with caplog.at_level("WARNING", logger="dataflywheel.evaluation.runner"):
+        summary = asyncio.run(
+            run_eval(rows, chat, tmp_path, EvalConfig(EvalType.BASE, "m", concurrency=1, embedder=embedder))
+        )
+    assert summary.samples == 4 and summary.errors == 0
+    assert summary.metrics["embedding_similarity"]["n"] == 0
+    assert summary.per_class["no_tool"].metrics["function_name_accuracy"].mean == 1.0
+    assert summary.confusion.to_dict() == {"no_tool": {"text": 4}}
+    assert embedder.calls == 1  # turned off after its first failure
+    warnings = [r for r in caplog.records if "embedding_similarity left out" in r.getMessage()]
+    assert len(warnings) == 1 and "endpoint is down" in warnings[0].getMessage()

@@ -62,6 +62,16 @@ def test_a_full_job_completes_with_all_three_evaluations(home: Path) -> None:
     assert all(s.attempts == 1 for k, s in stages.items() if k != "judge")
     assert stages["customized-eval:tiny-random-llama"].output["model"] == custom.adapter_name
     assert set(done.result["candidates"]["tiny-random-llama"]) == {"base-eval", "icl-eval", "customized-eval"}
+    for kind, ev in done.result["candidates"]["tiny-random-llama"].items():  # per class, from every sample
+        stored = (Path(evals[kind].artifact_path or "") / "samples.jsonl").read_text().splitlines()
+        samples = [json.loads(line) for line in stored]
+        cells: dict[str, dict[str, int]] = {}
+        for s in samples:
+            row = cells.setdefault(s["reference_class"], {})
+            row[s["predicted_outcome"]] = row.get(s["predicted_outcome"], 0) + 1
+        assert ev["confusion"] == cells == stages[f"{kind}:tiny-random-llama"].output["summary"]["confusion"]
+        assert {c: e["n"] for c, e in ev["per_class"].items()} == {c: sum(r.values()) for c, r in cells.items()}
+        assert all("function_name_accuracy" in e["metrics"] for e in ev["per_class"].values())
     assert not pid_alive(int(run.deployment["pid"]))  # shut down
     assert any("completed" in e.message for e in events)
 

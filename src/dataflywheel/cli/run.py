@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any
 
 import typer
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 
@@ -61,7 +62,49 @@ def progress_table(detail: JobDetail, elapsed: float) -> Table:
     return table
 
 
-def result_table(result: dict[str, Any], teacher: str = "the logged model") -> Table:
+EVAL_TYPES = ("base-eval", "icl-eval", "customized-eval")
+
+
+def result_table(result: dict[str, Any], teacher: str = "the logged model") -> RenderableType:
+    """The metrics table (:func:`metrics_table`), then per candidate the tool-name accuracy per reference
+    class (:func:`per_class_table`) when the result has it."""
+    candidates: dict[str, Any] = result.get("candidates", {})
+    tables: list[RenderableType] = [metrics_table(result, teacher)]
+    for candidate, evals in candidates.items():
+        per_class = per_class_table(evals, candidate if len(candidates) > 1 else None)
+        if per_class is not None:
+            tables.append(per_class)
+    return Group(*tables)
+
+
+def per_class_table(evals: dict[str, Any], candidate: str | None = None) -> Table | None:
+    """One row per reference class: its sample count and, per eval type, the share of its samples whose tool
+    name was right (text for ``no_tool``), so a class the model never gets stands out; None without
+    per-class results (a result stored before they existed)."""
+    kinds = [k for k in EVAL_TYPES if (evals.get(k) or {}).get("per_class")]
+    if not kinds:
+        return None
+    sizes: dict[str, int] = {}
+    for kind in kinds:
+        for label, entry in evals[kind]["per_class"].items():
+            sizes[label] = max(sizes.get(label, 0), int(entry.get("n") or 0))
+    title = "Tool name accuracy per reference class" + (f" ({candidate})" if candidate else "")
+    table = Table(title=title, title_justify="left")
+    table.add_column("class", overflow="fold", min_width=10, max_width=28)
+    table.add_column("n", justify="right")
+    for kind in kinds:
+        table.add_column(kind, justify="right")
+    for label in sorted(sizes, key=lambda c: (-sizes[c], c)):
+        cells = []
+        for kind in kinds:
+            entry = evals[kind]["per_class"].get(label) or {}
+            agg = (entry.get("metrics") or {}).get("function_name_accuracy") or {}
+            cells.append(f"{agg['mean']:.3f}" if agg.get("n") else "-")
+        table.add_row(label, str(sizes[label]), *cells)
+    return table
+
+
+def metrics_table(result: dict[str, Any], teacher: str = "the logged model") -> Table:
     """Per candidate and eval type, each metric's mean with its 95% interval below it; the teacher scores 1.0
     by construction. With one candidate its name goes in the title, leaving the width to the scores."""
     candidates: dict[str, Any] = result.get("candidates", {})
@@ -85,7 +128,7 @@ def result_table(result: dict[str, Any], teacher: str = "the logged model") -> T
     for m in metrics:
         table.add_column(REPORTED[m], justify="right", min_width=9)
     for candidate, evals in candidates.items():
-        for eval_type in ("base-eval", "icl-eval", "customized-eval"):
+        for eval_type in EVAL_TYPES:
             ev = evals.get(eval_type)
             if ev is None:
                 continue

@@ -9,16 +9,21 @@ the dataset (eval or ICL) and in the model (base or adapter), never in how they 
   done; a restarted eval skips the record ids already there.
 * A failed request is recorded on its sample (``error``), not fatal, unless more than ``max_error_rate`` of
   the samples fail (checked once ``min_samples_for_error_rate`` are done): then :class:`EvalError`.
-* ``summary.json`` holds every metric's mean with a bootstrap 95% interval and its sample count.
+* ``summary.json`` holds every metric's mean with a bootstrap 95% interval and its sample count, the same
+  per reference class (``per_class``), and the counts of reference class against predicted outcome
+  (``confusion``; see :mod:`.breakdown`). Each stored sample keeps its ``predicted_outcome``.
+* Text answers get ``embedding_similarity`` when the config has an embedder; an embedder that fails is
+  reported once (a warning) and the metric is left out, the eval goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +32,14 @@ import orjson
 
 from dataflywheel.curation.workload import NO_TOOL, WorkloadType, message_text, response_message, tool_name
 from dataflywheel.errors import FlywheelError
+from dataflywheel.evaluation.breakdown import (
+    ClassMetrics,
+    Confusion,
+    PredictedOutcome,
+    confusion,
+    per_class_metrics,
+    predicted_outcome,
+)
 from dataflywheel.evaluation.judge import Judge
 from dataflywheel.evaluation.metrics import METRICS, score_sample
 from dataflywheel.evaluation.stats import aggregate
@@ -39,8 +52,12 @@ ProgressFn = Callable[["EvalProgress"], None]
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
+SUMMARY_METRICS = (*METRICS, "embedding_similarity")
+"""The metrics a summary aggregates, overall and per class."""
 
 
 class EvalType(StrEnum):
@@ -100,9 +117,16 @@ class EvalSummary:
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
     cancelled: bool = False
+    per_class: dict[str, ClassMetrics] = field(default_factory=dict)
+    """Per reference class: sample count, errors, every metric's aggregate."""
+    confusion: Confusion = field(default_factory=Confusion)
+    """Reference class -> predicted outcome -> samples."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, per_class={}, confusion=Confusion()))
+        out["per_class"] = {label: c.to_dict() for label, c in self.per_class.items()}
+        out["confusion"] = self.confusion.to_dict()
+        return out
 
 
 def load_dataset(path: Path) -> list[dict[str, Any]]:
@@ -171,12 +195,13 @@ async def run_eval(
     semaphore = asyncio.Semaphore(max(1, config.concurrency))
     sink = samples_path.open("ab")
     failure: list[EvalError] = []
+    similarity = _TextSimilarity(config.embedder) if config.embedder is not None else None
 
     async def one(index: int, row: dict[str, Any]) -> None:
         async with semaphore:
             if (cancel is not None and cancel.is_set()) or failure:
                 return
-            sample = await _evaluate_row(index, row, chat, config, judge)
+            sample = await _evaluate_row(index, row, chat, config, judge, similarity)
         async with lock:
             sink.write(orjson.dumps(sample) + b"\n")
             sink.flush()
@@ -203,7 +228,7 @@ async def run_eval(
         sink.close()
     if failure:
         raise failure[0]
-    summary = summarize(out_dir, config, wall_s=time.perf_counter() - started)
+    summary = summarize(out_dir, config, wall_s=time.perf_counter() - started, rows=rows)
     summary.cancelled = cancel is not None and cancel.is_set() and summary.samples < total
     (out_dir / SUMMARY_FILE).write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
     if summary.cancelled:
@@ -211,8 +236,37 @@ async def run_eval(
     return summary
 
 
+class _TextSimilarity:
+    """``embedding_similarity`` for text answers. The first failure of the embedder (an endpoint down, a
+    model that cannot load) is logged once and turns the metric off for the rest of the eval."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.failed = False
+
+    async def __call__(self, reference: str, prediction: str) -> float | None:
+        if self.failed:
+            return None
+        try:
+            return await asyncio.to_thread(embedding_similarity, self.embedder, reference, prediction)
+        except Exception as exc:  # the metric is optional: its failure must not fail the eval
+            if not self.failed:
+                self.failed = True
+                logger.warning(
+                    "embedding_similarity left out: embedder %s failed: %s",
+                    getattr(self.embedder, "name", type(self.embedder).__name__),
+                    exc,
+                )
+            return None
+
+
 async def _evaluate_row(
-    index: int, row: dict[str, Any], chat: ChatFn, config: EvalConfig, judge: Judge | None
+    index: int,
+    row: dict[str, Any],
+    chat: ChatFn,
+    config: EvalConfig,
+    judge: Judge | None,
+    similarity: _TextSimilarity | None = None,
 ) -> dict[str, Any]:
     reference = response_message(row) or {}
     tools = row["request"].get("tools")
@@ -221,6 +275,7 @@ async def _evaluate_row(
         "index": index,
         "eval_type": config.eval_type.value,
         "reference_class": tool_name(row),
+        "predicted_outcome": PredictedOutcome.ERROR.value,  # until an answer comes
         "reference": reference,
         "prediction": None,
         "raw_text": None,
@@ -240,16 +295,15 @@ async def _evaluate_row(
         return sample
     sample["latency_s"] = result.latency_s or time.perf_counter() - t0
     sample["prediction"] = result.message
+    sample["predicted_outcome"] = predicted_outcome(result.message, tools)
     sample["raw_text"] = result.raw_text
     sample["usage"] = {"prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens}
     scored = score_sample(reference, result.message, tools)
     sample["scores"], sample["flags"] = scored.scores, scored.flags
     sample["scores"]["embedding_similarity"] = None
-    if config.embedder is not None and not reference.get("tool_calls"):
+    if similarity is not None and not reference.get("tool_calls"):
         ref_text, pred_text = message_text(reference.get("content")), message_text(result.message.get("content"))
-        sample["scores"]["embedding_similarity"] = await asyncio.to_thread(
-            embedding_similarity, config.embedder, ref_text, pred_text
-        )
+        sample["scores"]["embedding_similarity"] = await similarity(ref_text, pred_text)
     if judge is not None:
         if judge.kind == "tool_calling_correctness":
             ref_part, pred_part = reference.get("tool_calls") or [], result.message.get("tool_calls") or []
@@ -277,10 +331,19 @@ def read_samples(out_dir: Path) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda r: r["index"])
 
 
-def summarize(out_dir: Path, config: EvalConfig, wall_s: float = 0.0) -> EvalSummary:
-    samples = read_samples(out_dir)
+def has_text_references(rows: Iterable[dict[str, Any]]) -> bool:
+    """Whether any eval record's reference answer is text (``embedding_similarity`` needs an embedder)."""
+    return any(not (response_message(r) or {}).get("tool_calls") for r in rows)
+
+
+def summarize(
+    out_dir: Path, config: EvalConfig, wall_s: float = 0.0, rows: list[dict[str, Any]] | None = None
+) -> EvalSummary:
+    """The summary of every sample stored in ``out_dir`` (also those of earlier, resumed runs). ``rows``
+    (the eval records) give the request's tools to samples stored without a ``predicted_outcome``."""
+    samples = _with_outcomes(read_samples(out_dir), rows or [])
     ok = [s for s in samples if s["error"] is None]
-    metrics = {m: aggregate(s["scores"].get(m) for s in ok).to_dict() for m in (*METRICS, "embedding_similarity")}
+    metrics = {m: aggregate(s["scores"].get(m) for s in ok).to_dict() for m in SUMMARY_METRICS}
     judge_scores = [s["judge"].get("score") for s in ok if s.get("judge")]
     judge: dict[str, Any] = {}
     if judge_scores:
@@ -311,7 +374,22 @@ def summarize(out_dir: Path, config: EvalConfig, wall_s: float = 0.0) -> EvalSum
         },
         latency_p50_s=_quantile(latencies, 0.5),
         latency_p95_s=_quantile(latencies, 0.95),
+        per_class=per_class_metrics(samples, SUMMARY_METRICS),
+        confusion=confusion(samples),
     )
+
+
+def _with_outcomes(samples: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Samples stored before outcomes were recorded get theirs from the prediction and the request's tools."""
+    if all("predicted_outcome" in s for s in samples):
+        return samples
+    tools: Mapping[str, Any] = {_record_id(r, i): r["request"].get("tools") for i, r in enumerate(rows)}
+    for s in samples:
+        if "predicted_outcome" not in s:
+            s["predicted_outcome"] = predicted_outcome(
+                s.get("prediction"), tools.get(s["record_id"]), failed=s.get("error") is not None
+            )
+    return samples
 
 
 def _quantile(sorted_values: Iterable[float], q: float) -> float | None:

@@ -300,6 +300,7 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
         EvalConfig,
         EvalProgress,
         EvalType,
+        has_text_references,
         load_dataset,
         run_async,
         run_eval,
@@ -328,6 +329,8 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
         eval_type, ctx.candidate, concurrency=executor.eval_concurrency, max_tokens=executor.eval_max_tokens
     )
     judge = _judge(ctx, datasets)
+    # Only text answers are embedded: a tool-only eval set never loads (or pays for) an embedder.
+    config.embedder = _eval_embedder(ctx) if has_text_references(rows) else None
     client = OpenAIClient(
         deployment["base_url"],
         api_key_env=deployment.get("api_key_env"),
@@ -352,6 +355,9 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
         raise StageCancelled(str(exc)) from exc
     finally:
         watcher.stop()
+        close = getattr(config.embedder, "close", None)  # an endpoint embedder holds connections
+        if close is not None:
+            close()
     scores = {name: agg["mean"] for name, agg in summary.metrics.items() if agg.get("n")}
     if summary.judge:
         scores["judge"] = summary.judge["score"]["mean"]
@@ -367,6 +373,18 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
         artifact_path=str(out_dir),
     )
     return {"summary": summary.to_dict(), "artifact_path": str(out_dir), "model": model}
+
+
+def _eval_embedder(ctx: StageContext) -> Any:
+    """The ``icl.embedder`` for ``embedding_similarity`` of text answers, or None (warned) when it cannot be
+    built: the metric is optional, the eval runs without it."""
+    try:
+        from dataflywheel.icl.embedders import make_embedder
+
+        return make_embedder(ctx.settings.icl.embedder)
+    except Exception as exc:  # a missing package, a model that cannot load, a bad endpoint setting
+        logger.warning("%s of %s: embedding_similarity left out, no embedder: %s", ctx.kind.value, ctx.candidate, exc)
+        return None
 
 
 def _judge(ctx: StageContext, datasets: dict[str, Any]) -> Any:
@@ -488,7 +506,8 @@ def _small(metrics: dict[str, Any]) -> dict[str, Any]:
 
 # ---- finalize --------------------------------------------------------------------------------------
 def run_finalize(ctx: StageContext) -> dict[str, Any]:
-    """The job's result: per candidate and eval type, every metric with its interval."""
+    """The job's result: per candidate and eval type, every metric with its interval, the same per reference
+    class, and the confusion counts of reference class against predicted outcome."""
     detail = ctx.store.job_detail(ctx.job.id)
     results: dict[str, Any] = {}
     for run in detail.candidates:
@@ -499,6 +518,8 @@ def run_finalize(ctx: StageContext) -> dict[str, Any]:
                 summary = stage.output["summary"]
                 evals[kind.value] = {
                     "metrics": summary["metrics"],
+                    "per_class": summary.get("per_class") or {},
+                    "confusion": summary.get("confusion") or {},
                     "judge": summary.get("judge") or None,
                     "samples": summary["samples"],
                     "errors": summary["errors"],
