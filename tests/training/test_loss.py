@@ -114,3 +114,29 @@ def test_shared_prefix_len(prompts: list[tuple[int, ...]], expected: int) -> Non
     rows = [Example(i, p, (9,)) for i, p in enumerate(prompts)]
     assert shared_prefix_len(rows) == expected
     assert shared_prefix_len([]) == 0
+
+
+def test_the_decision_head_ends_with_the_tool_name_or_is_a_text_answers_first_token(
+    tiny_tokenizer: Any, examples: list[Example]
+) -> None:
+    rows = routing_rows(5, seed=3)
+    for row, example in zip(rows, examples, strict=False):
+        name = row["messages"][-1]["tool_calls"][0]["function"]["name"]
+        head_text = tiny_tokenizer.decode(list(example.completion[: example.head]))
+        assert head_text.rstrip('"').endswith(name), head_text
+        assert name not in tiny_tokenizer.decode(list(example.completion[: example.head - 1]))
+    assert examples[-1].head == 1  # the text answer
+
+
+def test_decision_weight_adds_the_weighted_head_loss_alike_in_both_computations(
+    lora_model: Any, examples: list[Example]
+) -> None:
+    with torch.no_grad():
+        plain = batch_loss(lora_model, examples, pad_id=0, device=CPU, min_prefix_tokens=None)
+        heads = [Example(e.index, e.prompt, e.completion[: e.head]) for e in examples]
+        head_loss = float(batch_loss(lora_model, heads, pad_id=0, device=CPU, min_prefix_tokens=None).loss_sum)
+        weighted = batch_loss(lora_model, examples, pad_id=0, device=CPU, min_prefix_tokens=None, decision_weight=4)
+        shared = batch_loss(lora_model, examples, pad_id=0, device=CPU, min_prefix_tokens=32, decision_weight=4)
+    assert float(weighted.loss_sum) == pytest.approx(float(plain.loss_sum) + 3 * head_loss, rel=1e-4)
+    assert float(shared.loss_sum) == pytest.approx(float(weighted.loss_sum), rel=1e-4)
+    assert weighted.target_weight == plain.target_tokens + 3 * sum(e.head for e in examples)

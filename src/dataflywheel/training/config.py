@@ -62,6 +62,13 @@ class TrainConfig(BaseModel):
         description="How far class balance goes: each class is drawn in proportion to count ** (1 - power) "
         "(0: as logged, 0.5: square-root balance, 1: every class equally often).",
     )
+    decision_weight: float = Field(
+        1.0,
+        ge=1.0,
+        le=100.0,
+        description="Loss weight of the tokens that carry an answer's decision (a call's opening through the "
+        "tool's name, a text answer's first token); 1: every completion token alike.",
+    )
     select_best_epoch: bool = Field(
         False, description="Score the validation split after each epoch; keep the best epoch's adapter."
     )

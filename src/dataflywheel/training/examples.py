@@ -73,7 +73,7 @@ def tokenize_rows(rows: Iterable[dict[str, Any]], codec: ToolCallCodec, max_seq_
             out.skipped.append(SkippedRow(index, f"cannot render: {exc}"))
             continue
         prompt_ids = _ids(tokenizer, prompt)
-        completion_ids = _ids(tokenizer, completion)
+        completion_ids, head = _completion_ids(tokenizer, completion, decision_end(row, completion))
         total = len(prompt_ids) + len(completion_ids)
         if not completion_ids:
             out.skipped.append(SkippedRow(index, "empty answer"))
@@ -84,10 +84,36 @@ def tokenize_rows(rows: Iterable[dict[str, Any]], codec: ToolCallCodec, max_seq_
                 )
             )
         else:
-            out.examples.append(Example(index=index, prompt=tuple(prompt_ids), completion=tuple(completion_ids)))
+            out.examples.append(
+                Example(index=index, prompt=tuple(prompt_ids), completion=tuple(completion_ids), head=head)
+            )
     return out
 
 
 def _ids(tokenizer: Any, text: str) -> Sequence[int]:
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return [int(i) for i in ids]
+
+
+def decision_end(row: dict[str, Any], completion: str) -> int:
+    """Characters of the rendered ``completion`` that carry the answer's decision: through the first called
+    tool's name (located by the row's own structure), or a text answer's first character."""
+    calls = row["messages"][-1].get("tool_calls") or []
+    function = calls[0].get("function") if calls and isinstance(calls[0], dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if isinstance(name, str) and name:
+        at = completion.find(name)
+        if at >= 0:
+            return at + len(name)
+    return 1 if completion else 0
+
+
+def _completion_ids(tokenizer: Any, text: str, head_chars: int) -> tuple[Sequence[int], int]:
+    """The completion's token ids and how many of them start before ``head_chars``."""
+    try:
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    except (NotImplementedError, ValueError, TypeError):  # a slow tokenizer: no offsets
+        return _ids(tokenizer, text), 0
+    ids = [int(i) for i in encoded["input_ids"]]
+    head = sum(1 for start, _ in encoded["offset_mapping"] if start < head_chars)
+    return ids, head

@@ -42,7 +42,7 @@ from dataflywheel.models.engine import available_cores, resolve_device, resolve_
 from dataflywheel.training.balance import class_counts, epoch_order, row_class
 from dataflywheel.training.config import TrainConfig
 from dataflywheel.training.examples import TokenizedRows, TrainingDataError, tokenize_rows
-from dataflywheel.training.loss import Example, batch_loss
+from dataflywheel.training.loss import Example, batch_loss, target_weight
 from dataflywheel.training.validation import score_rows
 
 if TYPE_CHECKING:
@@ -209,12 +209,12 @@ class LoRATrainer:
             if history["stopped_early"]:
                 break
             model.train()
-            epoch_loss, epoch_tokens = 0.0, 0
+            epoch_loss, epoch_tokens = 0.0, 0.0
             order = epoch_order(labels, cfg.balance_power, cfg.seed, epoch) if cfg.class_balance else None
             for batch in epoch_batches(len(train.examples), cfg.batch_size, cfg.seed, epoch, order):
                 t0 = time.monotonic()
                 rows = [train.examples[i] for i in batch]
-                targets = sum(len(r.completion) for r in rows)
+                targets = target_weight(rows, cfg.decision_weight)
                 step_loss = 0.0
                 for micro in split_micro(batch, cfg.gradient_accumulation_steps):
                     if self._should_cancel():
@@ -226,6 +226,7 @@ class LoRATrainer:
                         pad_id=pad_id,
                         device=device,
                         min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
+                        decision_weight=cfg.decision_weight,
                     )
                     (part.loss_sum / targets).backward()  # type: ignore[no-untyped-call]
                     step_loss += float(part.loss_sum.detach())
