@@ -12,8 +12,9 @@ then the candidate is trained and evaluated once per variant, each adding one pa
 * ``default``: the recipe chosen for the model's size (``training.recipe: auto``), without class balance,
   without best-epoch selection, names unconstrained;
 * ``balance``: + class balance (rare classes oversampled, from the split's class counts);
+* ``decision``: + decision-token weighting (the tokens through the tool's name weigh more in the loss);
 * ``constrained``: + tool names constrained to the request's tools while decoding (no retraining: the
-  ``balance`` adapter evaluated again);
+  ``decision`` adapter evaluated again);
 * ``best-epoch``: + best-epoch selection and early stopping on the validation set's function-name accuracy
   (the default recipe as ``flywheel run`` uses it).
 
@@ -49,7 +50,7 @@ from dataflywheel.models.engine import LocalEngine  # noqa: E402
 from dataflywheel.models.types import ChatRequest, ChatResult  # noqa: E402
 from dataflywheel.settings import Settings, load_settings  # noqa: E402
 from dataflywheel.synth.generator import SynthConfig, write_jsonl  # noqa: E402
-from dataflywheel.training import customize  # noqa: E402
+from dataflywheel.training import TrainProgress, customize  # noqa: E402
 
 METRIC = "function_name_accuracy"
 
@@ -67,9 +68,12 @@ VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("blueprint", {"recipe": "blueprint"}, constrained=False),
-        Variant("default", {"class_balance": False, "select_best_epoch": False}, constrained=False),
-        Variant("balance", {"class_balance": True, "select_best_epoch": False}, constrained=False),
-        Variant("constrained", {}, constrained=True, reuse="balance"),
+        Variant(
+            "default", {"class_balance": False, "decision_weight": 1.0, "select_best_epoch": False}, constrained=False
+        ),
+        Variant("balance", {"decision_weight": 1.0, "select_best_epoch": False}, constrained=False),
+        Variant("decision", {"select_best_epoch": False}, constrained=False),
+        Variant("constrained", {}, constrained=True, reuse="decision"),
         Variant("best-epoch", {}, constrained=True),
     )
 }
@@ -122,6 +126,17 @@ def evaluate(engine: LocalEngine, rows: list[dict[str, Any]], adapter: str | Non
     return asyncio.run(run_eval(rows, chat, out, config))
 
 
+def _progress(p: TrainProgress) -> None:
+    if p.phase != "training" or (p.steps_completed % 10 and p.steps_completed != p.total_steps):
+        return
+    if p.steps_completed:
+        print(
+            f"  step {p.steps_completed}/{p.total_steps} epoch {p.epochs_completed + 1} loss {p.loss or 0:.3f} "
+            f"{p.elapsed_s / p.steps_completed:.1f} s/step",
+            flush=True,
+        )
+
+
 def _key(messages: list[dict[str, Any]]) -> str:
     return json.dumps(messages, sort_keys=True)
 
@@ -168,7 +183,7 @@ def main() -> None:
             if variant.reuse:
                 adapter = adapters[variant.reuse]
             else:
-                trained = customize(settings, args.model, dataset, overrides=variant.overrides)
+                trained = customize(settings, args.model, dataset, overrides=variant.overrides, progress=_progress)
                 adapter = trained.adapter.path
                 metrics = trained.metrics
             adapters[variant.name] = adapter

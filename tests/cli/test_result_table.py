@@ -77,3 +77,28 @@ def test_a_result_stored_before_per_class_existed_shows_the_metrics_only() -> No
     del ev["per_class"], ev["confusion"]
     text = words(render({"candidates": {"model-a": {"base-eval": ev}}}))
     assert "Results" in text and "per reference class" not in text and "0.500" in text
+
+
+def test_the_lora_run_is_summarised_under_the_tables() -> None:
+    from dataflywheel.workflow.stages import training_summary
+
+    metrics = {
+        "recipe": "tiny",
+        "config": {"epochs": 4, "batch_size": 8, "learning_rate": 0.001, "adapter_dim": 16, "class_balance": True},
+        "class_counts": {"a": 10, "no_tool": 2},
+        "epochs": [
+            {"epoch": 1, "train_loss": 1.2, "val_loss": 1.0, "val_function_name_accuracy": 0.5},
+            {"epoch": 2, "train_loss": 0.6, "val_loss": 0.7, "val_function_name_accuracy": 0.875},
+            {"epoch": 3, "train_loss": 0.4, "val_loss": 0.8, "val_function_name_accuracy": 0.75},
+        ],
+        "best_epoch": 2,
+        "stopped_early": True,
+    }
+    summary = training_summary(metrics)
+    assert [e["val_function_name_accuracy"] for e in summary["curve"]] == [0.5, 0.875, 0.75]
+    result = {"candidates": {"m": {"base-eval": eval_result({"a": [1.0]})}}, "training": {"m": summary}}
+    console = Console(width=80, record=True)
+    console.print(result_table(result))
+    text = " ".join(console.export_text().split())
+    assert "LoRA m: recipe tiny; lr 0.001, rank 16, batch 8, 3 of 4 epochs" in text
+    assert "kept epoch 2 (validation tool-name accuracy 0.88), stopped early" in text

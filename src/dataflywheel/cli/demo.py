@@ -32,7 +32,9 @@ def demo(
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="Candidate to evaluate and customize."),
     eval_records: int = typer.Option(30, "--eval-records", min=5, help="Held-out records each eval scores."),
     train_records: int = typer.Option(120, "--train-records", min=10, help="About how many records LoRA trains on."),
-    epochs: int = typer.Option(2, "--epochs", min=1, help="LoRA epochs."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="LoRA epochs at most (default: the training recipe's, from the data size)."
+    ),
 ) -> None:
     """Generate traffic, load it, and run one whole flywheel job on it (embedded defaults)."""
     settings = state(ctx).settings()
@@ -69,10 +71,10 @@ def demo(
         data_split={"eval_size": eval_records, "limit": limit, "min_total_records": min(50, limit)},
         executor={"eval_max_tokens": 64},
     )
-    job_config = {
-        "candidates": [model],
-        "training_config": {"epochs": epochs, "batch_size": 8, "learning_rate": 1e-3, "adapter_dim": 16, "alpha": 32},
-    }
+    # No hyperparameter is set here: the job trains with the default recipe for the candidate's size.
+    job_config: dict[str, object] = {"candidates": [model]}
+    if epochs is not None:
+        job_config["training_config"] = {"epochs": epochs}
     with FlywheelService(settings) as service:
         job = service.create_job(config.workload_id, config.client_id, job_config)
         job = follow_job(service, job.id, started)

@@ -13,6 +13,7 @@ import typer
 from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
 from dataflywheel.errors import ConfigError
@@ -74,7 +75,29 @@ def result_table(result: dict[str, Any], teacher: str = "the logged model") -> R
         per_class = per_class_table(evals, candidate if len(candidates) > 1 else None)
         if per_class is not None:
             tables.append(per_class)
+    for candidate, summary in (result.get("training") or {}).items():
+        tables.append(Text(training_line(candidate, summary)))
     return Group(*tables)
+
+
+def training_line(candidate: str, summary: dict[str, Any]) -> str:
+    """One sentence on a candidate's LoRA run: recipe, the main hyperparameters, the epoch kept and why."""
+    hp = summary.get("hyperparameters") or {}
+    curve = summary.get("curve") or []
+    parts = [f"LoRA {candidate}: recipe {summary.get('recipe') or '?'}"]
+    if hp:
+        parts.append(
+            f"lr {hp.get('learning_rate')}, rank {hp.get('adapter_dim')}, batch {hp.get('batch_size')}, "
+            f"{len(curve)} of {hp.get('epochs')} epochs"
+        )
+    best = summary.get("best_epoch")
+    if best:
+        accuracy = next((e.get("val_function_name_accuracy") for e in curve if e.get("epoch") == best), None)
+        kept = f"kept epoch {best}"
+        if accuracy is not None:
+            kept += f" (validation tool-name accuracy {accuracy:.2f})"
+        parts.append(kept + (", stopped early" if summary.get("stopped_early") else ""))
+    return "; ".join(parts) + "."
 
 
 def per_class_table(evals: dict[str, Any], candidate: str | None = None) -> Table | None:

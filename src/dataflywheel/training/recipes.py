@@ -11,15 +11,16 @@ Precedence, lowest first: the recipe, then every hyperparameter set explicitly i
 settings, then a job's ``training_config``. ``training.recipe`` (or ``recipe`` in a job's ``training_config``)
 names a recipe instead of ``auto``; ``blueprint`` gives the blueprint's values.
 
-| recipe | for | lr | rank / alpha | batch | epochs (min-max, from the data) | dropout |
-|---|---|---|---|---|---|---|
-| ``tiny`` | < 0.5B parameters (SmolLM2-135M/360M) | 1e-3 | 16 / 32 | 8 | 2-6, >= 60 steps | 0 |
-| ``small`` | 0.5B-3B (Qwen2.5-0.5B/1.5B, Llama-3.2-1B/3B) | 3e-4 | 16 / 32 | 8 | 2-5, >= 60 steps | 0.05 |
-| ``large`` | >= 3B (Llama-3.1-8B, ...) | 1e-4 | 16 / 32 | 16 | 2-3, >= 40 steps | 0.05 |
-| ``blueprint`` | by name only | 1e-4 | 32 / 16 | 16 | 2 | 0.1 |
+| recipe | for | lr | rank / alpha | batch | epochs (min-max, from the data) | dropout | decision weight |
+|---|---|---|---|---|---|---|---|
+| ``tiny`` | < 0.5B parameters (SmolLM2-135M/360M) | 1e-3 | 16 / 32 | 8 | 2-6, >= 60 steps | 0 | 4 |
+| ``small`` | 0.5B-3B (Qwen2.5-0.5B/1.5B, Llama-3.2-1B/3B) | 3e-4 | 16 / 32 | 8 | 2-5, >= 60 steps | 0.05 | 3 |
+| ``large`` | >= 3B (Llama-3.1-8B, ...) | 1e-4 | 16 / 32 | 16 | 2-3, >= 40 steps | 0.05 | 2 |
+| ``blueprint`` | by name only | 1e-4 | 32 / 16 | 16 | 2 | 0.1 | 1 |
 
-Every recipe except ``blueprint`` turns on class balance and best-epoch selection (see
-:mod:`dataflywheel.training.balance` and :class:`~dataflywheel.training.trainer.LoRATrainer`).
+Every recipe except ``blueprint`` turns on class balance, decision-token weighting and best-epoch selection
+(see :mod:`dataflywheel.training.balance`, :mod:`dataflywheel.training.loss` and
+:class:`~dataflywheel.training.trainer.LoRATrainer`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ RECIPES: dict[str, Recipe] = {
             0.5e9,
             {
                 "learning_rate": 1e-3,
+                "decision_weight": 4.0,
                 "adapter_dim": 16,
                 "alpha": 32,
                 "dropout": 0.0,
@@ -84,6 +86,7 @@ RECIPES: dict[str, Recipe] = {
             3e9,
             {
                 "learning_rate": 3e-4,
+                "decision_weight": 3.0,
                 "adapter_dim": 16,
                 "alpha": 32,
                 "dropout": 0.05,
@@ -102,6 +105,7 @@ RECIPES: dict[str, Recipe] = {
             None,
             {
                 "learning_rate": 1e-4,
+                "decision_weight": 2.0,
                 "adapter_dim": 16,
                 "alpha": 32,
                 "dropout": 0.05,
@@ -120,6 +124,7 @@ RECIPES: dict[str, Recipe] = {
             None,
             {
                 "learning_rate": 1e-4,
+                "decision_weight": 1.0,
                 "adapter_dim": 32,
                 "alpha": 16,
                 "dropout": 0.1,

@@ -489,6 +489,12 @@ def run_customize(ctx: StageContext) -> dict[str, Any]:
 
 def _small(metrics: dict[str, Any]) -> dict[str, Any]:
     keep = (
+        "recipe",
+        "config",
+        "class_counts",
+        "best_epoch",
+        "best_val_function_name_accuracy",
+        "stopped_early",
         "final_train_loss",
         "final_val_loss",
         "epochs",
@@ -507,9 +513,11 @@ def _small(metrics: dict[str, Any]) -> dict[str, Any]:
 # ---- finalize --------------------------------------------------------------------------------------
 def run_finalize(ctx: StageContext) -> dict[str, Any]:
     """The job's result: per candidate and eval type, every metric with its interval, the same per reference
-    class, and the confusion counts of reference class against predicted outcome."""
+    class, and the confusion counts of reference class against predicted outcome; per customized candidate,
+    how its LoRA run went (:func:`training_summary`)."""
     detail = ctx.store.job_detail(ctx.job.id)
     results: dict[str, Any] = {}
+    training: dict[str, Any] = {}
     for run in detail.candidates:
         evals: dict[str, Any] = {}
         for kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL):
@@ -525,7 +533,31 @@ def run_finalize(ctx: StageContext) -> dict[str, Any]:
                     "errors": summary["errors"],
                 }
         results[run.candidate] = evals
-    return {"candidates": results}
+        if run.customization is not None and run.customization.metrics:
+            training[run.candidate] = training_summary(run.customization.metrics)
+    return {"candidates": results, "training": training}
+
+
+def training_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a LoRA run's metrics say about how it went: recipe, hyperparameters that decide the result, the
+    learning curve (train/validation loss and validation function-name accuracy per epoch), the epoch kept."""
+    config = metrics.get("config") or {}
+    return {
+        "recipe": metrics.get("recipe"),
+        "hyperparameters": {
+            k: config.get(k)
+            for k in ("epochs", "batch_size", "learning_rate", "adapter_dim", "alpha", "dropout", "decision_weight")
+            if k in config
+        },
+        "class_balance": config.get("class_balance"),
+        "class_counts": metrics.get("class_counts"),
+        "curve": [
+            {k: e.get(k) for k in ("epoch", "train_loss", "val_loss", "val_function_name_accuracy")}
+            for e in metrics.get("epochs") or []
+        ],
+        "best_epoch": metrics.get("best_epoch"),
+        "stopped_early": metrics.get("stopped_early"),
+    }
 
 
 # ---- feedback loop ---------------------------------------------------------------------------------
