@@ -449,6 +449,10 @@ def chat_payload(request: ChatRequest, model: str) -> dict[str, Any]:
         payload["tools"] = request.tools
         if request.tool_choice is not None:
             payload["tool_choice"] = request.tool_choice
+        if not request.constrain_tool_names:
+            # Our server's extension, sent only to opt out (other servers may refuse unknown fields; vLLM
+            # ignores it and always holds `required` and named calls to the tools by structured output).
+            payload["constrain_tool_names"] = False
     return payload
 
 

@@ -421,7 +421,13 @@ def serving_backend(settings: Settings) -> str:
 def vllm_argv(
     model_dir: str, name: str, host: str, port: int, adapters: Mapping[str, Path], extra: Sequence[str] = ()
 ) -> list[str]:
-    """vLLM's OpenAI-compatible server for a local model folder, its LoRA adapters served by alias."""
+    """vLLM's OpenAI-compatible server for a local model folder, its LoRA adapters served by alias.
+
+    Tool names: vLLM generates ``tool_choice`` ``required`` and named calls under its structured output (a
+    JSON schema made of the request's tools), which holds names, and arguments, to the tools as our engine's
+    constraint (:mod:`dataflywheel.models.constrain`) does; ``auto`` needs ``--enable-auto-tool-choice
+    --tool-call-parser ...`` in ``serving.vllm_extra_args`` and is parsed, not constrained. vLLM ignores our
+    ``constrain_tool_names`` field (not tested here: it needs a GPU)."""
     argv = [
         sys.executable,
         "-m",

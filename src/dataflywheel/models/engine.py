@@ -35,6 +35,13 @@ Shared-prefix reuse
     ~1000 tokens, 48 new tokens each, batches of 16; benchmarks/generation.py): cascade 1.7x faster than
     expanded and 6.8x faster than no reuse; 6x the tokens/s of one request at a time.
 
+Tool names
+    A chat request with ``tools`` (``constrain_tool_names`` on, the default) generates with a
+    :class:`~dataflywheel.models.constrain.ToolNameConstraint`: while a row writes a call's name, the logits
+    of the tokens that would make a name no tool has are set to -inf before argmax or sampling. Rows without
+    one take the unconstrained path unchanged. Every token's text is decoded once per engine, on the first
+    such request; masks are cached per tool set.
+
 Device and dtype (``"auto"``)
     CUDA when available, in bfloat16 (float16 on GPUs without bf16). On CPU, bfloat16 only when the CPU has
     native bf16 arithmetic (AVX512-BF16 or AMX, as torch reports it or ``/proc/cpuinfo`` lists it), else
@@ -62,6 +69,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from dataflywheel.errors import ConfigError, FlywheelError
+from dataflywheel.models.constrain import (
+    CallOpening,
+    TokenMask,
+    TokenTexts,
+    ToolNameConstraint,
+    ToolNameRule,
+    call_opening,
+)
 from dataflywheel.models.registry import ModelLoadError, local_model_dir, resolve_model
 from dataflywheel.models.types import ChatRequest, ChatResult, SamplingParams, Usage
 
@@ -84,6 +99,8 @@ DEFAULT_MIN_PREFIX_TOKENS = 64
 _MAX_PACKED_MASK = 1 << 24
 """Largest packed prefill (suffix tokens x (prefix + suffix tokens)) run as one sequence; beyond, padded."""
 DEFAULT_PREFIX_CACHE_SIZE = 4
+_TOOL_NAME_RULES = 64
+"""Tool sets whose name masks are kept (evaluations ask many requests with the same tools)."""
 
 FinishReason = Literal["stop", "length"]
 
@@ -127,6 +144,9 @@ class _Codec(Protocol):
     ) -> _RenderedPrompt: ...
 
     def parse(self, generated_text: str, tools: Any = None, prefill: str = "") -> dict[str, Any]: ...
+
+    # Also used when the codec has it: ``prefill(tool_choice) -> str`` (the call opening, for tool-name
+    # constraints); a codec without it answers unconstrained.
 
 
 # ---- device and dtype ----------------------------------------------------------------------------------
@@ -429,6 +449,45 @@ def _cascade_attention(
 
 
 # ---- the engine ----------------------------------------------------------------------------------------
+def _apply_masks(
+    logits: torch.Tensor, masks: Sequence[tuple[int, TokenMask]], greedy: Sequence[bool]
+) -> list[tuple[int, tuple[int, ...]]]:
+    """Rule out, in place, the tokens each masked row may not pick: banned ids get -inf; with a list of allowed
+    ids, a sampled row's other logits get -inf, while a greedy row is returned with its ids, to take the argmax
+    of those few logits (:func:`_pick_among`: cheaper than writing over the whole vocabulary)."""
+    width = logits.shape[-1]
+    among: list[tuple[int, tuple[int, ...]]] = []
+    for i, mask in masks:
+        if mask.allow and greedy[i]:
+            ids = tuple(t for t in mask.ids if t < width)
+            if ids:
+                among.append((i, ids))
+            continue
+        tensor = mask.tensor(logits.device, width)
+        if not len(tensor):  # nothing it may pick: better unconstrained than token 0
+            continue
+        row = logits[i]
+        if not mask.allow:
+            row[tensor] = float("-inf")
+        else:
+            kept = row[tensor]
+            row.fill_(float("-inf"))
+            row[tensor] = kept
+    return among
+
+
+def _pick_among(logits: torch.Tensor, tokens: torch.Tensor, among: Sequence[tuple[int, tuple[int, ...]]]) -> None:
+    """Set ``tokens[i]`` to the argmax of row ``i``'s logits over its allowed ids, for all such rows at once
+    (ids ascending, padded with the first: ties go to the lowest id, as in a full argmax)."""
+    import torch
+
+    size = max(len(ids) for _, ids in among)
+    rows = torch.tensor([i for i, _ in among], device=logits.device)
+    ids = torch.tensor([[*ids, *[ids[0]] * (size - len(ids))] for _, ids in among], device=logits.device)
+    best = logits[rows.unsqueeze(1), ids].argmax(dim=-1, keepdim=True)
+    tokens[rows] = ids.gather(1, best).squeeze(1)
+
+
 @dataclass
 class _Row:
     """One prompt in flight."""
@@ -446,6 +505,8 @@ class _Row:
     """Generated tokens, an EOS included (the completion tokens)."""
     text: str = ""
     finish: FinishReason | None = None
+    constraint: ToolNameConstraint | None = None
+    """Masks the tokens of a tool name no tool has (chat requests with tools); None: unconstrained."""
 
 
 class LocalEngine:
@@ -464,7 +525,10 @@ class LocalEngine:
         prefix_reuse: bool = True,
         min_prefix_tokens: int = DEFAULT_MIN_PREFIX_TOKENS,
         prefix_cache_size: int = DEFAULT_PREFIX_CACHE_SIZE,
+        loaded: tuple[Any, Any] | None = None,
     ) -> None:
+        """``loaded``: an already loaded ``(model, tokenizer)`` on ``device`` in ``dtype`` to generate with
+        instead of loading ``model_dir`` (the trainer scores its model between epochs this way)."""
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -482,6 +546,15 @@ class LocalEngine:
         self.model_dir = str(model_dir)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        if loaded is None:
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+                model: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.dtype)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelLoadError(f"cannot load model {self.model_dir}: {exc}") from exc
+            model.to(self.device)
+        else:
+            model, tokenizer = loaded
         self.threads = threads or available_cores()
         torch.set_num_threads(self.threads)
         self.max_batch_size = max_batch_size
@@ -491,13 +564,13 @@ class LocalEngine:
         self._lock = threading.RLock()
         self._prefix_cache = _PrefixCache(prefix_cache_size)
         self._codec: _Codec | None = None
+        self._token_texts: TokenTexts | None = None
+        """Every token's text, for tool-name constraints (built on the first constrained request)."""
+        self._call_opening: CallOpening | Literal[False] | None = False
+        """The codec's call opening (None: its calls are not followed); False: not derived yet."""
+        self._tool_name_rules: OrderedDict[tuple[str, ...], ToolNameRule] = OrderedDict()
 
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-            model: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.dtype)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"cannot load model {self.model_dir}: {exc}") from exc
-        model.to(self.device)
+        self.tokenizer = tokenizer
         model.eval()
         self._base: Any = model
         self._peft: Any = None
@@ -505,13 +578,15 @@ class LocalEngine:
         self._adapters: dict[str, Path] = {}
 
         config = model.config
-        params = inspect.signature(model.forward).parameters
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a lent peft model
+        params = inspect.signature(inner.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._max_positions: int | None = getattr(config, "max_position_embeddings", None)
         self._eos_ids = self._find_eos_ids()
         pad = self.tokenizer.pad_token_id
         self._pad_id: int = int(pad) if pad is not None else (min(self._eos_ids) if self._eos_ids else 0)
         self._plain_cache = self._cache_is_plain()
+        self._lent_attention = getattr(model.config, "_attn_implementation", None)
         self.cascade_attention = self._enable_cascade_attention()
         """Run batches from a shared prefix with :func:`_cascade_attention` (the prefix's keys/values read once
         per step) instead of copying them into every row. True when the model supports it; can be switched
@@ -521,6 +596,15 @@ class LocalEngine:
 
         for name, path in (adapters or {}).items():
             self.load_adapter(name, path)
+
+    def release(self) -> None:
+        """Give back a model lent with ``loaded=``: its attention implementation as it was (the trainer goes
+        on training it after scoring it)."""
+        with self._lock:
+            if self.cascade_attention and self._lent_attention:
+                self._base.set_attn_implementation(self._lent_attention)
+                self.cascade_attention = False
+            self._prefix_cache.clear()
 
     @classmethod
     def from_name(
@@ -740,7 +824,9 @@ class LocalEngine:
         prompts: Sequence[str],
         sampling: Sequence[SamplingParams] | SamplingParams,
         adapter: str | None,
+        constraints: Sequence[ToolNameConstraint | None] | None = None,
     ) -> list[GeneratedText]:
+        """``constraints``: one per prompt (None: that prompt unconstrained), or None for none at all."""
         import torch
 
         self._check_adapter(adapter)
@@ -772,7 +858,8 @@ class LocalEngine:
             if p.temperature > 0 and p.seed is not None:
                 generator = torch.Generator(device=self.device)
                 generator.manual_seed(p.seed)
-            rows.append(_Row(i, list(ids), p, limit, generator))
+            constraint = constraints[i] if constraints else None
+            rows.append(_Row(i, list(ids), p, limit, generator, constraint=constraint))
         with torch.inference_mode(), self._use_adapter(adapter) as model:
             for batch in self._batches(rows):
                 self._generate_batch(model, adapter, batch)
@@ -940,10 +1027,19 @@ class LocalEngine:
             logits = out.logits[:, -1, :]
 
     def _pick(self, logits: torch.Tensor, rows: Sequence[_Row]) -> torch.Tensor:
-        """Next token of each row: argmax for greedy rows, temperature/top-p sampling for the others."""
+        """Next token of each row: argmax for greedy rows, temperature/top-p sampling for the others; the
+        tokens a row's constraint rules out this step are masked first."""
         import torch
 
+        masks = [
+            (i, mask)
+            for i, row in enumerate(rows)
+            if row.constraint is not None and (mask := row.constraint.mask()) is not None
+        ]
+        among = _apply_masks(logits, masks, [r.sampling.temperature <= 0 for r in rows]) if masks else []
         tokens = logits.argmax(dim=-1)
+        if among:
+            _pick_among(logits, tokens, among)
         sampled = [i for i, r in enumerate(rows) if r.sampling.temperature > 0]
         if not sampled:
             return tokens
@@ -978,6 +1074,8 @@ class LocalEngine:
             row.text = self._decode(row.generated)
             return True
         row.generated.append(token)
+        if row.constraint is not None:
+            row.constraint.feed(token)
         stop = row.sampling.stop
         if stop:
             text = self._decode(row.generated)
@@ -1005,7 +1103,10 @@ class LocalEngine:
 
     @codec.setter
     def codec(self, codec: _Codec) -> None:
-        self._codec = codec
+        with self._lock:
+            self._codec = codec
+            self._call_opening = False
+            self._tool_name_rules.clear()
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
         """Answer OpenAI-style chat requests: render with the codec, generate (per adapter, batched), parse.
@@ -1027,7 +1128,13 @@ class LocalEngine:
                 sampling = [
                     replace(requests[i].sampling, stop=[*requests[i].sampling.stop, *extra_stops]) for i in indices
                 ]
-                generated = self._generate([rendered[i].text for i in indices], sampling, adapter)
+                constraints = [self._tool_name_constraint(requests[i], rendered[i].prefill) for i in indices]
+                generated = self._generate(
+                    [rendered[i].text for i in indices],
+                    sampling,
+                    adapter,
+                    constraints if any(c is not None for c in constraints) else None,
+                )
                 for i, gen in zip(indices, generated, strict=True):
                     prefill = rendered[i].prefill
                     message = codec.parse(gen.text, tools=requests[i].tools, prefill=prefill)
@@ -1042,3 +1149,33 @@ class LocalEngine:
                         latency_s=time.perf_counter() - started,
                     )
         return [r for r in results if r is not None]
+
+    def _tool_name_constraint(self, request: ChatRequest, prefill: str) -> ToolNameConstraint | None:
+        """The constraint holding ``request``'s tool-call names to its tools (see
+        :mod:`dataflywheel.models.constrain`); None when it has no tools offered or opts out, or when the
+        codec's calls cannot be followed."""
+        if not (request.constrain_tool_names and request.tools and request.tool_choice != "none"):
+            return None
+        from dataflywheel.models.toolparse import tool_names
+
+        names = tuple(tool_names(request.tools))
+        opening = self._opening()
+        if opening is None or not names:
+            return None
+        rule = self._tool_name_rules.get(names)
+        if rule is None:
+            if self._token_texts is None:
+                self._token_texts = TokenTexts.from_tokenizer(self.tokenizer)
+            rule = self._tool_name_rules[names] = ToolNameRule(opening, names, self._token_texts)
+            while len(self._tool_name_rules) > _TOOL_NAME_RULES:
+                self._tool_name_rules.popitem(last=False)
+        else:
+            self._tool_name_rules.move_to_end(names)
+        return ToolNameConstraint(rule, prefill)
+
+    def _opening(self) -> CallOpening | None:
+        """The codec's call opening (its ``required`` prefill), derived once per codec."""
+        if self._call_opening is False:
+            prefill = getattr(self.codec, "prefill", None)
+            self._call_opening = call_opening(prefill) if callable(prefill) else None
+        return self._call_opening

@@ -31,6 +31,9 @@ class ChatRequest:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     adapter: str | None = None
     """Name of a loaded LoRA adapter to answer with; None: the base model."""
+    constrain_tool_names: bool = True
+    """The local engine writes only the names in ``tools`` as a tool call's name (a mask on the next tokens,
+    :mod:`.constrain`); no effect without tools or with ``tool_choice="none"``. False: unconstrained."""
 
 
 @dataclass

@@ -90,6 +90,11 @@ class ChatCompletionRequest(OpenAIBaseModel):
     stream_options: StreamOptions | None = None
     logprobs: bool | None = Field(None, description="Not supported: must be false or absent.")
     top_logprobs: int | None = None
+    constrain_tool_names: bool | None = Field(
+        None,
+        description="This server's extension (an extra body field): while a tool call's name is generated, "
+        "only the names in `tools` can come out. On (null or true) when the request has tools; false: off.",
+    )
 
     @property
     def stop_list(self) -> list[str]:

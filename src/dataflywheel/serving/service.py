@@ -432,6 +432,7 @@ class ChatService:
             tool_choice=tool_choice,
             sampling=sampling,
             adapter=adapter,
+            constrain_tool_names=req.constrain_tool_names is not False,
         )
         return PreparedRequest(
             chat=chat, model=req.model or self.model_name, stream=bool(req.stream), include_usage=req.include_usage
