@@ -28,7 +28,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/pytest -q
 
 test-slow: $(VENV)/.installed-dev
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m slow -s --timeout 1800
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

@@ -18,9 +18,11 @@ from dataflywheel.training.trainer import (
     TrainingCancelled,
     TrainingError,
     TrainProgress,
+    by_length,
     epoch_batches,
     lr_factor,
     split_micro,
+    top_layers,
 )
 from tests.training import routing_rows
 
@@ -193,3 +195,25 @@ def test_best_epoch_selection_scores_each_epoch_and_publishes_the_best(
     assert published.keys() == kept.keys()
     assert all(torch.equal(published[k], kept[k]) for k in published)
     assert sum(result.metrics["class_counts"].values()) == 8
+
+
+def test_top_layers_and_length_grouping() -> None:
+    assert top_layers(30, 1.0) is None
+    assert top_layers(30, 0.5) == list(range(15, 30))
+    assert top_layers(2, 0.1) == [1]
+    batches = [[0, 1], [2, 3], [4, 5], [6]]
+    lengths = [50, 10, 40, 20, 30, 60, 5]
+    grouped = by_length(batches, lengths, window=4)
+    assert sorted(i for b in grouped for i in b) == list(range(7))  # the same draws ...
+    assert sorted(len(b) for b in grouped) == [1, 2, 2, 2]  # ... and batch sizes
+    for batch in grouped:  # each batch holds rows adjacent in length order
+        ranks = sorted(sorted(range(7), key=lambda i: lengths[i]).index(i) for i in batch)
+        assert ranks == list(range(ranks[0], ranks[0] + len(ranks)))
+
+
+def test_lora_on_the_top_layers_only(tiny_model_dir: str, rows: list[dict[str, Any]], tmp_path: Path) -> None:
+    result = LoRATrainer(tiny_model_dir, config(epochs=1, layers_fraction=0.5, length_grouping=True), tmp_path).train(
+        rows[:4]
+    )
+    weights = load_file(str(result.adapter_dir / "adapter_model.safetensors"))
+    assert weights and all(".layers.1." in k for k in weights)  # the tiny model has layers 0 and 1

@@ -78,6 +78,16 @@ class TrainConfig(BaseModel):
     val_max_tokens: int = Field(
         24, ge=4, description="Tokens generated per validation row when scoring (enough for the tool's name)."
     )
+    layers_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the decoder layers LoRA adapts, from the top (1: all). The layers below get no "
+        "backward pass: 0.5 makes a step ~1/3 cheaper.",
+    )
+    length_grouping: bool = Field(
+        False, description="Batch rows of similar length together within a few steps (less padding)."
+    )
     shared_prefix: bool = Field(True, description="Run a micro-batch's shared prompt prefix once.")
     min_prefix_tokens: int = Field(32, ge=1, description="Shortest shared prefix worth running once.")
     device: str = "auto"

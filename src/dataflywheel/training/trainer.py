@@ -134,6 +134,56 @@ def epoch_batches(
     return [list(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
 
 
+def top_layers(num_layers: int | None, fraction: float) -> list[int] | None:
+    """The decoder layers LoRA adapts: the top ``fraction`` of them (None: every layer). Leaving the lower
+    layers alone means no backward pass runs through them at all: a step costs ~1/3 less at 0.5."""
+    if fraction >= 1.0 or not num_layers:
+        return None
+    count = max(1, math.ceil(num_layers * fraction))
+    return list(range(num_layers - count, num_layers))
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """Names of the linear layers inside the decoder layers (what peft's ``all-linear`` means: the output
+    head left out)."""
+    import torch
+
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and ".layers." in name
+    }
+    return sorted(names)
+
+
+def by_length(batches: list[list[int]], lengths: Sequence[int], window: int = 4) -> list[list[int]]:
+    """Regroup each run of ``window`` batches so that rows of similar length share a batch (less padding in
+    the suffixes), keeping which examples the epoch draws and the batch sizes; deterministic."""
+    out: list[list[int]] = []
+    for start in range(0, len(batches), window):
+        group = batches[start : start + window]
+        rows = sorted((i for batch in group for i in batch), key=lambda i: (lengths[i], i))
+        sizes = [len(b) for b in group]
+        at = 0
+        regrouped = []
+        for size in sizes:
+            regrouped.append(rows[at : at + size])
+            at += size
+        out.extend(regrouped[k] for k in _interleave(len(regrouped)))
+    return out
+
+
+def _interleave(n: int) -> list[int]:
+    """0, n-1, 1, n-2, ...: short and long batches alternate (steady memory, steady step times)."""
+    order, low, high = [], 0, n - 1
+    while low <= high:
+        order.append(low)
+        if high != low:
+            order.append(high)
+        low, high = low + 1, high - 1
+    return order
+
+
 def split_micro(batch: Sequence[int], parts: int) -> list[list[int]]:
     """``batch`` split into ``parts`` nearly equal micro-batches (fewer when it is small)."""
     parts = max(1, min(parts, len(batch)))
@@ -183,6 +233,7 @@ class LoRATrainer:
             )
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         labels = [row_class(train_rows[e.index]) for e in train.examples]
+        lengths = [e.tokens for e in train.examples]
         scored_val = [val_rows[e.index] for e in val.examples] if cfg.select_best_epoch else []
 
         steps_per_epoch = math.ceil(len(train.examples) / cfg.batch_size)
@@ -211,7 +262,10 @@ class LoRATrainer:
             model.train()
             epoch_loss, epoch_tokens = 0.0, 0.0
             order = epoch_order(labels, cfg.balance_power, cfg.seed, epoch) if cfg.class_balance else None
-            for batch in epoch_batches(len(train.examples), cfg.batch_size, cfg.seed, epoch, order):
+            batches = epoch_batches(len(train.examples), cfg.batch_size, cfg.seed, epoch, order)
+            if cfg.length_grouping:
+                batches = by_length(batches, lengths)
+            for batch in batches:
                 t0 = time.monotonic()
                 rows = [train.examples[i] for i in batch]
                 targets = target_weight(rows, cfg.decision_weight)
@@ -359,12 +413,17 @@ class LoRATrainer:
         base.to(device)
         base.config.use_cache = False
         torch.manual_seed(cfg.seed)
+        layers = top_layers(getattr(base.config, "num_hidden_layers", None), cfg.layers_fraction)
+        targets = cfg.target_modules
+        if layers is not None and targets == "all-linear":  # peft wants names with layers_to_transform
+            targets = linear_module_names(base)
         lora = LoraConfig(
             r=cfg.adapter_dim,
             lora_alpha=cfg.alpha,
             lora_dropout=cfg.dropout,
-            target_modules=cfg.target_modules,
+            target_modules=targets,
             task_type="CAUSAL_LM",
+            layers_to_transform=layers,
         )
         try:
             model = get_peft_model(base, lora)
