@@ -80,7 +80,7 @@ def test_a_result_stored_before_per_class_existed_shows_the_metrics_only() -> No
 
 
 def test_the_lora_run_is_summarised_under_the_tables() -> None:
-    from dataflywheel.workflow.stages import training_summary
+    from dataflywheel.training.report import training_summary
 
     metrics = {
         "recipe": "tiny",

@@ -164,17 +164,15 @@ def test_best_epoch_is_kept_and_patience_stops_the_run(tmp_path: Path) -> None:
     trainer = LoRATrainer("unused", config(patience=2), tmp_path)
     model = _SavedModel()
     history: dict[str, Any] = {"best": None, "stopped_early": False}
-    curve = [(0.5, 1.0), (0.75, 0.9), (0.75, 0.95), (0.5, 0.8)]  # (accuracy, val loss) per epoch
-    for epoch, (accuracy, loss) in enumerate(curve, start=1):
-        trainer._track_best(model, history, {"epoch": epoch, "val_function_name_accuracy": accuracy, "val_loss": loss})
+    curve = [0.5, 0.75, 0.75, 0.5, 0.625, 0.9]  # validation accuracy per epoch
+    for epoch, accuracy in enumerate(curve, start=1):
+        trainer._track_best(model, history, {"epoch": epoch, "val_function_name_accuracy": accuracy, "val_loss": 1.0})
         if history["stopped_early"]:
             break
-    assert history["best"]["epoch"] == 2 and history["best"]["accuracy"] == 0.75
-    assert epoch == 4 and history["stopped_early"]  # epochs 3 and 4 did not beat epoch 2
-    assert (tmp_path / "best" / "which.txt").read_text() == "2"
-    # A tie on accuracy with a lower validation loss is better.
-    trainer._track_best(model, history, {"epoch": 5, "val_function_name_accuracy": 0.75, "val_loss": 0.5})
-    assert history["best"]["epoch"] == 5
+    # Epoch 3 ties epoch 2 and wins (later: more training); epochs 4 and 5 did worse: stop before epoch 6.
+    assert history["best"]["epoch"] == 3 and history["best"]["accuracy"] == 0.75
+    assert epoch == 5 and history["stopped_early"]
+    assert (tmp_path / "best" / "which.txt").read_text() == "3"
 
 
 def test_best_epoch_selection_scores_each_epoch_and_publishes_the_best(

@@ -31,7 +31,12 @@ def demo(
     seed: int = typer.Option(1, "--seed"),
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="Candidate to evaluate and customize."),
     eval_records: int = typer.Option(30, "--eval-records", min=5, help="Held-out records each eval scores."),
-    train_records: int = typer.Option(120, "--train-records", min=10, help="About how many records LoRA trains on."),
+    train_records: int = typer.Option(
+        240,
+        "--train-records",
+        min=10,
+        help="About how many records LoRA trains on (more distinct records beat more epochs over fewer).",
+    ),
     epochs: int | None = typer.Option(
         None, "--epochs", min=1, help="LoRA epochs at most (default: the training recipe's, from the data size)."
     ),

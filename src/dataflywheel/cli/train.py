@@ -10,9 +10,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
+from dataflywheel.cli.run import training_line
 from dataflywheel.errors import ConfigError
 from dataflywheel.training import TrainProgress, customize
 from dataflywheel.training.adapters import delete_adapter, get_adapter, list_adapters, merge_adapter
+from dataflywheel.training.report import training_summary
 
 adapters_app = typer.Typer(help="Trained LoRA adapters (the registry under <home>/adapters).", no_args_is_help=True)
 
@@ -106,6 +108,7 @@ def train(
         )
         return
     console.print(metrics_table(result.adapter.name, result.metrics))
+    console.print(training_line(result.adapter.name, training_summary(result.metrics)), highlight=False)
     console.print(
         f"registered {result.adapter.name} at {result.adapter.path}\n"
         f"serve it: flywheel serve-model --model {model} --adapter {result.adapter.name}",

@@ -73,7 +73,7 @@ class TrainConfig(BaseModel):
         False, description="Score the validation split after each epoch; keep the best epoch's adapter."
     )
     patience: int = Field(
-        1, ge=1, description="Epochs without a better validation score before training stops (best-epoch selection)."
+        2, ge=1, description="Epochs without a better validation score before training stops (best-epoch selection)."
     )
     val_max_tokens: int = Field(
         24, ge=4, description="Tokens generated per validation row when scoring (enough for the tool's name)."

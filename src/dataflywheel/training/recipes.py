@@ -13,11 +13,13 @@ names a recipe instead of ``auto``; ``blueprint`` gives the blueprint's values.
 
 | recipe | for | lr | rank / alpha | batch | epochs (min-max, from the data) | dropout | decision weight |
 |---|---|---|---|---|---|---|---|
-| ``tiny`` | < 0.5B parameters (SmolLM2-135M/360M) | 1e-3 | 16 / 32 | 8 | 2-6, >= 60 steps | 0 | 4 |
+| ``tiny`` | < 0.5B parameters (SmolLM2-135M/360M) | 1e-3 | 16 / 32 | 8 | 2-6, >= 60 steps | 0 | 3 |
 | ``small`` | 0.5B-3B (Qwen2.5-0.5B/1.5B, Llama-3.2-1B/3B) | 3e-4 | 16 / 32 | 8 | 2-5, >= 60 steps | 0.05 | 3 |
 | ``large`` | >= 3B (Llama-3.1-8B, ...) | 1e-4 | 16 / 32 | 16 | 2-3, >= 40 steps | 0.05 | 2 |
 | ``blueprint`` | by name only | 1e-4 | 32 / 16 | 16 | 2 | 0.1 | 1 |
 
+``tiny`` adapts the top half of the decoder layers only (``layers_fraction`` 0.5: no backward pass below, a
+step of 8 SmolLM2 rows takes ~8.5 s instead of ~15.5 s on 2 cores) and groups rows of similar length.
 Every recipe except ``blueprint`` turns on class balance, decision-token weighting and best-epoch selection
 (see :mod:`dataflywheel.training.balance`, :mod:`dataflywheel.training.loss` and
 :class:`~dataflywheel.training.trainer.LoRATrainer`).
@@ -66,10 +68,12 @@ RECIPES: dict[str, Recipe] = {
             0.5e9,
             {
                 "learning_rate": 1e-3,
-                "decision_weight": 4.0,
+                "decision_weight": 3.0,
                 "adapter_dim": 16,
                 "alpha": 32,
                 "dropout": 0.0,
+                "layers_fraction": 0.5,
+                "length_grouping": True,
                 "batch_size": 8,
                 "lr_schedule": "cosine",
                 "warmup_ratio": 0.05,
@@ -90,6 +94,7 @@ RECIPES: dict[str, Recipe] = {
                 "adapter_dim": 16,
                 "alpha": 32,
                 "dropout": 0.05,
+                "length_grouping": True,
                 "batch_size": 8,
                 "lr_schedule": "cosine",
                 "warmup_ratio": 0.05,
@@ -109,6 +114,7 @@ RECIPES: dict[str, Recipe] = {
                 "adapter_dim": 16,
                 "alpha": 32,
                 "dropout": 0.05,
+                "length_grouping": True,
                 "batch_size": 16,
                 "lr_schedule": "cosine",
                 "warmup_ratio": 0.05,

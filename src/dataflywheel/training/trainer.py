@@ -455,20 +455,12 @@ class LoRATrainer:
         return total / max(1, tokens)
 
     def _track_best(self, model: Any, history: dict[str, Any], entry: dict[str, Any]) -> None:
-        """Keep the epoch with the best validation accuracy (ties: the lower validation loss) as ``best/``;
-        stop once ``patience`` epochs in a row did not beat it."""
+        """Keep the epoch with the best validation accuracy as ``best/`` (a tie goes to the later epoch: more
+        training, and on a small validation split one row is noise); stop once ``patience`` epochs in a row
+        did worse."""
         best: dict[str, Any] | None = history.get("best")
         accuracy, loss = entry["val_function_name_accuracy"], entry.get("val_loss")
-        better = (
-            best is None
-            or accuracy > best["accuracy"]
-            or (
-                accuracy == best["accuracy"]
-                and loss is not None
-                and best.get("val_loss") is not None
-                and loss < best["val_loss"]
-            )
-        )
+        better = best is None or accuracy >= best["accuracy"]
         if better:
             tmp = self.run_dir / f".{BEST_DIR}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
