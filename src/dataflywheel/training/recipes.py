@@ -59,6 +59,15 @@ class Recipe:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+_OURS: dict[str, Any] = {
+    "lr_schedule": "cosine",
+    "warmup_ratio": 0.05,
+    "class_balance": True,
+    "select_best_epoch": True,
+    "length_grouping": True,
+}
+"""What every recipe but ``blueprint`` turns on."""
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
@@ -73,12 +82,8 @@ RECIPES: dict[str, Recipe] = {
                 "alpha": 32,
                 "dropout": 0.0,
                 "layers_fraction": 0.5,
-                "length_grouping": True,
                 "batch_size": 8,
-                "lr_schedule": "cosine",
-                "warmup_ratio": 0.05,
-                "class_balance": True,
-                "select_best_epoch": True,
+                **_OURS,
             },
             min_steps=60,
             epoch_range=(2, 6),
@@ -94,12 +99,8 @@ RECIPES: dict[str, Recipe] = {
                 "adapter_dim": 16,
                 "alpha": 32,
                 "dropout": 0.05,
-                "length_grouping": True,
                 "batch_size": 8,
-                "lr_schedule": "cosine",
-                "warmup_ratio": 0.05,
-                "class_balance": True,
-                "select_best_epoch": True,
+                **_OURS,
             },
             min_steps=60,
             epoch_range=(2, 5),
@@ -114,12 +115,8 @@ RECIPES: dict[str, Recipe] = {
                 "adapter_dim": 16,
                 "alpha": 32,
                 "dropout": 0.05,
-                "length_grouping": True,
                 "batch_size": 16,
-                "lr_schedule": "cosine",
-                "warmup_ratio": 0.05,
-                "class_balance": True,
-                "select_best_epoch": True,
+                **_OURS,
             },
             min_steps=40,
             epoch_range=(2, 3),
