@@ -27,7 +27,7 @@ from dataflywheel.models.toolparse import format_tool_call
 from dataflywheel.models.types import ToolChoice
 from dataflywheel.synth.catalog import ORDERS, PRODUCT, RETURNS, SMALL_TALK, TOOLS
 
-SAMPLE = Path("/work/shared/data/aiva-sample-25.jsonl")
+SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "aiva-sample-25.jsonl"
 
 OK, REPAIRED, REJECTED = NormalizeStatus.OK, NormalizeStatus.REPAIRED, NormalizeStatus.REJECTED
 R = RepairCode

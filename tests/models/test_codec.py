@@ -13,7 +13,7 @@ from dataflywheel.models.codec import CHATML_TEMPLATE, RenderedPrompt, ToolCallC
 from dataflywheel.models.types import ChatRequest
 from dataflywheel.records.toolcalls import to_wire_messages
 
-SAMPLE = Path("/work/shared/data/aiva-sample-25.jsonl")
+SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "aiva-sample-25.jsonl"
 
 
 def _tool(name: str, *params: str) -> dict[str, Any]:
