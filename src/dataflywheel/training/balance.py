@@ -20,20 +20,23 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dataflywheel.curation.workload import NO_TOOL
+from dataflywheel.curation.workload import label_of_calls
 
-__all__ = ["class_counts", "class_quotas", "epoch_order", "row_class"]
+__all__ = ["class_counts", "class_quotas", "epoch_order", "epoch_rng", "row_class"]
 
 
 def row_class(row: Mapping[str, Any]) -> str:
-    """The class of a training row ``{"messages": [..., answer]}``: its answer's first tool, or ``no_tool``."""
+    """The class of a training row ``{"messages": [..., answer]}``: its answer's first tool, or ``no_tool``
+    (the split's own labelling, :func:`~dataflywheel.curation.workload.label_of_calls`)."""
     messages = row.get("messages") or []
     answer = messages[-1] if messages and isinstance(messages[-1], Mapping) else {}
-    for call in answer.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if isinstance(function, Mapping) and function.get("name"):
-            return str(function["name"])
-    return NO_TOOL
+    calls = answer.get("tool_calls")
+    return label_of_calls(calls if isinstance(calls, list) else [])
+
+
+def epoch_rng(seed: int, epoch: int) -> random.Random:
+    """The random source of one epoch's draws (the trainer's plain shuffle uses the same)."""
+    return random.Random(seed * 1_000_003 + epoch)
 
 
 def class_counts(labels: Sequence[str]) -> dict[str, int]:
@@ -65,7 +68,7 @@ def class_quotas(counts: Mapping[str, int], total: int, power: float) -> dict[st
 
 def epoch_order(labels: Sequence[str], power: float, seed: int, epoch: int) -> list[int]:
     """Example indices for one epoch (``len(labels)`` draws), classes tempered by ``power``, shuffled."""
-    rng = random.Random(seed * 1_000_003 + epoch)
+    rng = epoch_rng(seed, epoch)
     members: dict[str, list[int]] = {}
     for index, label in enumerate(labels):
         members.setdefault(label, []).append(index)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from dataflywheel.errors import FlywheelError
 from dataflywheel.models.codec import ToolCallCodec
 from dataflywheel.models.engine import available_cores, resolve_device, resolve_dtype
-from dataflywheel.training.balance import class_counts, epoch_order, row_class
+from dataflywheel.training.balance import class_counts, epoch_order, epoch_rng, row_class
 from dataflywheel.training.config import TrainConfig
 from dataflywheel.training.examples import TokenizedRows, TrainingDataError, tokenize_rows
 from dataflywheel.training.loss import Example, batch_loss, target_weight
@@ -129,7 +128,7 @@ def epoch_batches(
     shuffle, cut into ``batch_size`` chunks."""
     if order is None:
         shuffled = list(range(n))
-        random.Random(seed * 1_000_003 + epoch).shuffle(shuffled)
+        epoch_rng(seed, epoch).shuffle(shuffled)
         order = shuffled
     return [list(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
 
