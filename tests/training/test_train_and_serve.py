@@ -44,11 +44,13 @@ def _wait_models(base: str, proc: subprocess.Popen[bytes], timeout: float = 120)
     raise AssertionError("serve-model did not get ready")
 
 
-def _answer(base: str, model: str) -> str:
+def _answer(base: str, model: str, row: dict[str, Any]) -> str:
+    """The model's greedy answer to a training row's request (its messages up to the answer, its tools)."""
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": "user", "content": "Where is my order 4411?"}],
-        "max_tokens": 12,
+        "messages": row["messages"][:-1],
+        "tools": row["tools"],
+        "max_tokens": 24,
         "temperature": 0,
     }
     reply = httpx.post(f"{base}/chat/completions", json=body, timeout=60).json()
@@ -68,7 +70,7 @@ def test_train_registers_an_adapter_that_serve_model_serves(
         "--dataset",
         str(dataset),
         "--epochs",
-        "2",
+        "8",
         "--batch-size",
         "4",
         "--lr",
@@ -79,6 +81,8 @@ def test_train_registers_an_adapter_that_serve_model_serves(
         "threads=2",
         "--set",
         "warmup_ratio=0",
+        "--set",
+        "patience=8",
         "--json",
     ]
     result = runner.invoke(app, args)
@@ -122,7 +126,8 @@ def test_train_registers_an_adapter_that_serve_model_serves(
     try:
         base = f"http://127.0.0.1:{port}/v1"
         assert _wait_models(base, proc) == ["tiny-random-llama", name]
-        assert _answer(base, name) != _answer(base, "tiny-random-llama")
+        row = json.loads((dataset / "train.jsonl").read_text().splitlines()[0])
+        assert _answer(base, name, row) != _answer(base, "tiny-random-llama", row)
     finally:
         terminate_group(proc)
 

@@ -23,7 +23,7 @@ Shared-prefix reuse
 
     * cascade (the default, for models that use transformers' attention interface with ``sdpa``): the
       prefix's keys/values stay batch-1 and every attention step combines scores against the prefix (read
-      once for all rows) with scores against each row's own tokens in one softmax (:func:`_cascade_attention`).
+      once for all rows) with scores against each row's own tokens in one softmax (:mod:`.attention`).
       The suffixes are prefilled packed into one sequence, each seeing the prefix and causally itself, so no
       padding is computed; their keys/values are then laid out as a left-padded batch for decoding.
     * expanded (``cascade_attention = False``, or models without the attention interface): the prefix's
@@ -57,7 +57,6 @@ Thread safety: every public method takes one lock; one generation runs at a time
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import inspect
 import os
 import threading
@@ -69,6 +68,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from dataflywheel.errors import ConfigError, FlywheelError
+from dataflywheel.models.attention import KV, holding_prefix, use_cascade_attention
 from dataflywheel.models.constrain import (
     CallOpening,
     TokenMask,
@@ -218,10 +218,6 @@ def available_cores() -> int:
 
 
 # ---- prefix cache --------------------------------------------------------------------------------------
-KV = list[tuple["torch.Tensor", "torch.Tensor"]]
-"""Per layer (keys, values), each ``[1, kv_heads, tokens, head_dim]``."""
-
-
 @dataclass
 class _PrefixEntry:
     adapter: str | None
@@ -354,98 +350,6 @@ def _preallocated_layer_type() -> type[Any]:
 
     _PREALLOCATED_LAYER = PreallocatedLayer
     return PreallocatedLayer
-
-
-# ---- cascade attention over a shared prefix -----------------------------------------------------------
-CASCADE_ATTENTION = "flywheel_cascade"
-"""The attention implementation the engine gives a model that uses transformers' attention interface with
-``sdpa``: plain ``sdpa``, except while a batch runs from a shared prefix (see :func:`_cascade_attention`)."""
-
-_shared_prefix: contextvars.ContextVar[KV | None] = contextvars.ContextVar("flywheel_shared_prefix", default=None)
-_cascade_registered = False
-
-
-def _register_cascade_attention() -> None:
-    global _cascade_registered
-    if _cascade_registered:
-        return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(CASCADE_ATTENTION, _cascade_attention)
-    AttentionMaskInterface.register(CASCADE_ATTENTION, sdpa_mask)
-    _cascade_registered = True
-
-
-def _cascade_attention(
-    module: Any,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, None]:
-    """Attention of a batch whose rows share a prefix whose keys/values are held once, not per row.
-
-    While the engine runs a batch from a shared prefix, the cache holds only each row's own tokens (``key``,
-    ``value``: ``[batch, kv_heads, own, dim]``; the suffix, padding and generated tokens) and the prefix's
-    keys/values are set for the batch (``[1, kv_heads, prefix, dim]``). The mask (``[batch, 1, queries,
-    prefix + own]``) covers both; every query sees the whole prefix.
-
-    * Decoding (one query per row): scores against the prefix (one matmul for all rows: the prefix is read
-      once per step, not once per row) and against the row's own tokens are combined in one softmax; the
-      result is what ``sdpa`` computes on the prefix copied into every row.
-    * Prefilling (several queries; in practice the packed suffixes, batch 1): ``sdpa`` on the prefix
-      concatenated to the keys/values, where its fused kernel beats an explicit softmax.
-
-    Outside such a batch this is transformers' ``sdpa`` attention.
-    """
-    import torch
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    shared = _shared_prefix.get()
-    if shared is None:
-        result: tuple[torch.Tensor, None] = sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
-        )
-        return result
-    prefix_k, prefix_v = shared[module.layer_idx]
-    batch, heads, queries, dim = query.shape
-    if queries > 1:
-        full_k = torch.cat([prefix_k.expand(batch, -1, -1, -1), key], dim=2)
-        full_v = torch.cat([prefix_v.expand(batch, -1, -1, -1), value], dim=2)
-        result = sdpa_attention_forward(
-            module, query, full_k, full_v, attention_mask, dropout=dropout, scaling=scaling, **kwargs
-        )
-        return result
-    kv_heads, prefix_len = key.shape[1], prefix_k.shape[2]
-    groups = heads // kv_heads  # query heads per key/value head
-    scale = scaling if scaling is not None else dim**-0.5
-    q = query.reshape(batch, kv_heads, groups, dim)
-    # Against the prefix, all rows at once: [kv_heads, batch * groups, prefix] -> [batch, kv_heads, groups, prefix].
-    q_flat = q.transpose(0, 1).reshape(kv_heads, batch * groups, dim)
-    prefix_scores = torch.matmul(q_flat, prefix_k[0].transpose(-1, -2)).float() * scale
-    prefix_scores = prefix_scores.view(kv_heads, batch, groups, prefix_len).transpose(0, 1)
-    # Against the row's own tokens: [batch, kv_heads, groups, own].
-    own_scores = torch.matmul(q, key.transpose(-1, -2)).float() * scale
-    if attention_mask is not None:  # None: nothing masked (sdpa_mask drops an all-true mask)
-        mask = attention_mask[..., prefix_len:]  # [batch, 1, 1, own]
-        if mask.dtype == torch.bool:
-            own_scores = own_scores.masked_fill(~mask, float("-inf"))
-        else:
-            own_scores = own_scores + mask.float()
-    top = torch.maximum(prefix_scores.amax(dim=-1, keepdim=True), own_scores.amax(dim=-1, keepdim=True))
-    prefix_weights = (prefix_scores - top).exp()
-    own_weights = (own_scores - top).exp()
-    total = prefix_weights.sum(dim=-1, keepdim=True) + own_weights.sum(dim=-1, keepdim=True)
-    flat_weights = prefix_weights.transpose(0, 1).reshape(kv_heads, batch * groups, prefix_len)
-    out = torch.matmul(flat_weights.to(value.dtype), prefix_v[0])  # [kv_heads, batch * groups, dim]
-    out = out.view(kv_heads, batch, groups, dim).transpose(0, 1).float()
-    out = out + torch.matmul(own_weights.to(value.dtype), value).float()
-    out = (out / total).to(query.dtype).reshape(batch, heads, 1, dim)
-    return out.transpose(1, 2).contiguous(), None
 
 
 # ---- the engine ----------------------------------------------------------------------------------------
@@ -588,7 +492,7 @@ class LocalEngine:
         self._plain_cache = self._cache_is_plain()
         self._lent_attention = getattr(model.config, "_attn_implementation", None)
         self.cascade_attention = self._enable_cascade_attention()
-        """Run batches from a shared prefix with :func:`_cascade_attention` (the prefix's keys/values read once
+        """Run batches from a shared prefix with cascade attention (the prefix's keys/values read once
         per step) instead of copying them into every row. True when the model supports it; can be switched
         off (then the prefix is expanded to the batch)."""
         self._sampling_generator = torch.Generator(device=self.device)
@@ -646,21 +550,9 @@ class LocalEngine:
         return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
     def _enable_cascade_attention(self) -> bool:
-        """Switch the model from ``sdpa`` to :data:`CASCADE_ATTENTION` (the same outside shared-prefix
-        batches) when it uses transformers' attention interface; False when it cannot."""
-        model = self._base
-        if not self._plain_cache or getattr(model.config, "_attn_implementation", None) != "sdpa":
-            return False
-        try:
-            if not model._can_set_attn_implementation():
-                return False
-            _register_cascade_attention()
-            model.set_attn_implementation(CASCADE_ATTENTION)
-        except Exception:  # an older transformers or a model of its own making: keep sdpa
-            with contextlib.suppress(Exception):
-                model.set_attn_implementation("sdpa")
-            return False
-        return bool(model.config._attn_implementation == CASCADE_ATTENTION)
+        """Switch the model to cascade attention (:mod:`.attention`) when its cache layers are plain and it
+        uses transformers' attention interface with ``sdpa``; False when it cannot."""
+        return self._plain_cache and use_cascade_attention(self._base)
 
     def _new_cache(self, kv: KV | None = None, batch: int = 1, capacity: int | None = None, offset: int = 0) -> Any:
         """A fresh cache, starting from ``kv`` (expanded to ``batch`` rows) when given. With ``capacity``
@@ -909,16 +801,13 @@ class LocalEngine:
             logits, cache, mask, last = self._padded_prefill(model, rows, prefix_len, prefix_kv, new_tokens)
             self._decode_steps(model, rows, logits, cache, mask, last)
             return
-        token = _shared_prefix.set(prefix_kv)
-        try:
+        with holding_prefix(prefix_kv):
             suffix_tokens = sum(len(r.tokens) - prefix_len for r in rows)
             if suffix_tokens * (prefix_len + suffix_tokens) <= _MAX_PACKED_MASK:
                 logits, cache, mask, last = self._packed_prefill(model, rows, prefix_len, new_tokens)
             else:
                 logits, cache, mask, last = self._padded_prefill(model, rows, prefix_len, None, new_tokens)
             self._decode_steps(model, rows, logits, cache, mask, last)
-        finally:
-            _shared_prefix.reset(token)
 
     def _padded_prefill(
         self, model: Any, rows: list[_Row], prefix_len: int, prefix_kv: KV | None, new_tokens: int

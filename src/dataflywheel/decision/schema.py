@@ -1,0 +1,138 @@
+"""What a finished job says about cost, latency and the recommendation: stored in the job's result under
+``cost``, ``latency`` and ``recommendation`` and served as is by ``GET /api/jobs/{id}`` (documented in the
+OpenAPI schema through these models), the CLI's result table, the web page and ``flywheel report``.
+
+A price that is not configured is **unknown** (``None``) everywhere: never guessed, never a default. Money
+is in the settings' currency (``cost.currency``), per 1,000 requests unless the field says otherwise.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class CostBasis(StrEnum):
+    """How a cost per 1,000 requests was computed."""
+
+    TOKENS = "tokens"
+    """Mean prompt and completion tokens per request times the per-token prices."""
+    GPU_HOUR = "gpu_hour"
+    """The GPU-hour price divided by the measured throughput (requests per hour)."""
+    UNKNOWN = "unknown"
+    """No price configured: the cost is unknown."""
+
+
+class TokenSource(StrEnum):
+    """Where the big (logged) model's token counts come from."""
+
+    LOGGED_USAGE = "logged_usage"
+    """The records' own ``response.usage``."""
+    TOKENIZER = "tokenizer"
+    """Counted with a tokenizer over the logged request and answer: an estimate."""
+
+
+class EvalCost(BaseModel):
+    """One candidate under one eval type: what a request costs and how long it takes."""
+
+    candidate: str
+    eval_type: str = Field(description="base, icl or customized.")
+    requests: int = Field(description="Eval samples answered (errors left out).")
+    mean_prompt_tokens: float | None
+    mean_completion_tokens: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    throughput_rps: float | None = Field(description="Requests answered per second of the eval's wall time.")
+    cost_per_1k: float | None = Field(description="Cost of 1,000 requests; None: unknown (no price set).")
+    basis: CostBasis
+    monthly_cost: float | None = Field(description="cost_per_1k at the workload's observed traffic, per 30 days.")
+    saving_vs_teacher: float | None = Field(
+        description="1 - cost_per_1k / the logged model's cost_per_1k; None when either is unknown."
+    )
+
+
+class TeacherCost(BaseModel):
+    """The logged (big) model's cost, from its price setting and its token counts."""
+
+    model: str | None = Field(description="The teacher's name from the settings (None: not set).")
+    mean_prompt_tokens: float | None
+    mean_completion_tokens: float | None
+    tokens_from: TokenSource
+    estimated: bool = Field(description="True when the token counts were counted, not logged.")
+    cost_per_1k: float | None
+    basis: CostBasis
+    monthly_cost: float | None
+
+
+class Traffic(BaseModel):
+    """The workload's observed traffic, from the log records' timestamps."""
+
+    records: int
+    first: str | None = Field(description="ISO time of the oldest record read.")
+    last: str | None = Field(description="ISO time of the newest record read.")
+    records_per_day: float | None = Field(description="None when the records span no time (or have no timestamps).")
+
+
+class JudgeCost(BaseModel):
+    """What the LLM judge used, reported apart from the candidates' cost."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None = Field(description="Total for the job; None: unknown (no judge price set).")
+
+
+class CostReport(BaseModel):
+    """``result.cost``."""
+
+    currency: str = "USD"
+    teacher: TeacherCost
+    traffic: Traffic
+    evals: list[EvalCost]
+    judge: JudgeCost | None
+
+
+class LatencyRow(BaseModel):
+    """``result.latency[]``: one candidate under one eval type."""
+
+    candidate: str
+    eval_type: str
+    requests: int
+    mean_s: float | None
+    p50_s: float | None
+    p95_s: float | None
+    throughput_rps: float | None
+
+
+class RecommendationStatus(StrEnum):
+    RECOMMENDED = "recommended"
+    """A candidate and eval type meet the rule; the cheapest such is named."""
+    NONE_QUALIFIES = "none_qualifies"
+    """Results exist but none meets the rule; the closest is named with its gap."""
+    NO_RESULTS = "no_results"
+    """No eval finished: nothing to recommend."""
+
+
+class RecommendationRule(BaseModel):
+    """The rule, from the settings (``recommendation``) or the job's overrides."""
+
+    metric: str = Field(description="The metric compared, e.g. function_name_accuracy.")
+    min_ratio: float = Field(description="The metric's 95% interval lower bound must reach min_ratio x the teacher's.")
+    teacher_value: float = Field(description="The logged model's value of the metric (1.0: it is the reference).")
+
+
+class Recommendation(BaseModel):
+    """``result.recommendation``."""
+
+    status: RecommendationStatus
+    rule: RecommendationRule
+    candidate: str | None = Field(description="The recommended (or, when none qualifies, the closest) candidate.")
+    eval_type: str | None
+    value: float | None = Field(description="The metric's mean for that candidate and eval type.")
+    ci_low: float | None
+    ci_high: float | None
+    gap: float | None = Field(description="How far the lower bound is below the threshold (0 when it qualifies).")
+    cost_per_1k: float | None
+    saving_vs_teacher: float | None
+    sentence: str = Field(description="One plain sentence saying what to do and why.")
+    advice: str | None = Field(description="When none qualifies: what would help (e.g. more logged records).")
