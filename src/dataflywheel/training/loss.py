@@ -153,13 +153,22 @@ def batch_loss(
     device: torch.device,
     min_prefix_tokens: int | None = 32,
     decision_weight: float = 1.0,
+    prefix_gradients: bool = True,
 ) -> BatchLoss:
     """The summed completion loss of ``rows``; with ``min_prefix_tokens`` set and at least that many shared
     leading prompt tokens (and 2+ rows), the shared-prefix computation, else the plain one. Each row's
     ``head`` tokens count ``decision_weight`` times."""
     prefix = shared_prefix_len(rows) if min_prefix_tokens is not None and len(rows) > 1 else 0
     if min_prefix_tokens is not None and prefix >= min_prefix_tokens:
-        return _shared_prefix_loss(model, rows, prefix, pad_id=pad_id, device=device, decision_weight=decision_weight)
+        return _shared_prefix_loss(
+            model,
+            rows,
+            prefix,
+            pad_id=pad_id,
+            device=device,
+            decision_weight=decision_weight,
+            prefix_gradients=prefix_gradients,
+        )
     return _plain_loss(model, rows, pad_id=pad_id, device=device, decision_weight=decision_weight)
 
 
@@ -198,7 +207,14 @@ def _plain_loss(
 
 
 def _shared_prefix_loss(
-    model: Any, rows: Sequence[Example], prefix: int, *, pad_id: int, device: torch.device, decision_weight: float
+    model: Any,
+    rows: Sequence[Example],
+    prefix: int,
+    *,
+    pad_id: int,
+    device: torch.device,
+    decision_weight: float,
+    prefix_gradients: bool = True,
 ) -> BatchLoss:
     import torch
     from transformers import DynamicCache
@@ -207,7 +223,8 @@ def _shared_prefix_loss(
     kwarg = _cache_kwarg(decoder)
     prefix_ids = torch.tensor([list(rows[0].prompt[:prefix])], dtype=torch.long, device=device)
     prefix_cache = DynamicCache()
-    decoder(input_ids=prefix_ids, use_cache=True, **{kwarg: prefix_cache})
+    with torch.set_grad_enabled(prefix_gradients and torch.is_grad_enabled()):
+        decoder(input_ids=prefix_ids, use_cache=True, **{kwarg: prefix_cache})
     batch = len(rows)
     layers: list[Any] = list(prefix_cache.layers)
     prefix_kv = [(layer.keys, layer.values) for layer in layers]
