@@ -82,3 +82,44 @@ def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatc
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        (
+            "teacher:\n  price_per_1m_input_tokens: 0.88\n",
+            "teacher: price_per_1m_output_tokens is required",
+        ),
+        ("judge:\n  price_per_1m_output_tokens: 1\n", "price_per_1m_input_tokens is required"),
+        ("teacher:\n  price_per_1m_input_tokens: -1\n  price_per_1m_output_tokens: 1\n", "teacher.price_per_1m_input"),
+        (
+            "candidates:\n  - name: a\n    price_per_gpu_hour: 1\n    price_per_1m_input_tokens: 1\n"
+            "    price_per_1m_output_tokens: 1\n",
+            "set per-token prices or price_per_gpu_hour, not both",
+        ),
+        ("recommendation:\n  metric: vibes\n", "metric 'vibes' is unknown (known: function_name_accuracy"),
+        ("recommendation:\n  min_ratio: 1.5\n", "recommendation.min_ratio"),
+        ("recommendation:\n  min_ratio: 0\n", "recommendation.min_ratio"),
+        ("cost:\n  currency: dollars\n", "cost.currency"),
+    ],
+)
+def test_bad_prices_and_rules_fail_with_the_setting_name(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert expected in str(err.value)
+
+
+def test_prices_are_unknown_unless_set() -> None:
+    s = load_settings(candidates=[{"name": "m"}])
+    assert (s.teacher.price_per_1m_input_tokens, s.teacher.price_per_1m_output_tokens, s.teacher.name) == (None,) * 3
+    c = s.candidates[0]
+    assert (c.price_per_1m_input_tokens, c.price_per_1m_output_tokens, c.price_per_gpu_hour) == (None,) * 3
+    assert (s.judge.price_per_1m_input_tokens, s.judge.price_per_1m_output_tokens) == (None, None)
+    assert (s.recommendation.metric, s.recommendation.min_ratio, s.cost.currency) == (
+        "function_name_accuracy",
+        0.95,
+        "USD",
+    )

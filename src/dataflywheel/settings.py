@@ -193,6 +193,14 @@ class LoRASettings(_Section):
     target_modules: str | list[str] = Field("all-linear")
 
 
+def _check_token_prices(section: Any) -> None:
+    """Per-token prices come in pairs: one without the other would make every cost unknown or wrong."""
+    given = (section.price_per_1m_input_tokens is not None, section.price_per_1m_output_tokens is not None)
+    if given[0] != given[1]:
+        missing = "price_per_1m_output_tokens" if given[0] else "price_per_1m_input_tokens"
+        raise ValueError(f"{missing} is required when the other per-token price is set (0 for free)")
+
+
 class CandidateSettings(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/@:-]*$")
     source: str | None = Field(None, description="Hub id, local folder, GGUF file or builtin alias.")
@@ -202,9 +210,25 @@ class CandidateSettings(_Section):
     api_key_env: str | None = None
     customizable: bool = True
     context_length: int = Field(8192, ge=256)
-    price_per_1m_input_tokens: float | None = Field(None, ge=0)
-    price_per_1m_output_tokens: float | None = Field(None, ge=0)
-    price_per_gpu_hour: float | None = Field(None, ge=0)
+    price_per_1m_input_tokens: float | None = Field(
+        None, ge=0, description="Price of 1M prompt tokens (a hosted endpoint); null: unknown. Pairs with output."
+    )
+    price_per_1m_output_tokens: float | None = Field(
+        None, ge=0, description="Price of 1M completion tokens; null: unknown."
+    )
+    price_per_gpu_hour: float | None = Field(
+        None,
+        ge=0,
+        description="Hourly price of the machine (GPU) serving it, divided by the eval's measured throughput; "
+        "null: unknown. Set this or the per-token prices, not both.",
+    )
+
+    @model_validator(mode="after")
+    def _one_price_basis(self) -> CandidateSettings:
+        _check_token_prices(self)
+        if self.price_per_1m_input_tokens is not None and self.price_per_gpu_hour is not None:
+            raise ValueError("set per-token prices or price_per_gpu_hour, not both")
+        return self
 
 
 class ServingSettings(_Section):
@@ -248,11 +272,65 @@ class JudgeSettings(_Section):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
+    price_per_1m_input_tokens: float | None = Field(
+        None, ge=0, description="Price of 1M judge prompt tokens; null: the judge's cost is unknown."
+    )
+    price_per_1m_output_tokens: float | None = Field(None, ge=0, description="Price of 1M judge completion tokens.")
 
     @model_validator(mode="after")
     def _complete(self) -> JudgeSettings:
         if self.enabled and not (self.base_url and self.model):
             raise ValueError("base_url and model are required when the judge is enabled")
+        _check_token_prices(self)
+        return self
+
+
+SMOLLM2_TOKENIZER = "builtin:smollm2"
+
+
+class TeacherSettings(_Section):
+    """The big model whose calls are logged (the one a candidate should replace): its price makes the savings
+    computable. A price left at null is unknown, never guessed."""
+
+    name: str | None = Field(None, description="Its name in reports, e.g. meta/llama-3.3-70b-instruct.")
+    price_per_1m_input_tokens: float | None = Field(None, ge=0, description="Price of 1M prompt tokens; null: unknown.")
+    price_per_1m_output_tokens: float | None = Field(
+        None, ge=0, description="Price of 1M completion tokens; null: unknown."
+    )
+    tokenizer: str = Field(
+        SMOLLM2_TOKENIZER,
+        description="Counts the logged requests' and answers' tokens when the records carry no response.usage "
+        "(the counts are then marked estimated): builtin:smollm2 (offline; another vocabulary than the "
+        "teacher's, an approximation) or the teacher's own tokenizer as a folder or hub id.",
+    )
+
+    @model_validator(mode="after")
+    def _paired(self) -> TeacherSettings:
+        _check_token_prices(self)
+        return self
+
+
+class CostSettings(_Section):
+    currency: str = Field(
+        "USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of every price (and so of every reported cost)."
+    )
+
+
+class RecommendationSettings(_Section):
+    """The rule that names the model to use: the cheapest candidate and eval type whose metric's 95% interval
+    lower bound reaches ``min_ratio`` x the logged model's value (1.0: its answers are the reference)."""
+
+    metric: str = Field("function_name_accuracy", description="The metric compared (one of the eval metrics).")
+    min_ratio: float = Field(
+        0.95, gt=0, le=1, description="Share of the logged model's value the interval's lower bound must reach."
+    )
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> RecommendationSettings:
+        from dataflywheel.evaluation.metrics import SUMMARY_METRICS
+
+        if self.metric not in SUMMARY_METRICS:
+            raise ValueError(f"metric {self.metric!r} is unknown (known: {', '.join(SUMMARY_METRICS)})")
         return self
 
 
@@ -313,6 +391,9 @@ class Settings(BaseSettings):
     candidates: list[CandidateSettings] = Field(default_factory=list)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    teacher: TeacherSettings = Field(default_factory=TeacherSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
+    recommendation: RecommendationSettings = Field(default_factory=RecommendationSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 

@@ -77,12 +77,15 @@ def test_create_with_overrides_then_list_show_cancel_delete(server: Server) -> N
             "epochs=1",
             "--set-training",
             "lora.adapter_dim=4",
+            "--set-recommendation",
+            "min_ratio=0.9",
             "--json",
         ).stdout
     )
     job = server.store.get_job(created["id"])
     assert created["status"] == "pending" == job.status
     assert job.config["data_split_config"] == {"eval_size": 12, "val_ratio": 0.2}
+    assert job.config["recommendation_config"] == {"min_ratio": 0.9}
     assert job.config["training_config"] == {"epochs": 1, "lora": {"adapter_dim": 4}}
 
     listed = json.loads(flywheel(server, "jobs", "list", "--json").stdout)

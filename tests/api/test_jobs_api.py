@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from rich.console import Console
 from sqlalchemy import create_engine
 
 from dataflywheel.api import create_api
@@ -71,6 +72,9 @@ def test_create_refuses_unknown_keys_naming_them(api: Api, body: dict[str, Any],
         ({"training_config": {"epochs": 0}}, "training_config.epochs"),
         ({"training_config": {"epoch": 1}}, "training_config.epoch"),
         ({"icl_config": {"max_examples": -1}}, "max_examples"),
+        ({"recommendation_config": {"min_ratio": 1.5}}, "recommendation_config.min_ratio"),
+        ({"recommendation_config": {"metric": "vibes"}}, "metric 'vibes' is unknown"),
+        ({"recommendation_config": {"threshold": 0.9}}, "recommendation_config.threshold"),
         ({"candidates": ["no-such-model"]}, "candidates"),
     ],
 )
@@ -165,6 +169,77 @@ def test_detail_has_the_blueprint_shape_with_progress(api: Api) -> None:
     assert 29 <= custom["runtime_seconds"] < 120  # running: the time since it started
     # datasets 100, base 100, icl 40, customized 0, customization 50 -> 58; eta: the longest running task's
     assert d["progress"] == pytest.approx(58.0) and d["eta_s"] == 30.0
+
+
+def test_a_finished_job_carries_cost_latency_and_the_recommendation(api: Api) -> None:
+    """Typed fields next to the result; a candidate without a price costs null in the API and "unknown" in the
+    CLI's table of the same answer, while the logged model (priced) has its cost."""
+    from dataflywheel.cli.jobs import job_tables
+    from dataflywheel.settings import with_overrides
+    from tests.helpers.finished_job import EvalPlan, make_finished_job
+
+    teacher = {"name": "big-70b", "price_per_1m_input_tokens": 0.88, "price_per_1m_output_tokens": 0.88}
+    settings = with_overrides(api.settings, teacher=teacher)
+    plans = {"base-eval": EvalPlan(right=3, latency_s=0.25), "customized-eval": EvalPlan(right=10, latency_s=0.5)}
+    job = make_finished_job(api.store, settings, CANDIDATE, plans)
+    r = api.client.get(f"/api/jobs/{job.id}")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["status"] == "completed"
+    assert (d["cost"], d["latency"], d["recommendation"]) == (
+        d["result"]["cost"],
+        d["result"]["latency"],
+        d["result"]["recommendation"],
+    )
+    teacher_cost = d["cost"]["teacher"]
+    assert teacher_cost["cost_per_1k"] == pytest.approx((1045 + 20) * 0.88 / 1000)
+    assert teacher_cost["tokens_from"] == "logged_usage" and teacher_cost["estimated"] is False
+    for row in d["cost"]["evals"]:
+        assert row["cost_per_1k"] is None and row["basis"] == "unknown" and row["saving_vs_teacher"] is None
+        assert row["unknown_reason"].startswith(f"no price set: candidates[{CANDIDATE}]")
+    assert {(x["eval_type"], x["p50_s"]) for x in d["latency"]} == {("base", 0.25), ("customized", 0.5)}
+    rec = d["recommendation"]
+    assert (rec["status"], rec["candidate"], rec["eval_type"], rec["cost_per_1k"]) == (
+        "recommended",
+        CANDIDATE,
+        "customized",
+        None,
+    )
+    assert "its cost is unknown (no price set" in rec["sentence"]
+
+    console = Console(width=100, record=True, color_system=None)
+    console.print(job_tables(d))
+    lines = console.export_text().splitlines()
+    text = " ".join(" ".join(lines).split())
+    logged = next(line for line in lines if "│ logged model" in line)
+    assert "$0.94" in logged  # (1045 + 20) x 0.88 / 1000
+    for kind in ("base-eval", "customized-eval"):
+        row = next(line for line in lines if f"│ {kind}" in line and "unknown" in line)
+        assert [c.strip() for c in row.split("│")[2:4]] == ["unknown", "unknown"]
+    assert "Recommendation: Use tiny-random-llama customized" in text
+
+
+def test_a_result_stored_before_costs_existed_still_reads_and_renders(api: Api) -> None:
+    from dataflywheel.cli.jobs import job_tables
+
+    job = make_job(api.store, JobStatus.COMPLETED, candidates=(CANDIDATE,))
+    agg = {"mean": 0.5, "ci_low": 0.2, "ci_high": 0.8, "n": 10}
+    old = {
+        "candidates": {
+            CANDIDATE: {"base-eval": {"metrics": {"function_name_accuracy": agg}, "samples": 10, "errors": 0}}
+        }
+    }
+    api.store.update_job(job.id, result=old)
+    d = api.client.get(f"/api/jobs/{job.id}").json()
+    assert d["result"] == old and (d["cost"], d["latency"], d["recommendation"]) == (None, None, None)
+    # A stored key of the wrong shape is left out of the typed field, not a 500.
+    api.store.update_job(job.id, result={**old, "cost": {"currency": "USD"}, "latency": "fast"})
+    odd = api.client.get(f"/api/jobs/{job.id}")
+    assert odd.status_code == 200 and (odd.json()["cost"], odd.json()["latency"]) == (None, None)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(job_tables(odd.json()))
+    text = console.export_text()
+    assert "0.500" in text and "Recommendation" not in text and "Cost and latency" not in text
 
 
 def test_detail_of_a_missing_or_malformed_id(api: Api) -> None:
@@ -431,6 +506,16 @@ def test_openapi_documents_the_routes(api: Api) -> None:
         "/health",
     } <= set(paths)
     assert "The job curates the workload's logs" in paths["/api/jobs"]["post"]["description"]
+    schemas = spec["components"]["schemas"]
+    detail = schemas["JobDetailPublic"]["properties"]
+    for field, model in (("cost", "CostReport"), ("recommendation", "Recommendation")):
+        assert {"$ref": f"#/components/schemas/{model}"} in detail[field]["anyOf"], detail[field]
+        assert detail[field]["description"]
+    assert {"type": "array", "items": {"$ref": "#/components/schemas/LatencyRow"}} in detail["latency"]["anyOf"]
+    assert {"teacher", "traffic", "evals", "judge", "currency"} <= set(schemas["CostReport"]["properties"])
+    assert "unknown (no price set)" in schemas["EvalCost"]["properties"]["cost_per_1k"]["description"]
+    assert set(schemas["RecommendationStatus"]["enum"]) == {"recommended", "none_qualifies", "no_results"}
+    assert "recommendation_config" in schemas["JobCreate"]["properties"]
     assert "202" in paths["/api/jobs"]["post"]["responses"]
     assert "application/x-ndjson" in paths["/api/logs"]["post"]["requestBody"]["content"]
 

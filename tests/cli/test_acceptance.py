@@ -145,6 +145,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     for eval_type in ("base-eval", "icl-eval", "customized-eval"):
         assert eval_type in out
     assert "completed. Done in" in out
+    # The cost model at example prices, labelled as such, then the recommendation under the table.
+    assert "Example prices" in out and "Cost and latency" in out and "Recommendation: " in out
     assert list((tmp_path / ".flywheel" / "datasets").rglob("manifest.json"))
     assert list((tmp_path / ".flywheel" / "adapters").glob("tiny-random-llama-primary_assistant-*"))
 

@@ -33,6 +33,15 @@ def test_demo_with_smollm2_makes_the_flywheels_point(tmp_path: Path) -> None:
     print(f"demo: function-name accuracy base {base:.3f}, customized {customized:.3f}")
     # A floor under the README's demo figures (measured: see README "What make demo does"), with room for noise.
     assert customized - base >= 0.2
+    # At the demo's example prices every cost is known: the records' logged usage, the measured throughput.
+    cost = job.result["cost"]
+    assert cost["teacher"]["tokens_from"] == "logged_usage" and cost["teacher"]["cost_per_1k"] is not None
+    assert {e["eval_type"] for e in cost["evals"]} == {"base", "icl", "customized"}
+    assert all(e["cost_per_1k"] is not None and e["basis"] == "gpu_hour" for e in cost["evals"])
+    assert cost["traffic"]["records_per_day"] is not None
+    assert "Recommendation: " in result.output and job.result["recommendation"]["sentence"] in " ".join(
+        result.output.split()
+    )
     training = job.result["training"]["smollm2-135m-instruct"]
     assert training["recipe"] == "tiny"
     assert training["best_epoch"] is not None

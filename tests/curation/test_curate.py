@@ -129,3 +129,27 @@ def test_training_row_keeps_text_answers_text() -> None:
     no_tools = tool_record("q", tool=None)
     del no_tools["request"]["tools"]
     assert "tools" not in to_training_row(no_tools)
+
+
+def test_traffic_counts_every_well_formed_record_read_with_its_time_span() -> None:
+    """Duplicates and quality rejections are calls of the big model too; broken records and records past the
+    limit are not counted; ISO timestamps are read as epoch seconds."""
+    t0 = 1_746_000_000
+    unformed = tool_record("broken", ts=t0 + 900)
+    unformed["response"]["choices"] = []
+    iso = tool_record("iso time", ts=0)
+    iso["timestamp"] = "2025-04-30T08:01:40Z"  # t0 + 100
+    records = [
+        tool_record("newest", ts=t0 + 500),
+        unformed,  # invalid format: not counted, its time neither
+        tool_record("newest", ts=t0 + 400),  # a duplicate: counted
+        tool_record("bad args", args='{"query": ', ts=t0 + 300),  # quality rejection: counted
+        iso,
+        tool_record("last kept", ts=t0 + 50),
+        tool_record("past the limit", ts=t0),  # the read stops before it
+    ]
+    _, stats = curate_records(records, CFG.model_copy(update={"limit": 3}))
+    assert stats.total_records == 6 and stats.deduplicated == 1 and stats.removed_quality == 1
+    assert stats.traffic() == {"records": 5, "first_timestamp": t0 + 50, "last_timestamp": t0 + 500}
+    _, none = curate_records([tool_record("x", ts=0)], CFG)
+    assert none.traffic() == {"records": 0, "first_timestamp": None, "last_timestamp": None}

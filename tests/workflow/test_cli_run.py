@@ -48,3 +48,14 @@ def test_flywheel_run_prints_the_result_table_then_json(home: Path, monkeypatch:
     assert detail["job"]["status"] == "completed"
     (run,) = detail["candidates"]
     assert {e["eval_type"] for e in run["evaluations"]} == {"base-eval", "icl-eval", "customized-eval"}
+
+
+def test_a_bad_recommendation_override_stops_flywheel_run_before_a_job_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    args = ["run", "--workload-id", WORKLOAD, "--client-id", CLIENT, "--candidate", "tiny-random-llama"]
+    bad = CliRunner().invoke(app, [*args, "--recommend", "min_ratio=2"])
+    assert bad.exit_code == 2 and "recommendation_config.min_ratio" in " ".join(bad.output.split())
+    unknown = CliRunner().invoke(app, [*args, "--recommend", "metric=vibes"])
+    assert unknown.exit_code == 2 and "metric 'vibes' is unknown" in " ".join(unknown.output.split())

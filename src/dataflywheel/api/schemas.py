@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from dataflywheel.decision.schema import CostReport, LatencyRow, Recommendation, read_stored
 from dataflywheel.jobs.records import (
     CandidateRunDetail,
     CustomizationRecord,
@@ -28,7 +29,7 @@ from dataflywheel.jobs.records import (
     JudgeRecord,
 )
 from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskStatus
-from dataflywheel.settings import DataSplitSettings, ICLSettings
+from dataflywheel.settings import DataSplitSettings, ICLSettings, RecommendationSettings
 
 __all__ = [
     "CancelResponse",
@@ -95,6 +96,12 @@ class JobCreate(BaseModel):
     )
     icl_config: dict[str, Any] | None = Field(
         None, description=f"Overrides of the icl settings; keys: {_keys(ICLSettings)}."
+    )
+    recommendation_config: dict[str, Any] | None = Field(
+        None,
+        description="Overrides of the recommendation rule (the recommendation settings); keys: "
+        f"{_keys(RecommendationSettings)}, e.g. "
+        '{"metric": "function_name_and_args_accuracy", "min_ratio": 0.9}.',
     )
     candidates: list[str] | None = Field(
         None,
@@ -303,7 +310,20 @@ class JobDetailPublic(BaseModel):
     error: str | None
     result: dict[str, Any] | None = Field(
         description="Once completed: per candidate and eval type, every metric's mean with its 95% interval "
-        "(ci_low, ci_high) and sample count, the judge's, and the sample and error counts."
+        "(ci_low, ci_high) and sample count, the judge's, and the sample and error counts; the cost, latency "
+        "and recommendation below are in it too (as result.cost, result.latency, result.recommendation)."
+    )
+    cost: CostReport | None = Field(
+        None,
+        description="Once completed: what a request costs per candidate and eval type and for the logged model, "
+        "per 1,000 requests and per month at the observed traffic (null fields: unknown, no price set). None for "
+        "a job without a result or finished before costs were computed.",
+    )
+    latency: list[LatencyRow] | None = Field(
+        None, description="Once completed: latency (mean, p50, p95) and throughput per candidate and eval type."
+    )
+    recommendation: Recommendation | None = Field(
+        None, description="Once completed: which candidate and eval type can replace the logged model, and why."
     )
 
     @classmethod
@@ -329,6 +349,7 @@ class JobDetailPublic(BaseModel):
             datasets=[DatasetPublic.of(job.id, d) for d in detail.datasets],
             error=job.error,
             result=job.result,
+            **read_stored(job.result)._asdict(),
         )
 
 

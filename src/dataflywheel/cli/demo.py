@@ -3,7 +3,8 @@
 Generates realistic traffic (with the imperfections real logs have: duplicates, text answers, broken
 lines), loads it into the SQLite log store, and runs one flywheel job with the built-in SmolLM2 candidate:
 datasets, then base and ICL evals while a LoRA adapter trains on the train split, then the customized eval,
-and prints the result table.
+and prints the result table, ending with the cost per 1,000 requests (at example prices, labelled as such)
+and the recommendation.
 """
 
 from __future__ import annotations
@@ -17,11 +18,51 @@ from dataflywheel.cli.common import console, guarded, state
 from dataflywheel.cli.render import build_tables, ingest_table
 from dataflywheel.cli.run import follow_job, result_table
 from dataflywheel.datasets.artifacts import read_manifest
+from dataflywheel.decision.cost import format_money
 from dataflywheel.ingest.jsonl import load_file
 from dataflywheel.logstore import open_log_store
-from dataflywheel.settings import with_overrides
+from dataflywheel.settings import CandidateSettings, Settings, with_overrides
 from dataflywheel.synth.generator import SynthConfig, write_jsonl
 from dataflywheel.workflow.service import FlywheelService
+
+EXAMPLE_TEACHER_PRICE_PER_1M = 0.88
+"""Example price of the logged model per 1M input and per 1M output tokens: a hosted 70B model's list price."""
+EXAMPLE_MACHINE_PRICE_PER_HOUR = 0.10
+"""Example hourly price of the machine serving the candidate: about a 2-vCPU cloud VM, like the demo's."""
+
+
+def example_prices(settings: Settings, model: str, teacher: str) -> tuple[Settings, list[str]]:
+    """``settings`` with example prices for the logged model and the candidate where none is configured, and
+    what was set (to be printed as examples). A price the settings have is kept."""
+    said: list[str] = []
+    currency = settings.cost.currency
+    if settings.teacher.price_per_1m_input_tokens is None:
+        name = settings.teacher.name or teacher
+        settings = with_overrides(
+            settings,
+            teacher={
+                "name": name,
+                "price_per_1m_input_tokens": EXAMPLE_TEACHER_PRICE_PER_1M,
+                "price_per_1m_output_tokens": EXAMPLE_TEACHER_PRICE_PER_1M,
+            },
+        )
+        said.append(
+            f"the logged model ({name}) {format_money(EXAMPLE_TEACHER_PRICE_PER_1M, currency)} per 1M input and "
+            "output tokens, like a hosted 70B model"
+        )
+    configured = next((c for c in settings.candidates if c.name == model), None)
+    if configured is None or (configured.price_per_gpu_hour is None and configured.price_per_1m_input_tokens is None):
+        base = configured or CandidateSettings(name=model)
+        priced = CandidateSettings.model_validate(
+            base.model_dump() | {"price_per_gpu_hour": EXAMPLE_MACHINE_PRICE_PER_HOUR}
+        )
+        others = [c for c in settings.candidates if c.name != model]
+        settings = settings.model_copy(update={"candidates": [*others, priced]})
+        said.append(
+            f"{model} {format_money(EXAMPLE_MACHINE_PRICE_PER_HOUR, currency)} per hour of the machine serving it "
+            "(price_per_gpu_hour; about a 2-vCPU cloud VM), divided by the throughput its evals measure"
+        )
+    return settings, said
 
 
 @guarded
@@ -76,6 +117,15 @@ def demo(
         data_split={"eval_size": eval_records, "limit": limit, "min_total_records": min(50, limit)},
         executor={"eval_max_tokens": 64},
     )
+    settings, examples = example_prices(settings, model, config.teacher_model)
+    if examples:
+        console.print(
+            "Example prices, to show the cost model (set yours under teacher and candidates in the settings): "
+            + "; ".join(examples)
+            + ".",
+            highlight=False,
+            soft_wrap=True,
+        )
     # No hyperparameter is set here: the job trains with the default recipe for the candidate's size.
     job_config: dict[str, object] = {"candidates": [model]}
     if epochs is not None:

@@ -427,6 +427,9 @@ def create(
         None, "--set-training", help="A training override KEY=VALUE (repeatable), e.g. epochs=1, lora.adapter_dim=8."
     ),
     set_icl: list[str] | None = typer.Option(None, "--set-icl", help="An icl override KEY=VALUE (repeatable)."),
+    set_recommendation: list[str] | None = typer.Option(
+        None, "--set-recommendation", help="A recommendation rule override KEY=VALUE (repeatable), e.g. min_ratio=0.9."
+    ),
     watch: bool = typer.Option(False, "--watch", help="Follow the job until it ends (as flywheel jobs watch)."),
     as_json: bool = JSON_OPTION,
     url: str | None = URL_OPTION,
@@ -438,6 +441,7 @@ def create(
         ("data_split_config", set_split, "--set-split"),
         ("training_config", set_training, "--set-training"),
         ("icl_config", set_icl, "--set-icl"),
+        ("recommendation_config", set_recommendation, "--set-recommendation"),
     ):
         overrides = parse_assignments(values, option)
         if overrides:

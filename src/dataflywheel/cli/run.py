@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
+from dataflywheel.cli.decision import decision_renderables
 from dataflywheel.errors import ConfigError
 from dataflywheel.jobs.records import JobDetail, JobRecord
 from dataflywheel.settings import Settings
@@ -68,7 +69,9 @@ EVAL_TYPES = ("base-eval", "icl-eval", "customized-eval")
 
 def result_table(result: dict[str, Any], teacher: str = "the logged model") -> RenderableType:
     """The metrics table (:func:`metrics_table`), then per candidate the tool-name accuracy per reference
-    class (:func:`per_class_table`) when the result has it."""
+    class (:func:`per_class_table`) when the result has it, how each LoRA run went, and last the cost and
+    latency per eval type with the recommendation sentence (:mod:`dataflywheel.cli.decision`; "unknown"
+    where a price is not set)."""
     candidates: dict[str, Any] = result.get("candidates", {})
     tables: list[RenderableType] = [metrics_table(result, teacher)]
     for candidate, evals in candidates.items():
@@ -77,6 +80,7 @@ def result_table(result: dict[str, Any], teacher: str = "the logged model") -> R
             tables.append(per_class)
     for candidate, summary in (result.get("training") or {}).items():
         tables.append(Text(training_line(candidate, summary)))
+    tables.extend(decision_renderables(result))
     return Group(*tables)
 
 
@@ -199,6 +203,12 @@ def run(
     ),
     split: list[str] | None = typer.Option(None, "--split", help="data_split override KEY=VALUE (repeatable)."),
     training: list[str] | None = typer.Option(None, "--training", help="training override KEY=VALUE (repeatable)."),
+    recommend: list[str] | None = typer.Option(
+        None,
+        "--recommend",
+        help="recommendation rule override KEY=VALUE (repeatable), e.g. min_ratio=0.9 or "
+        "metric=function_name_and_args_accuracy.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the finished job as JSON."),
 ) -> None:
     """Run one whole flywheel job here (embedded executor) and print its result table."""
@@ -209,6 +219,7 @@ def run(
         "candidates": list(candidate or []) or None,
         "data_split_config": parse_assignments(split, "--split") or None,
         "training_config": parse_assignments(training, "--training") or None,
+        "recommendation_config": parse_assignments(recommend, "--recommend") or None,
     }
     config = {k: v for k, v in config.items() if v is not None}
     started = time.monotonic()

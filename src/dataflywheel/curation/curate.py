@@ -58,6 +58,29 @@ class CurationStats:
     workload_type: WorkloadType = WorkloadType.GENERIC
     reasons: Counter[str] = field(default_factory=Counter)
     samples: dict[str, list[str]] = field(default_factory=dict)
+    timestamped: int = 0
+    """Well-formed records read that have a timestamp (duplicates and quality rejections included): the
+    workload's traffic between ``first_timestamp`` and ``last_timestamp``."""
+    first_timestamp: float | None = None
+    last_timestamp: float | None = None
+
+    def saw(self, timestamp: float) -> None:
+        """Count one record of the traffic at ``timestamp`` (epoch seconds; 0 or less: none)."""
+        if timestamp <= 0:
+            return
+        self.timestamped += 1
+        if self.first_timestamp is None or timestamp < self.first_timestamp:
+            self.first_timestamp = timestamp
+        if self.last_timestamp is None or timestamp > self.last_timestamp:
+            self.last_timestamp = timestamp
+
+    def traffic(self) -> dict[str, Any]:
+        """The manifest's ``traffic``: records read with a timestamp, the oldest and the newest (epoch s)."""
+        return {
+            "records": self.timestamped,
+            "first_timestamp": self.first_timestamp,
+            "last_timestamp": self.last_timestamp,
+        }
 
     @property
     def valid_openai_format(self) -> int:
@@ -117,6 +140,7 @@ class Curator:
             return None
         stats = self.stats
         stats.total_records += 1
+        stats.saw(item.timestamp)
         if isinstance(item, Rejected):
             if item.stage == "invalid_format":
                 stats.invalid_format += 1

@@ -22,7 +22,8 @@ from dataflywheel.curation.quality import tool_call_problem
 from dataflywheel.curation.training_format import to_training_row
 from dataflywheel.curation.validate import format_problem
 from dataflywheel.curation.workload import label_of_calls, response_tool_calls, user_query
-from dataflywheel.records.model import decode_record
+from dataflywheel.errors import RecordError
+from dataflywheel.records.model import coerce_timestamp, decode_record
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 from dataflywheel.settings import DataSplitSettings, DedupMode
 
@@ -64,6 +65,8 @@ class Rejected(NamedTuple):
     stage: str
     """``invalid_format`` or ``quality``."""
     reason: str
+    timestamp: float = 0.0
+    """A quality rejection's timestamp (a well-formed call of the big model still counts as traffic); 0: none."""
 
 
 Inspected = Usable | Rejected
@@ -104,11 +107,12 @@ def inspect_record(record: Any, config: InspectConfig, shared: _SharedParts) -> 
     problem = format_problem(record, config.max_tool_properties)
     if problem is not None:
         return Rejected("invalid_format", problem)
+    timestamp = epoch_seconds(record.get("timestamp"))
     calls = response_tool_calls(record)
     if calls:
         problem = tool_call_problem(calls, config.parse_function_arguments)
         if problem is not None:
-            return Rejected("quality", problem)
+            return Rejected("quality", problem, timestamp)
     row = to_training_row(record)
     messages = row["messages"]
     system = NONE
@@ -119,7 +123,7 @@ def inspect_record(record: Any, config: InspectConfig, shared: _SharedParts) -> 
     body = bytes(memoryview(b",".join([orjson.dumps(m, option=_SORT) for m in messages])))
     tools = row.get("tools")
     return Usable(
-        timestamp=float(record.get("timestamp") or 0),
+        timestamp=timestamp,
         has_tool_calls=bool(calls),
         label=label_of_calls(calls),
         query=user_query(record),
@@ -128,6 +132,15 @@ def inspect_record(record: Any, config: InspectConfig, shared: _SharedParts) -> 
         body=body,
         tools=shared.index_of("tools", tools) if tools is not None else NONE,
     )
+
+
+def epoch_seconds(value: Any) -> float:
+    """A record's timestamp as epoch seconds (numbers, numeric or ISO 8601 strings); 0.0 when it has none
+    or it cannot be read (ordering and traffic then leave it out)."""
+    try:
+        return float(coerce_timestamp(value))
+    except RecordError:
+        return 0.0
 
 
 def inspect_batch(raws: list[bytes], config: InspectConfig) -> Batch:

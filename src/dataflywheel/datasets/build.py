@@ -297,6 +297,8 @@ def _manifest(build: _Build) -> dict[str, Any]:
             "newest": max((s.timestamp for s in selected), default=None),
             "oldest": min((s.timestamp for s in selected), default=None),
         },
+        # Every well-formed record read (newest first, until the limit stopped the read), for the traffic rate.
+        "traffic": stats.traffic(),
         "curation": stats.to_dict(),
         "training_rows": {"in_memory_bytes": build.rows.memory_bytes, "spilled_bytes": build.rows.spilled_bytes},
         "icl": build.icl_report,

@@ -8,9 +8,12 @@ is in the settings' currency (``cost.currency``), per 1,000 requests unless the 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any, NamedTuple, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 
 class CostBasis(StrEnum):
@@ -31,6 +34,8 @@ class TokenSource(StrEnum):
     """The records' own ``response.usage``."""
     TOKENIZER = "tokenizer"
     """Counted with a tokenizer over the logged request and answer: an estimate."""
+    UNKNOWN = "unknown"
+    """Neither logged nor counted (e.g. no tokenizer could be loaded): the token counts are unknown."""
 
 
 class EvalCost(BaseModel):
@@ -50,6 +55,7 @@ class EvalCost(BaseModel):
     saving_vs_teacher: float | None = Field(
         description="1 - cost_per_1k / the logged model's cost_per_1k; None when either is unknown."
     )
+    unknown_reason: str | None = Field(None, description="Why cost_per_1k is unknown (None when it is known).")
 
 
 class TeacherCost(BaseModel):
@@ -63,6 +69,7 @@ class TeacherCost(BaseModel):
     cost_per_1k: float | None
     basis: CostBasis
     monthly_cost: float | None
+    unknown_reason: str | None = Field(None, description="Why cost_per_1k is unknown (None when it is known).")
 
 
 class Traffic(BaseModel):
@@ -90,6 +97,10 @@ class CostReport(BaseModel):
     traffic: Traffic
     evals: list[EvalCost]
     judge: JudgeCost | None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What could not be computed and why (e.g. the traffic of a build without timestamps).",
+    )
 
 
 class LatencyRow(BaseModel):
@@ -136,3 +147,50 @@ class Recommendation(BaseModel):
     saving_vs_teacher: float | None
     sentence: str = Field(description="One plain sentence saying what to do and why.")
     advice: str | None = Field(description="When none qualifies: what would help (e.g. more logged records).")
+
+
+EVAL_TYPES = ("base", "icl", "customized")
+"""The eval types as stored here, in the order they run."""
+EVAL_TYPE_SUFFIX = "-eval"
+
+
+def eval_type_name(kind: str) -> str:
+    """The eval type as stored here (``base``, ``icl``, ``customized``) of a job result's key (``base-eval``...)."""
+    return kind.removesuffix(EVAL_TYPE_SUFFIX)
+
+
+class StoredDecision(NamedTuple):
+    """A stored job result's ``cost``, ``latency`` and ``recommendation`` as models."""
+
+    cost: CostReport | None
+    latency: list[LatencyRow] | None
+    recommendation: Recommendation | None
+
+
+_logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_COST: TypeAdapter[CostReport] = TypeAdapter(CostReport)
+_LATENCY: TypeAdapter[list[LatencyRow]] = TypeAdapter(list[LatencyRow])
+_RECOMMENDATION: TypeAdapter[Recommendation] = TypeAdapter(Recommendation)
+
+
+def _stored(shape: TypeAdapter[_T], result: Mapping[str, Any], key: str) -> _T | None:
+    value = result.get(key)
+    if value is None:
+        return None
+    try:
+        return shape.validate_python(value)
+    except ValidationError as exc:
+        _logger.warning("stored result.%s is not readable, left out: %s", key, exc)
+        return None
+
+
+def read_stored(result: Mapping[str, Any] | None) -> StoredDecision:
+    """The decision keys of a stored job result; each None when absent (a result stored before they existed)
+    or not of its shape (logged: a page or table must not fail for one odd key)."""
+    result = result or {}
+    return StoredDecision(
+        _stored(_COST, result, "cost"),
+        _stored(_LATENCY, result, "latency"),
+        _stored(_RECOMMENDATION, result, "recommendation"),
+    )

@@ -48,6 +48,9 @@ METRICS = (
     "call_precision",
     "call_recall",
 )
+SUMMARY_METRICS = (*METRICS, "embedding_similarity")
+"""The metrics an eval summary aggregates, overall and per class: the per-sample ones above and, for text
+answers, the embedding similarity the runner adds when it has an embedder."""
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _IDENTIFIER_MAX = 32

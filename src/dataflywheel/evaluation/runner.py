@@ -41,8 +41,8 @@ from dataflywheel.evaluation.breakdown import (
     predicted_outcome,
 )
 from dataflywheel.evaluation.judge import Judge
-from dataflywheel.evaluation.metrics import METRICS, score_sample
-from dataflywheel.evaluation.stats import aggregate
+from dataflywheel.evaluation.metrics import METRICS, SUMMARY_METRICS, score_sample
+from dataflywheel.evaluation.stats import aggregate, quantile
 from dataflywheel.icl.embedders import Embedder
 from dataflywheel.models.types import ChatRequest, ChatResult, SamplingParams
 
@@ -56,8 +56,6 @@ logger = logging.getLogger(__name__)
 
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
-SUMMARY_METRICS = (*METRICS, "embedding_similarity")
-"""The metrics a summary aggregates, overall and per class."""
 
 
 class EvalType(StrEnum):
@@ -372,8 +370,8 @@ def summarize(
             "prompt_tokens": sum((s.get("usage") or {}).get("prompt_tokens", 0) for s in ok),
             "completion_tokens": sum((s.get("usage") or {}).get("completion_tokens", 0) for s in ok),
         },
-        latency_p50_s=_quantile(latencies, 0.5),
-        latency_p95_s=_quantile(latencies, 0.95),
+        latency_p50_s=quantile(latencies, 0.5),
+        latency_p95_s=quantile(latencies, 0.95),
         per_class=per_class_metrics(samples, SUMMARY_METRICS),
         confusion=confusion(samples),
     )
@@ -390,13 +388,6 @@ def _with_outcomes(samples: list[dict[str, Any]], rows: list[dict[str, Any]]) ->
                 s.get("prediction"), tools.get(s["record_id"]), failed=s.get("error") is not None
             )
     return samples
-
-
-def _quantile(sorted_values: Iterable[float], q: float) -> float | None:
-    values = list(sorted_values)
-    if not values:
-        return None
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def embedding_similarity(embedder: Embedder, reference: str, prediction: str) -> float:

@@ -1,4 +1,5 @@
-"""Aggregates with uncertainty: mean, percentile-bootstrap 95% interval and the sample count."""
+"""Aggregates with uncertainty: mean, percentile-bootstrap 95% interval and the sample count; and the
+nearest-rank quantile that latency percentiles use."""
 
 from __future__ import annotations
 
@@ -62,3 +63,12 @@ def _bootstrap_means(data: np.ndarray, rng: np.random.Generator, chunk: int = 50
 def aggregate_all(rows: Sequence[dict[str, float | None]], metrics: Sequence[str]) -> dict[str, Aggregate]:
     """Aggregate every metric over per-sample score dicts."""
     return {m: aggregate(r.get(m) for r in rows) for m in metrics}
+
+
+def quantile(sorted_values: Iterable[float], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile of ascending values (the value at index ``int(q * n)``, clamped);
+    None for no value. Used for latency p50/p95, so every report of a latency agrees."""
+    values = list(sorted_values)
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]

@@ -35,9 +35,12 @@ __all__ = ["FlywheelService", "validate_job_config"]
 
 def validate_job_config(settings: Settings, config: dict[str, Any]) -> dict[str, Any]:
     """Check a job's overrides and candidates before the job exists; ConfigError names the bad key."""
-    split = config.get("data_split_config") or {}
-    icl = config.get("icl_config") or {}
-    for section, key, values in (("data_split", "data_split_config", split), ("icl", "icl_config", icl)):
+    overrides = (
+        ("data_split", "data_split_config", config.get("data_split_config") or {}),
+        ("icl", "icl_config", config.get("icl_config") or {}),
+        ("recommendation", "recommendation_config", config.get("recommendation_config") or {}),
+    )
+    for section, key, values in overrides:
         if not isinstance(values, dict):
             raise ConfigError(f"{key}: expected an object")
         try:

@@ -94,10 +94,13 @@ class StageContext:
 
 
 def job_settings(settings: Settings, job: JobRecord) -> Settings:
-    """``settings`` with a job's ``data_split_config`` and ``icl_config`` applied."""
+    """``settings`` with a job's ``data_split_config``, ``icl_config`` and ``recommendation_config`` applied."""
     config = job.config or {}
     return with_overrides(
-        settings, data_split=config.get("data_split_config") or {}, icl=config.get("icl_config") or {}
+        settings,
+        data_split=config.get("data_split_config") or {},
+        icl=config.get("icl_config") or {},
+        recommendation=config.get("recommendation_config") or {},
     )
 
 
@@ -514,16 +517,29 @@ def _small(metrics: dict[str, Any]) -> dict[str, Any]:
 def run_finalize(ctx: StageContext) -> dict[str, Any]:
     """The job's result: per candidate and eval type, every metric with its interval, the same per reference
     class, and the confusion counts of reference class against predicted outcome; per customized candidate,
-    how its LoRA run went (:func:`training_summary`)."""
+    how its LoRA run went (:func:`training_summary`); then what it all means (:mod:`dataflywheel.decision`):
+    ``cost`` (per 1,000 requests and per month, against the logged model's), ``latency`` and the
+    ``recommendation``. A cost that cannot be computed is stored as unknown with the reason; it never fails
+    the job."""
+    from dataflywheel.decision.decide import FinishedEval, decide, without_cost
+    from dataflywheel.decision.schema import eval_type_name
+
     detail = ctx.store.job_detail(ctx.job.id)
     results: dict[str, Any] = {}
     training: dict[str, Any] = {}
+    finished: list[FinishedEval] = []
     for run in detail.candidates:
         evals: dict[str, Any] = {}
         for kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL):
             stage = ctx.store.get_stage(ctx.job.id, stage_key(kind, run.candidate))
             if stage is not None and stage.status == TaskStatus.COMPLETED and stage.output:
                 summary = stage.output["summary"]
+                artifacts = stage.output.get("artifact_path")
+                finished.append(
+                    FinishedEval(
+                        run.candidate, eval_type_name(kind.value), summary, Path(artifacts) if artifacts else None
+                    )
+                )
                 evals[kind.value] = {
                     "metrics": summary["metrics"],
                     "per_class": summary.get("per_class") or {},
@@ -537,7 +553,15 @@ def run_finalize(ctx: StageContext) -> dict[str, Any]:
             from dataflywheel.training.report import training_summary
 
             training[run.candidate] = training_summary(run.customization.metrics)
-    return {"candidates": results, "training": training}
+    try:
+        dataset_dir = Path(ctx.output_of(StageKind.DATASETS)["path"])
+        decision = decide(ctx.settings, finished, results, training, dataset_dir)
+    except Exception as exc:  # the accuracy results stand without the cost: store it as unknown, say why
+        logger.exception("the cost of job %s could not be computed", ctx.job.id)
+        decision = without_cost(
+            ctx.settings, results, training, f"the cost could not be computed: {type(exc).__name__}: {exc}"
+        )
+    return {"candidates": results, "training": training, **decision.to_result()}
 
 
 # ---- feedback loop ---------------------------------------------------------------------------------
