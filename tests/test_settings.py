@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,16 @@ def test_prices_are_unknown_unless_set() -> None:
         0.95,
         "USD",
     )
+
+
+def test_mlflow_export_is_off_by_default_and_needs_its_extra_when_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if the mlflow extra were not installed
+    assert load_settings().mlflow.tracking_uri is None  # off: no package needed
+    monkeypatch.setenv("FLYWHEEL_MLFLOW__TRACKING_URI", "http://mlflow.internal:5000")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    message = str(err.value)
+    assert "mlflow.tracking_uri: is set but the mlflow package is not installed" in message
+    assert "pip install 'data-flywheel[mlflow]'" in message and "[env FLYWHEEL_MLFLOW__TRACKING_URI]" in message
+    monkeypatch.setenv("FLYWHEEL_MLFLOW__TRACKING_URI", " ")
+    assert load_settings().mlflow.tracking_uri is None  # blank is unset

@@ -9,14 +9,16 @@ Every invalid value fails at start with a :class:`~dataflywheel.errors.ConfigErr
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -334,6 +336,48 @@ class RecommendationSettings(_Section):
         return self
 
 
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (a ``None`` in sys.modules blocks it)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
+
+
+class MlflowSettings(_Section):
+    """Export of every finished job to MLflow (one run per job, a nested run per candidate)."""
+
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (http(s)://server, sqlite:///path/mlflow.db, postgresql://...); "
+        "null: no export. Needs the mlflow extra: pip install 'data-flywheel[mlflow]'.",
+    )
+    experiment: str = Field(
+        "data-flywheel", min_length=1, description="Experiment the runs go to (created if missing)."
+    )
+    artifact_location: str | None = Field(
+        None,
+        description="Where a new experiment keeps its artifacts (a folder or URI); null: the server's default, "
+        "or <home>/mlflow-artifacts with a local sqlite:/file: store.",
+    )
+    log_adapters: bool = Field(True, description="Upload each customized candidate's LoRA adapter folder.")
+    http_timeout_s: int = Field(30, ge=1, le=3600, description="Seconds one request to a tracking server may take.")
+    http_retries: int = Field(
+        2, ge=0, le=10, description="Retries of a failed request to a tracking server (with backoff)."
+    )
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _client_installed(cls, uri: str | None) -> str | None:
+        if uri is not None and not uri.strip():
+            return None
+        if uri is not None and not _installed("mlflow"):
+            raise ValueError(
+                "is set but the mlflow package is not installed: pip install 'data-flywheel[mlflow]' "
+                "(or leave mlflow.tracking_uri unset)"
+            )
+        return uri
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML file; a missing explicit file or a non-mapping document is a ConfigError."""
 
@@ -396,6 +440,7 @@ class Settings(BaseSettings):
     recommendation: RecommendationSettings = Field(default_factory=RecommendationSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
 
     @model_validator(mode="after")
     def _unique_candidates(self) -> Settings:

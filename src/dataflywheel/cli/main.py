@@ -13,6 +13,7 @@ from dataflywheel.cli.common import guarded, print_json, state
 from dataflywheel.cli.curate import curate
 from dataflywheel.cli.demo import demo
 from dataflywheel.cli.evaluate import evaluate
+from dataflywheel.cli.export import export_mlflow
 from dataflywheel.cli.jobs import jobs_app
 from dataflywheel.cli.run import run, worker
 from dataflywheel.cli.serve import serve_model
@@ -38,6 +39,9 @@ app.command("curate", help="Feedback loop: student answers, normalized, judged, 
 app.command("run", help="Run one whole flywheel job in this process and print its results.")(run)
 app.command("worker", help="A Celery worker running job stages (executor celery).")(worker)
 app.command("synth", help="Write synthetic customer-service traffic in log form (JSONL).")(synth)
+app.command("export-mlflow", help="Log a finished job to MLflow (params, metrics, dataset hashes, artifacts).")(
+    export_mlflow
+)
 
 
 @app.callback()

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from dataflywheel.errors import FlywheelError
 from dataflywheel.jobs import JobStore
 from dataflywheel.jobs.records import StageRecord
 from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskStatus
@@ -269,5 +270,35 @@ class JobDriver:
         if detail.candidates and len(failures) == len(detail.candidates):
             self.store.set_job_status(self.job_id, JobStatus.FAILED, error=f"every candidate failed: {failures[0]}")
             return JobStatus.FAILED
+        if self._export() and self.store.is_cancel_requested(self.job_id):
+            # Cancelled while it was exported: a cancelling job ends cancelled, finished work or not.
+            self.store.set_job_status(self.job_id, JobStatus.CANCELLED, error="cancelled by request")
+            return JobStatus.CANCELLED
         self.store.set_job_status(self.job_id, JobStatus.COMPLETED)
         return JobStatus.COMPLETED
+
+    def _export(self) -> bool:
+        """Log the job to MLflow when ``mlflow.tracking_uri`` is set, before it is marked completed, so that
+        whoever sees it completed also sees ``result["mlflow"]``. A failure is recorded there, never raised;
+        heartbeats go on meanwhile (an upload may outlast ``executor.stale_after_s``). True when it ran."""
+        if not self.settings.mlflow.tracking_uri:
+            return False
+        from dataflywheel.export.mlflow import export_and_record
+
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.settings.executor.heartbeat_s):
+                try:
+                    self.store.heartbeat(self.job_id, self.owner)
+                except FlywheelError as exc:
+                    logger.warning("job %s: heartbeat during the MLflow export failed: %s", self.job_id, exc)
+
+        beating = threading.Thread(target=beat, name=f"flywheel-export-{self.job_id[:8]}", daemon=True)
+        beating.start()
+        try:
+            export_and_record(self.store, self.settings, self.job_id, status=JobStatus.COMPLETED.value)
+        finally:
+            stop.set()
+            beating.join()
+        return True
