@@ -14,6 +14,7 @@ from dataflywheel.cli.curate import curate
 from dataflywheel.cli.demo import demo
 from dataflywheel.cli.evaluate import evaluate
 from dataflywheel.cli.jobs import jobs_app
+from dataflywheel.cli.report import report
 from dataflywheel.cli.run import run, worker
 from dataflywheel.cli.serve import serve_model
 from dataflywheel.cli.synth import synth
@@ -38,6 +39,7 @@ app.command("curate", help="Feedback loop: student answers, normalized, judged, 
 app.command("run", help="Run one whole flywheel job in this process and print its results.")(run)
 app.command("worker", help="A Celery worker running job stages (executor celery).")(worker)
 app.command("synth", help="Write synthetic customer-service traffic in log form (JSONL).")(synth)
+app.command("report", help="Write a job's results as one self-contained HTML file (opens offline).")(report)
 
 
 @app.callback()
