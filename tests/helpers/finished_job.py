@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import update
 
 from dataflywheel.curation.workload import message_text, response_message
@@ -38,6 +39,7 @@ from dataflywheel.decision.schema import (
     TokenSource,
     Traffic,
 )
+from dataflywheel.evaluation.metrics import calls_of
 from dataflywheel.evaluation.runner import EvalConfig, EvalType, load_dataset, run_async, run_eval
 from dataflywheel.ingest.jsonl import load_file
 from dataflywheel.jobs import JobStore
@@ -47,7 +49,6 @@ from dataflywheel.logstore import open_log_store
 from dataflywheel.models.types import ChatRequest, ChatResult, Usage
 from dataflywheel.settings import Settings, load_settings
 from dataflywheel.synth.generator import SynthConfig, write_jsonl
-from dataflywheel.training.report import training_summary
 from dataflywheel.workflow.plan import StageKind, stage_key
 from dataflywheel.workflow.stages import eval_dir, execute_stage
 
@@ -130,13 +131,9 @@ def _call(name: str, arguments: Any) -> dict[str, Any]:
 
 
 def _mistake(kind: str, reference: dict[str, Any], tools: list[str], rng: random.Random) -> dict[str, Any]:
-    calls = reference.get("tool_calls") or []
-    ref_name = calls[0]["function"]["name"] if calls else None
-    ref_args = dict(calls[0]["function"]["arguments"]) if calls else {}
-    if isinstance(calls[0]["function"]["arguments"] if calls else None, str):
-        import json
-
-        ref_args = json.loads(calls[0]["function"]["arguments"])
+    calls = calls_of(reference)
+    ref_name = calls[0].name if calls else None
+    ref_args = dict(calls[0].arguments) if calls else {}
     if kind == "wrong_tool":
         other = rng.choice([t for t in tools if t != ref_name] or tools)
         return _call(other, {"query": "help with my order", **{k: v for k, v in ref_args.items() if k != "query"}})
@@ -208,8 +205,6 @@ def build_finished_job(home: Path, *, candidates: tuple[str, ...] = CANDIDATES, 
         datasets = store.get_stage(job.id, "datasets").output or {}  # type: ignore[union-attr]
         build = Path(datasets["path"])
         rows = {"eval": load_dataset(build / "eval.jsonl"), "icl": load_dataset(build / "icl.jsonl")}
-        import orjson
-
         train_classes = orjson.loads((build / "manifest.json").read_bytes())["classes"]["train"]
         summaries: dict[tuple[str, str], dict[str, Any]] = {}
         for candidate in candidates:
@@ -262,11 +257,10 @@ def build_finished_job(home: Path, *, candidates: tuple[str, ...] = CANDIDATES, 
             store.set_candidate_stage(run.id, CandidateStage.COMPLETED)
         assert execute_stage(store, settings, job.id, "finalize", OWNER) is TaskStatus.COMPLETED
         result = dict(store.get_stage(job.id, "finalize").output or {})  # type: ignore[union-attr]
-        result.update(_decision(result, summaries, rows["eval"], candidates))
+        result.update(_decision(result, summaries, rows["eval"]))
         store.update_job(job.id, result=result)
         store.set_job_status(job.id, JobStatus.COMPLETED)
         _spread_times(store, job.id, candidates)
-        assert training_summary(metrics)["curve"]  # the shape finalize stored
     finally:
         store.close()
     return FinishedJob(settings=settings, job_id=job.id, candidates=candidates)
@@ -288,7 +282,6 @@ def _decision(
     result: dict[str, Any],
     summaries: dict[tuple[str, str], dict[str, Any]],
     eval_rows: list[dict[str, Any]],
-    candidates: tuple[str, ...],
 ) -> dict[str, Any]:
     """``cost``, ``latency`` and ``recommendation`` as the decision step stores them."""
     usage = [((r.get("response") or {}).get("usage") or {}) for r in eval_rows]
@@ -357,12 +350,14 @@ def _decision(
         c, t, m = min(qualifying, key=lambda r: costs[(r[0], r[1])].cost_per_1k or float("inf"))
         status, gap = RecommendationStatus.RECOMMENDED, 0.0
         cost = costs[(c, t)]
+        saving = (
+            f"for {1 - cost.cost_per_1k / teacher_cost:.0%} less"
+            if cost.cost_per_1k and teacher_cost
+            else "at a cost that is unknown (no price set)"
+        )
         sentence = (
             f"Replace {TEACHER} with {c} ({t}): its function-name accuracy is {m['mean']:.2f} "
-            f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}], at least {MIN_RATIO:.2f} of the logged model's, "
-            f"for {1 - cost.cost_per_1k / teacher_cost:.0%} less."
-            if cost.cost_per_1k and teacher_cost
-            else ""
+            f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}], at least {MIN_RATIO:.2f} of the logged model's, {saving}."
         )
         advice = None
     else:
@@ -385,7 +380,6 @@ def _decision(
         sentence=sentence,
         advice=advice,
     )
-    _ = candidates
     return {
         "cost": report.model_dump(mode="json"),
         "latency": [r.model_dump(mode="json") for r in latency],

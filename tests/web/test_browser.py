@@ -1,5 +1,6 @@
 """The pages in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright, against the
-real app served by uvicorn on a free loopback port, over the finished job's store, with API-key auth on.
+real app served by uvicorn on a free loopback port (:class:`BackgroundServer`), over the finished job's
+store, with API-key auth on.
 
 Every number checked is read back from the stored result or the stored samples, never written here. Each
 run saves screenshots under ``.artifacts/screenshots/`` (git-ignored). Without Chromium or Playwright these
@@ -9,10 +10,6 @@ tests skip and say why, or fail under ``FLYWHEEL_REQUIRE_SERVICES=1`` (CI).
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from dataflywheel.api import create_api
 from dataflywheel.evaluation.runner import read_samples
 from dataflywheel.jobs import JobStatus, JobStore, TaskStatus
 from dataflywheel.results.samples import Verdict, verdict_of
+from dataflywheel.serving.background import BackgroundServer
 from dataflywheel.workflow.stages import eval_dir
 from tests.conftest import service_unavailable
 from tests.helpers.finished_job import FinishedJob
@@ -31,7 +29,7 @@ from tests.web.conftest import API_KEY, API_KEY_ENV, settings_of
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("FLYWHEEL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("FLYWHEEL_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
 TIMEOUT_MS = 10_000
 
@@ -49,12 +47,6 @@ class Server:
         return result
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
@@ -63,7 +55,7 @@ def browser() -> Iterator[Any]:
         service_unavailable("Playwright", f"{exc} (pip install -e '.[dev]')")
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         service_unavailable(
-            "Chromium", f"no browser at {CHROMIUM} (apt-get install chromium, or set FLYWHEEL_CHROMIUM)"
+            "Chromium", f"no browser at {CHROMIUM} (apt-get install chromium, or set FLYWHEEL_TEST_CHROMIUM)"
         )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
@@ -73,29 +65,18 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server(finished: FinishedJob) -> Iterator[Server]:
-    import uvicorn
-
     os.environ[API_KEY_ENV] = API_KEY  # read once, by create_api
     try:
         settings = settings_of(finished, api={"api_key_env": API_KEY_ENV})
         app = create_api(settings, start_jobs=False, recover=False)
     finally:
         del os.environ[API_KEY_ENV]
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, name="web-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the app server did not start"
-        time.sleep(0.05)
-    store = JobStore.from_settings(settings)
-    try:
-        yield Server(f"http://127.0.0.1:{port}", store, finished.job_id, finished)
-    finally:
-        store.close()
-        uv.should_exit = True
-        thread.join(timeout=10)
+    with BackgroundServer(app) as background:
+        store = JobStore.from_settings(settings)
+        try:
+            yield Server(background.url, store, finished.job_id, finished)
+        finally:
+            store.close()
 
 
 @pytest.fixture
@@ -142,7 +123,7 @@ def test_the_finished_job_shows_its_chart_confusion_and_recommendation(page: Any
     result = server.result()
     row = page.locator(f"tr[data-job-id='{server.job_id}']")
     expect(row).to_have_attribute("data-status", "completed")
-    shot(page, "jobs.png")
+    shot(page, "jobs-list.png")
     row.locator("a").click()
     page.wait_for_url(f"{server.url}/jobs/{server.job_id}")
 
@@ -236,7 +217,7 @@ def test_create_a_job_then_cancel_it_from_the_page(page: Any, server: Server) ->
     assert job.config["candidates"] == ["tiny-random-llama"]
     row = page.locator(f"tr[data-job-id='{job_id}']")
     expect(row).to_have_attribute("data-status", "pending")
-    shot(page, "create.png")
+    shot(page, "jobs.png")  # the README's: the form filled in, a new job pending next to a finished one
     row.locator("[data-cancel]").click()
     expect(row).to_have_attribute("data-status", "cancelled")
     assert server.store.get_job(job_id).status is JobStatus.CANCELLED
@@ -258,4 +239,3 @@ def test_a_running_jobs_page_follows_its_progress_live(page: Any, server: Server
     expect(stage.locator(".detail")).to_contain_text("24/30 samples", timeout=TIMEOUT_MS)  # no reload
     page.click("#live [data-cancel]")
     expect(page.locator("#job-status")).to_have_text("cancelling")
-    shutil.rmtree(SCREENSHOTS / "never", ignore_errors=True)

@@ -11,7 +11,7 @@ in, view models out; the templates only lay them out).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -581,7 +581,7 @@ def confusion_views(result: JobResult) -> list[ConfusionView]:
         views.append(ConfusionView(candidate, eval_type, rows, columns, ev.confusion))
     if views:
         focus = next((i for i, v in enumerate(views) if _is_recommended(rec, v.candidate, v.eval_type)), len(views) - 1)
-        views[focus] = ConfusionView(**{**views[focus].__dict__, "open": True})
+        views[focus] = replace(views[focus], open=True)
     return views
 
 
