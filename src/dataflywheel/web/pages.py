@@ -19,7 +19,8 @@ from dataflywheel.results.funnel import CurationFunnel, read_funnel
 from dataflywheel.results.model import EVAL_TYPES, parse_result
 from dataflywheel.results.samples import Verdict, load_samples, page_of
 from dataflywheel.settings import Settings
-from dataflywheel.web.views import JobPage, JobsPage, SamplesView, job_page, jobs_page, samples_view
+from dataflywheel.web.jobs_list import JobsPage, jobs_page
+from dataflywheel.web.views import JobPage, SamplesView, job_page, samples_view
 from dataflywheel.workflow.plan import StageKind
 
 logger = logging.getLogger(__name__)

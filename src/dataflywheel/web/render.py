@@ -14,13 +14,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from dataflywheel import __version__
 from dataflywheel.web import format as fmt
+from dataflywheel.web.jobs_list import JobsPage
 from dataflywheel.web.views import (
     EVAL_LABELS,
     METRIC_LABELS,
     METRIC_TITLES,
     VERDICT_LABELS,
     JobPage,
-    JobsPage,
     SamplesView,
 )
 

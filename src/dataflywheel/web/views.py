@@ -1,7 +1,7 @@
-"""What the pages and the report show, as typed values built from the job store's records (pure: records
-in, view models out; the templates only lay them out).
+"""What the job page and the report show, as typed values built from the job store's records (pure: records
+in, view models out; the templates only lay them out). The jobs list is :mod:`.jobs_list`, the stage timeline
+:mod:`.timeline`.
 
-* :func:`jobs_page`: the jobs list with live status and progress.
 * :func:`job_page`: one job: its stage timeline, the results table (every metric with its interval, cost
   and latency), the accuracy-vs-cost chart, the confusion of logged tool against the candidate's outcome, the
   LoRA loss curves, the curation funnel and the recommendation.
@@ -11,7 +11,7 @@ in, view models out; the templates only lay them out).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,30 +22,25 @@ from dataflywheel.curation.workload import NO_TOOL
 from dataflywheel.decision.schema import Recommendation, RecommendationStatus
 from dataflywheel.evaluation.breakdown import PredictedOutcome
 from dataflywheel.evaluation.metrics import METRICS
-from dataflywheel.jobs.records import CandidateRunDetail, JobDetail, JobRecord, StageRecord
-from dataflywheel.jobs.status import JobKind, JobStatus, TaskStatus
+from dataflywheel.jobs.records import JobDetail, JobRecord, StageRecord
+from dataflywheel.jobs.status import JobKind, JobStatus
 from dataflywheel.results.funnel import CurationFunnel
 from dataflywheel.results.model import EVAL_TYPES, EvalResult, Interval, JobResult, TrainingSummary, parse_result
 from dataflywheel.results.samples import Sample, SamplesPage, Verdict
 from dataflywheel.web import charts
 from dataflywheel.web import format as fmt
 from dataflywheel.web.diff import AnswerDiff, answer_diff
-from dataflywheel.workflow.plan import StageKind, parse_stage_key, plan_curation, plan_job
+from dataflywheel.web.timeline import TimelineRow, candidates_of, timeline
 
 __all__ = [
     "METRIC_LABELS",
     "METRIC_TITLES",
     "ConfusionView",
     "JobPage",
-    "JobRow",
-    "JobsPage",
     "ResultRow",
     "SampleItem",
     "SamplesView",
-    "TimelineRow",
     "job_page",
-    "job_row",
-    "jobs_page",
     "samples_view",
 ]
 
@@ -83,209 +78,7 @@ CHART_METRIC = "function_name_accuracy"
 """The chart's metric when the result names no recommendation rule."""
 
 
-# ---- the jobs list ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class JobRow:
-    id: str
-    kind: str
-    workload_id: str
-    client_id: str
-    status: str
-    terminal: bool
-    progress: float
-    created_at: datetime
-    finished_at: datetime | None
-    num_records: int
-    candidates: list[str]
-    error: str | None
-
-    @property
-    def can_cancel(self) -> bool:
-        return self.status in (JobStatus.PENDING, JobStatus.RUNNING)
-
-
-@dataclass(frozen=True)
-class JobsPage:
-    rows: list[JobRow]
-    count: int
-    limit: int
-    offset: int
-    workloads: list[tuple[str, str]] = field(default_factory=list)
-    """(workload_id, client_id) pairs a new job can name."""
-    candidates: list[str] = field(default_factory=list)
-    """Candidate names a new job can name (configured, then built-in)."""
-    auth: bool = False
-    """True: the server wants its API key (the page shows a way to log out)."""
-
-    @property
-    def live(self) -> bool:
-        return any(not r.terminal for r in self.rows)
-
-
-def job_row(job: JobRecord, progress: float | None = None) -> JobRow:
-    """A job in the list; ``progress`` in percent (None: 100 when completed, else the stored value)."""
-    if progress is None:
-        progress = 100.0 if job.status is JobStatus.COMPLETED else job.progress
-    return JobRow(
-        id=job.id,
-        kind=job.kind.value,
-        workload_id=job.workload_id,
-        client_id=job.client_id,
-        status=job.status.value,
-        terminal=job.status.terminal,
-        progress=round(progress, 1),
-        created_at=job.created_at,
-        finished_at=job.finished_at,
-        num_records=job.num_records,
-        candidates=[str(c) for c in (job.config or {}).get("candidates") or []],
-        error=job.error,
-    )
-
-
-def jobs_page(
-    jobs: Sequence[JobRecord],
-    progress: Mapping[str, float],
-    *,
-    count: int,
-    limit: int,
-    offset: int,
-    workloads: Sequence[tuple[str, str]] = (),
-    candidates: Sequence[str] = (),
-    auth: bool = False,
-) -> JobsPage:
-    """The jobs list; ``progress`` of the unfinished jobs by id (the others need none)."""
-    return JobsPage(
-        rows=[job_row(j, progress.get(j.id)) for j in jobs],
-        count=count,
-        limit=limit,
-        offset=offset,
-        workloads=list(workloads),
-        candidates=list(candidates),
-        auth=auth,
-    )
-
-
-# ---- the stage timeline ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TimelineRow:
-    key: str
-    label: str
-    candidate: str | None
-    status: str
-    progress: float
-    """0 to 100."""
-    detail: str
-    left: float
-    """Where the stage's bar starts, in percent of the job's time so far."""
-    width: float
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-_STAGE_LABELS = {
-    StageKind.DATASETS: "datasets",
-    StageKind.JUDGE: "judge check",
-    StageKind.DEPLOY: "deploy",
-    StageKind.BASE_EVAL: "base eval",
-    StageKind.ICL_EVAL: "ICL eval",
-    StageKind.CUSTOMIZE: "LoRA training",
-    StageKind.CUSTOMIZED_EVAL: "customized eval",
-    StageKind.SHUTDOWN: "shut down",
-    StageKind.FINALIZE: "result",
-    StageKind.CURATE: "curate",
-}
-
-
-def _candidates_of(detail: JobDetail) -> list[str]:
-    named = [str(c) for c in (detail.job.config or {}).get("candidates") or []]
-    return list(dict.fromkeys([*named, *(c.candidate for c in detail.candidates)]))
-
-
-def timeline(detail: JobDetail, stages: Sequence[StageRecord], now: datetime) -> list[TimelineRow]:
-    """Every stage of the job's plan in order (recorded or still pending), with its bar on the job's clock
-    and its progress; stages recorded outside the plan come last."""
-    job = detail.job
-    plan = plan_curation() if job.kind is JobKind.CURATION else plan_job(_candidates_of(detail))
-    by_key = {s.key: s for s in stages}
-    keys = [s.key for s in plan] + [s.key for s in stages if s.key not in {p.key for p in plan}]
-    start = job.started_at or min((s.started_at for s in stages if s.started_at), default=None) or job.created_at
-    end = job.finished_at if job.status.terminal and job.finished_at else now
-    span = max((end - start).total_seconds(), 1e-6)
-    runs = {r.candidate: r for r in detail.candidates}
-    rows = []
-    for key in keys:
-        stage = by_key.get(key)
-        kind, candidate = parse_stage_key(key)
-        status = stage.status.value if stage else TaskStatus.PENDING.value
-        progress, detail_text = _stage_progress(kind, runs.get(candidate or ""), stage, detail)
-        left = width = 0.0
-        if stage is not None and stage.started_at is not None:
-            s0 = (stage.started_at - start).total_seconds()
-            s1 = ((stage.finished_at or end) - start).total_seconds()
-            left = max(0.0, min(100.0, 100 * s0 / span))
-            width = max(0.6, min(100.0 - left, 100 * (s1 - s0) / span))
-        rows.append(
-            TimelineRow(
-                key=key,
-                label=_STAGE_LABELS.get(kind, kind.value),
-                candidate=candidate,
-                status=status,
-                progress=progress,
-                detail=detail_text,
-                left=round(left, 2),
-                width=round(width, 2),
-                started_at=stage.started_at if stage else None,
-                finished_at=stage.finished_at if stage else None,
-            )
-        )
-    return rows
-
-
-def _stage_progress(
-    kind: StageKind, run: CandidateRunDetail | None, stage: StageRecord | None, detail: JobDetail
-) -> tuple[float, str]:
-    """A stage's progress (0-100) and a line on it: samples done, epochs and loss, the error or skip reason."""
-    status = stage.status if stage else TaskStatus.PENDING
-    if stage is not None and stage.error and status is not TaskStatus.COMPLETED:
-        return (100.0 if status.terminal else 0.0), stage.error
-    done = 100.0 if status is TaskStatus.COMPLETED else 0.0
-    if run is not None and kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL):
-        ev = next((e for e in run.evaluations if e.eval_type == kind.value), None)
-        if ev is not None:
-            text = f"{ev.done}/{ev.total if ev.total is not None else '?'} samples"
-            if ev.status is TaskStatus.RUNNING and ev.eta_s:
-                text += f", about {fmt.duration(ev.eta_s)} left"
-            return (100.0 if ev.status.terminal else ev.progress), text
-    if run is not None and kind is StageKind.CUSTOMIZE and run.customization is not None:
-        c = run.customization
-        text = f"epoch {c.epochs_completed}/{c.total_epochs or '?'}, step {c.steps_completed}/{c.total_steps or '?'}"
-        if c.loss is not None:
-            text += f", loss {c.loss:.3f}"
-        if c.status is TaskStatus.RUNNING and c.eta_s:
-            text += f", about {fmt.duration(c.eta_s)} left"
-        return (100.0 if c.status.terminal else c.progress), text
-    if kind is StageKind.DATASETS and detail.datasets:
-        counts = {d.name: d.num_records for d in detail.datasets}
-        return done, ", ".join(f"{n} {name}" for name, n in counts.items() if name != "icl")
-    if kind is StageKind.DEPLOY and run is not None and run.deployment:
-        return done, str(run.deployment.get("base_url") or "")
-    return done, ""
-
-
 # ---- results ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Cell:
-    value: Interval
-
-    @property
-    def text(self) -> str:
-        return fmt.number(self.value.mean)
-
-    @property
-    def band(self) -> str:
-        return fmt.interval(self.value.ci_low, self.value.ci_high)
-
-
 @dataclass(frozen=True)
 class ResultRow:
     candidate: str
@@ -630,7 +423,7 @@ def job_page(
         job=job,
         progress=progress,
         eta_s=eta,
-        candidates=_candidates_of(detail),
+        candidates=candidates_of(detail),
         timeline=timeline(detail, stages, now),
         result=result,
         rows=result_rows(result) if result is not None else [],
