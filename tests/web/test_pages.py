@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from dataflywheel.evaluation.runner import read_samples
+from dataflywheel.jobs import JobStatus
 from dataflywheel.results.samples import Verdict, verdict_of
 from dataflywheel.web.format import interval, money, number
 from dataflywheel.workflow.stages import eval_dir
 from tests.web.conftest import Site
-from tests.web.html import find, words
+from tests.web.markup import find, words
 
 EVAL_TYPES = ("base-eval", "icl-eval", "customized-eval")
 
@@ -211,3 +212,19 @@ def test_a_job_page_with_3_candidates_and_3_evals_renders_in_under_300_ms(site: 
         times.append(float(reply.headers["server-timing"].split("dur=")[1]))
     print(f"job page server time, ms: median {statistics.median(times):.1f}, all {times}")
     assert statistics.median(times) < 300, times
+
+
+def test_a_feedback_loop_jobs_page_shows_its_report_and_its_stage(site: Site) -> None:
+    from dataflywheel.jobs.status import JobKind, TaskStatus
+
+    job = site.store.create_job("primary_assistant", "northwind-1", {"student": "m"}, kind=JobKind.CURATION)
+    site.store.set_job_status(job.id, JobStatus.RUNNING)
+    site.store.start_stage(job.id, "curate", "test")
+    site.store.finish_stage(job.id, "curate", TaskStatus.COMPLETED, output={"counts": {"inferred": 12}})
+    site.store.update_job(job.id, result={"counts": {"inferred": 12, "written": 9}})
+    site.store.set_job_status(job.id, JobStatus.COMPLETED)
+    html = site.client.get(f"/jobs/{job.id}").text
+    [stage] = find(html, "tr", data_stage="curate")
+    assert stage.attrs["data-status"] == "completed"
+    assert '"written": 9' in html and not find(html, "section", id="results")
+    assert not find(html, "section", id="samples")

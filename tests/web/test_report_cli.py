@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from dataflywheel.cli.main import app
 from dataflywheel.jobs import JobStore
 from tests.helpers.finished_job import FinishedJob
-from tests.web.html import find, words
+from tests.web.markup import find, words
 
 runner = CliRunner()
 # Anything that would load something: an attribute naming a URL, a CSS url(), an @import.

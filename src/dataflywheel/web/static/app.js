@@ -51,9 +51,9 @@ function parseAssignments(text, field) {
     const eq = line.indexOf("=");
     if (eq <= 0) throw new Error(field + ": expected KEY=VALUE, got " + JSON.stringify(line));
     const keys = line.slice(0, eq).trim().split(".");
-    const text = line.slice(eq + 1).trim();
+    const valueText = line.slice(eq + 1).trim();
     let value;
-    try { value = JSON.parse(text); } catch (e) { value = text; }
+    try { value = JSON.parse(valueText); } catch (e) { value = valueText; }
     let target = out;
     for (const k of keys.slice(0, -1)) {
       if (typeof target[k] !== "object" || target[k] === null) target[k] = {};
