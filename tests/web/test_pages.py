@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dataflywheel.evaluation.runner import read_samples
-from dataflywheel.jobs import JobStatus
+from dataflywheel.jobs import JobStatus, TaskStatus
 from dataflywheel.results.samples import Verdict, verdict_of
 from dataflywheel.web.format import interval, money, number
 from dataflywheel.workflow.stages import eval_dir
@@ -215,7 +215,7 @@ def test_a_job_page_with_3_candidates_and_3_evals_renders_in_under_300_ms(site: 
 
 
 def test_a_feedback_loop_jobs_page_shows_its_report_and_its_stage(site: Site) -> None:
-    from dataflywheel.jobs.status import JobKind, TaskStatus
+    from dataflywheel.jobs.status import JobKind
 
     job = site.store.create_job("primary_assistant", "northwind-1", {"student": "m"}, kind=JobKind.CURATION)
     site.store.set_job_status(job.id, JobStatus.RUNNING)
@@ -228,3 +228,32 @@ def test_a_feedback_loop_jobs_page_shows_its_report_and_its_stage(site: Site) ->
     assert stage.attrs["data-status"] == "completed"
     assert '"written": 9' in html and not find(html, "section", id="results")
     assert not find(html, "section", id="samples")
+
+
+def test_the_timeline_follows_the_drivers_plan_and_says_what_never_ran(site: Site) -> None:
+    from datetime import UTC, datetime
+
+    from dataflywheel.web.timeline import NOT_RUN, timeline
+
+    job = site.store.create_job("primary_assistant", "northwind-1", {"candidates": ["remote-x"]})
+    site.store.set_job_status(job.id, JobStatus.RUNNING)
+    site.store.start_stage(job.id, "datasets", "test")
+    detail = site.store.job_detail(job.id)
+    now = datetime.now(UTC)
+    rows = timeline(detail, site.store.list_stages(job.id), now, {"remote-x": False})
+    assert [r.key for r in rows] == [
+        "datasets",
+        "judge",
+        "deploy:remote-x",
+        "base-eval:remote-x",
+        "icl-eval:remote-x",
+        "shutdown:remote-x",
+        "finalize",
+    ]  # a remote endpoint is not fine-tuned: no LoRA stages
+    assert [r.status for r in rows[:2]] == ["running", "pending"]
+    site.store.request_cancel(job.id)
+    site.store.finish_stage(job.id, "datasets", TaskStatus.CANCELLED, error="job cancelled")
+    site.store.set_job_status(job.id, JobStatus.CANCELLED)
+    rows = timeline(site.store.job_detail(job.id), site.store.list_stages(job.id), now)
+    assert rows[0].status == "cancelled" and rows[0].detail == "job cancelled"
+    assert {r.status for r in rows[1:]} == {NOT_RUN} and any(r.key.startswith("customize:") for r in rows)

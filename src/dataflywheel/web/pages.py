@@ -20,7 +20,9 @@ from dataflywheel.results.model import EVAL_TYPES, parse_result
 from dataflywheel.results.samples import Verdict, load_samples, page_of
 from dataflywheel.settings import Settings
 from dataflywheel.web.jobs_list import JobsPage, jobs_page
+from dataflywheel.web.timeline import candidates_of
 from dataflywheel.web.views import JobPage, SamplesView, job_page, samples_view
+from dataflywheel.workflow.driver import JobDriver
 from dataflywheel.workflow.plan import StageKind
 
 logger = logging.getLogger(__name__)
@@ -90,7 +92,16 @@ def load_job_page(
     stages = store.list_stages(job_id)
     view = samples_for(settings, detail, samples) if samples is not None else None
     funnel = _funnel(detail, store)
-    return job_page(detail, stages, funnel=funnel, samples=view, now=now or datetime.now(UTC), auth=auth)
+    customizable = {c: JobDriver._customizable(settings, c) for c in candidates_of(detail)}
+    return job_page(
+        detail,
+        stages,
+        funnel=funnel,
+        samples=view,
+        now=now or datetime.now(UTC),
+        auth=auth,
+        customizable=customizable,
+    )
 
 
 def _funnel(detail: JobDetail, store: JobStore) -> CurationFunnel | None:

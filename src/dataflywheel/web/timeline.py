@@ -3,7 +3,7 @@ a line on it (pure: records in, rows out)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +12,7 @@ from dataflywheel.jobs.status import JobKind, TaskStatus
 from dataflywheel.web import format as fmt
 from dataflywheel.workflow.plan import StageKind, parse_stage_key, plan_curation, plan_job
 
-__all__ = ["TimelineRow", "candidates_of", "timeline"]
+__all__ = ["NOT_RUN", "TimelineRow", "candidates_of", "timeline"]
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,24 @@ def candidates_of(detail: JobDetail) -> list[str]:
     return list(dict.fromkeys([*named, *(c.candidate for c in detail.candidates)]))
 
 
-def timeline(detail: JobDetail, stages: Sequence[StageRecord], now: datetime) -> list[TimelineRow]:
-    """Every stage of the job's plan in order (recorded or still pending), with its bar on the job's clock
-    and its progress; stages recorded outside the plan come last."""
+NOT_RUN = "not run"
+"""A planned stage that a finished job never started (it was cancelled or failed first)."""
+
+
+def timeline(
+    detail: JobDetail,
+    stages: Sequence[StageRecord],
+    now: datetime,
+    customizable: Mapping[str, bool] | None = None,
+) -> list[TimelineRow]:
+    """Every stage of the job's plan in order (recorded, pending, or never run), with its bar on the job's
+    clock and its progress; stages recorded outside the plan come last. ``customizable`` as the driver plans
+    (False: no LoRA stages for that candidate; default True)."""
     job = detail.job
-    plan = plan_curation() if job.kind is JobKind.CURATION else plan_job(candidates_of(detail))
+    if job.kind is JobKind.CURATION:
+        plan = plan_curation()
+    else:
+        plan = plan_job(candidates_of(detail), dict(customizable or {}))
     by_key = {s.key: s for s in stages}
     keys = [s.key for s in plan] + [s.key for s in stages if s.key not in {p.key for p in plan}]
     start = job.started_at or min((s.started_at for s in stages if s.started_at), default=None) or job.created_at
@@ -65,7 +78,7 @@ def timeline(detail: JobDetail, stages: Sequence[StageRecord], now: datetime) ->
     for key in keys:
         stage = by_key.get(key)
         kind, candidate = parse_stage_key(key)
-        status = stage.status.value if stage else TaskStatus.PENDING.value
+        status = stage.status.value if stage else NOT_RUN if job.status.terminal else TaskStatus.PENDING.value
         progress, detail_text = _stage_progress(kind, runs.get(candidate or ""), stage, detail)
         left = width = 0.0
         if stage is not None and stage.started_at is not None:

@@ -412,8 +412,10 @@ def job_page(
     samples: SamplesView | None = None,
     now: datetime | None = None,
     auth: bool = False,
+    customizable: Mapping[str, bool] | None = None,
 ) -> JobPage:
-    """Everything the job page (and the report) shows about ``detail``."""
+    """Everything the job page (and the report) shows about ``detail`` (``customizable``: which candidates get
+    LoRA stages, as the driver plans them)."""
     now = now or datetime.now(UTC)
     job = detail.job
     progress, eta = job_progress(detail)
@@ -424,7 +426,7 @@ def job_page(
         progress=progress,
         eta_s=eta,
         candidates=candidates_of(detail),
-        timeline=timeline(detail, stages, now),
+        timeline=timeline(detail, stages, now, customizable),
         result=result,
         rows=result_rows(result) if result is not None else [],
         metrics=_metric_names(result) if result is not None else [],
