@@ -11,6 +11,18 @@ filtered, and errors are 4xx with a message rather than 500s::
 
 from __future__ import annotations
 
-from dataflywheel.api.app import create_api
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dataflywheel.api.app import create_api
 
 __all__ = ["create_api"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the API's schemas (read by flywheel report) must not need FastAPI installed.
+    if name == "create_api":
+        from dataflywheel.api.app import create_api
+
+        return create_api
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""The API's FastAPI app: ``/api/jobs``, ``/api/logs``, ``/api/workloads``, ``/health``, docs at ``/docs``."""
+"""The API's FastAPI app: ``/api/jobs``, ``/api/logs``, ``/api/workloads``, ``/health``, docs at ``/docs``, and
+the web pages (``/``, ``/jobs/{id}``: :mod:`dataflywheel.web`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataflywheel.api.errors import install_error_handlers
 from dataflywheel.api.routes import curations, jobs, logs, workloads
 from dataflywheel.api.schemas import HealthPublic
 from dataflywheel.settings import Settings
+from dataflywheel.web.routes import install_web
 from dataflywheel.workflow.service import FlywheelService
 
 logger = logging.getLogger(__name__)
@@ -32,7 +34,8 @@ evaluate (and fine-tune) candidate models, follow their progress, download their
 results, cancel and delete them.
 
 When the server's `api.api_key_env` names an environment variable that holds a key, every `/api` call
-needs `Authorization: Bearer <key>`; `/health` and the docs stay open.
+needs `Authorization: Bearer <key>` (or the session cookie the web page's login form sets); `/health` and
+the docs stay open. The web pages are at `/`.
 """
 
 
@@ -95,6 +98,7 @@ def create_api(
     api.include_router(curations.router)
     app.include_router(api)
     app.add_api_route("/health", health, methods=["GET"], response_model=HealthPublic, tags=["health"])
+    install_web(app)
     install_error_handlers(app)
     return app
 

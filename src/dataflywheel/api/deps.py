@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dataflywheel.api.errors import check_job_id
+from dataflywheel.api.session import COOKIE, PAGE_HEADER, valid_session
 from dataflywheel.jobs import JobStore
 from dataflywheel.settings import Settings
 from dataflywheel.workflow.service import FlywheelService
@@ -71,21 +72,33 @@ _bearer = HTTPBearer(
 )
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def require_api_key(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    """401 unless the request carries ``Authorization: Bearer <key>`` (when the server has a key)."""
+    """401 unless the request carries ``Authorization: Bearer <key>`` or the web page's session cookie
+    (:mod:`.session`; with the page header too when it changes something), when the server has a key."""
     key = api_state(request).api_key
     if key is None:
         return
-    given = credentials.credentials if credentials is not None else ""
-    # Constant time: the comparison must not tell how much of a guessed key was right.
-    if not hmac.compare_digest(given.encode(), key.encode()):
+    if credentials is not None:
+        # Constant time: the comparison must not tell how much of a guessed key was right.
+        if hmac.compare_digest(credentials.credentials.encode(), key.encode()):
+            return
+    elif valid_session(request.cookies.get(COOKIE), key):
+        if request.method in _SAFE_METHODS or request.headers.get(PAGE_HEADER):
+            return
         raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="missing or invalid API key: send 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail=f"a request that changes something with the page's session must send the {PAGE_HEADER} header",
         )
+    raise HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail="missing or invalid API key: send 'Authorization: Bearer <key>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 ServiceDep = Annotated[FlywheelService, Depends(get_service)]

@@ -15,6 +15,7 @@ from dataflywheel.cli.demo import demo
 from dataflywheel.cli.evaluate import evaluate
 from dataflywheel.cli.export import export_mlflow
 from dataflywheel.cli.jobs import jobs_app
+from dataflywheel.cli.report import report
 from dataflywheel.cli.run import run, worker
 from dataflywheel.cli.serve import serve_model
 from dataflywheel.cli.synth import synth
@@ -42,6 +43,7 @@ app.command("synth", help="Write synthetic customer-service traffic in log form 
 app.command("export-mlflow", help="Log a finished job to MLflow (params, metrics, dataset hashes, artifacts).")(
     export_mlflow
 )
+app.command("report", help="Write a job's results as one self-contained HTML file (opens offline).")(report)
 
 
 @app.callback()

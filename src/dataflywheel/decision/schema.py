@@ -159,6 +159,11 @@ def eval_type_name(kind: str) -> str:
     return kind.removesuffix(EVAL_TYPE_SUFFIX)
 
 
+def eval_result_key(eval_type: str) -> str:
+    """The job result's key (``base-eval``...) of an eval type as stored here (``base``...)."""
+    return eval_type_name(eval_type) + EVAL_TYPE_SUFFIX
+
+
 class StoredDecision(NamedTuple):
     """A stored job result's ``cost``, ``latency`` and ``recommendation`` as models."""
 

@@ -28,7 +28,8 @@ from dataflywheel.api.schemas import (
 from dataflywheel.evaluation.runner import SAMPLES_FILE
 from dataflywheel.jobs.errors import JobFinishedError
 from dataflywheel.jobs.status import JobStatus
-from dataflywheel.workflow.stages import eval_dir, folder_name
+from dataflywheel.results.samples import SamplesPage, Verdict, eval_folder, load_samples, page_of
+from dataflywheel.workflow.stages import folder_name
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -181,18 +182,43 @@ def download_results(
 
     Available while the evaluation runs (the samples scored so far) and after it ends.
     """
-    detail = store.job_detail(job_id)
-    run = next((c for c in detail.candidates if c.candidate == candidate), None)
-    if run is None:
-        raise NotFoundError(f"job {job_id} has no candidate {candidate!r}")
-    ev = next((e for e in run.evaluations if e.eval_type == eval_type.value), None)
-    if ev is not None and ev.artifact_path:
-        folder = Path(ev.artifact_path)
-    else:  # still running: the folder it writes to
-        folder = eval_dir(settings, job_id, candidate, eval_type.value)
+    folder = eval_folder(settings, store.job_detail(job_id), candidate, eval_type.value)
     samples = folder / SAMPLES_FILE
     if not samples.is_file():
         raise NotFoundError(f"job {job_id} has no {eval_type.value} results for {candidate!r}")
     return FileResponse(
         samples, media_type=NDJSON, filename=f"{job_id}-{folder_name(candidate)}-{eval_type.value}.jsonl"
     )
+
+
+@router.get(
+    "/{job_id}/samples",
+    response_model=SamplesPage,
+    responses={
+        **_ERRORS,
+        404: {"description": "No such job, no such candidate, or the eval stored no samples (yet)."},
+        422: {"description": "A bad filter: an unknown eval type or verdict, a negative offset, a bad limit."},
+    },
+)
+def list_samples(
+    job_id: JobIdDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    candidate: Annotated[str, Query(min_length=1, description="The candidate (as the job names it).")],
+    eval_type: Annotated[EvalTypeName, Query(description="base-eval, icl-eval or customized-eval.")],
+    verdict: Annotated[
+        Verdict | None,
+        Query(
+            description="Only samples with this verdict: correct, wrong_tool (another tool, or none), "
+            "wrong_arguments (right tool, a required argument missing or an identifier wrong), unparsable "
+            "(nothing usable, or arguments that are not JSON), error (the request failed)."
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Samples per page.")] = 20,
+    offset: Annotated[int, Query(ge=0, description="Samples to skip.")] = 0,
+) -> SamplesPage:
+    """An evaluation's scored samples, a page at a time in dataset order: the user's request, the logged
+    model's answer, the candidate's (parsed, and as generated), scores, flags and a verdict; ``verdicts`` counts
+    every sample of the evaluation per verdict. Available while the evaluation runs (the samples so far)."""
+    samples = load_samples(settings, store.job_detail(job_id), candidate, eval_type.value)
+    return page_of(samples, candidate, eval_type.value, verdict, offset=offset, limit=limit)
