@@ -140,3 +140,19 @@ def test_decision_weight_adds_the_weighted_head_loss_alike_in_both_computations(
     assert float(weighted.loss_sum) == pytest.approx(float(plain.loss_sum) + 3 * head_loss, rel=1e-4)
     assert float(shared.loss_sum) == pytest.approx(float(weighted.loss_sum), rel=1e-4)
     assert weighted.target_weight == plain.target_tokens + 3 * sum(e.head for e in examples)
+
+
+def test_without_prefix_gradients_the_loss_is_the_same_and_only_the_suffix_trains(
+    lora_model: Any, examples: list[Example]
+) -> None:
+    full_loss, full_grads, _ = _run(lora_model, examples, 32)
+    lora_model.zero_grad(set_to_none=True)
+    result = batch_loss(lora_model, examples, pad_id=0, device=CPU, min_prefix_tokens=32, prefix_gradients=False)
+    (result.loss_sum / result.target_tokens).backward()
+    suffix_grads = _grads(lora_model)
+    assert result.prefix_tokens > 500
+    assert float(result.loss_sum) == pytest.approx(full_loss, rel=1e-5)  # the same forward pass
+    assert suffix_grads.keys() == full_grads.keys()
+    # The prefix's share of the gradient is gone: the two differ, by more than rounding.
+    differing = [n for n, g in full_grads.items() if not torch.allclose(suffix_grads[n], g, rtol=1e-3, atol=1e-6)]
+    assert len(differing) > len(full_grads) // 2

@@ -90,6 +90,12 @@ class TrainConfig(BaseModel):
     )
     shared_prefix: bool = Field(True, description="Run a micro-batch's shared prompt prefix once.")
     min_prefix_tokens: int = Field(32, ge=1, description="Shortest shared prefix worth running once.")
+    prefix_gradients: bool = Field(
+        True,
+        description="Backpropagate through the shared prefix too. False: the prefix runs forward only, with the "
+        "adapter as it is (its keys/values are context, as at serving time), and only each row's own tokens "
+        "train the adapter: a step costs about half on a routing workload's ~1,000-token prefix.",
+    )
     device: str = "auto"
     dtype: str = "auto"
     threads: int | None = Field(None, ge=1)

@@ -20,7 +20,8 @@ Two ways to compute it, equal up to float rounding (a test checks the loss and t
   padding masked and the suffix's positions continuing from the prefix. The gradient flowing back into the
   expanded keys/values sums over rows into the one prefix computation, exactly as the plain computation's
   per-row prefixes would. Forward and backward over the prefix shrink from ``batch x prefix`` tokens to
-  ``prefix`` tokens.
+  ``prefix`` tokens. With ``prefix_gradients=False`` the prefix runs forward only: the loss is the same, and
+  only the rows' own tokens carry gradient into the adapter (a cheaper, approximate step).
 """
 
 from __future__ import annotations

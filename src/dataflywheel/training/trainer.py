@@ -280,6 +280,7 @@ class LoRATrainer:
                         device=device,
                         min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
                         decision_weight=cfg.decision_weight,
+                        prefix_gradients=cfg.prefix_gradients,
                     )
                     (part.loss_sum / targets).backward()  # type: ignore[no-untyped-call]
                     step_loss += float(part.loss_sum.detach())
