@@ -84,6 +84,8 @@ def test_bad_job_configurations_are_refused_before_a_job_exists(home: Path) -> N
             ({**TINY, "training_config": {"epochs": 0}}, "training_config.epochs"),
             ({**TINY, "data_split_config": {"eval_size": -1}}, "data_split_config.eval_size"),
             ({**TINY, "candidates": ["tiny-random-llama", "tiny-random-llama"]}, "listed twice"),
+            ({**TINY, "learning_curve": [0.5, 1.0]}, "learning_curve: 1.0 is not a fraction"),
+            ({**TINY, "learning_curve": "half"}, "learning_curve: expected a list"),
         ]:
             with pytest.raises(ConfigError, match=named):
                 service.create_job(WORKLOAD, CLIENT, config)
@@ -191,3 +193,31 @@ def test_a_job_whose_process_is_killed_is_resumed_by_the_next_one(home: Path, tm
     assert any("resumed by" in m for m in events)
     assert not pid_alive(int(run.deployment["pid"]))
     assert json.dumps(done.result)  # the result was written by the resumed driver
+
+
+def test_a_learning_curve_trains_and_scores_each_fraction_of_the_train_split(home: Path) -> None:
+    settings = job_settings(home)
+    with FlywheelService(settings) as service:
+        job = service.create_job(WORKLOAD, CLIENT, {**TINY, "learning_curve": [0.5, 0.25]})
+        done = service.wait(job.id, timeout=400)
+        assert done.status == JobStatus.COMPLETED, done.error
+        stages = {s.key: s for s in service.store.list_stages(job.id)}
+    customize = stages["customize:tiny-random-llama"].output
+    full_rows = customize["train_examples"]
+    trained = [(p["fraction"], p["train_examples"]) for p in customize["learning_curve"]]
+    assert [f for f, _ in trained] == [0.25, 0.5]  # sorted, each its own LoRA run
+    assert 0 < trained[0][1] <= trained[1][1] < full_rows
+    names = [p["adapter_name"] for p in customize["learning_curve"]]
+    assert len({*names, customize["adapter_name"]}) == 3
+    assert {a.name for a in list_adapters(settings)} >= set(names)
+    curve = done.result["learning_curve"]["tiny-random-llama"]
+    assert [p["fraction"] for p in curve] == [0.25, 0.5, 1.0]
+    assert [p["train_examples"] for p in curve] == [n for _, n in trained] + [full_rows]
+    scored = stages["customized-eval:tiny-random-llama"].output
+    full = scored["summary"]["metrics"]
+    assert curve[-1]["metrics"] == full  # the full split is the job's own customized eval
+    for point, stored in zip(curve[:-1], scored["learning_curve"], strict=True):
+        samples = (Path(stored["artifact_path"]) / "samples.jsonl").read_text().splitlines()
+        assert len(samples) == 8  # the same eval rows as every other eval
+        rights = [json.loads(line)["scores"]["function_name_accuracy"] for line in samples]
+        assert point["metrics"]["function_name_accuracy"]["mean"] == pytest.approx(sum(rights) / len(rights))

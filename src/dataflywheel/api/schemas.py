@@ -108,6 +108,14 @@ class JobCreate(BaseModel):
         min_length=1,
         description="Candidate models (configured names or built-in aliases); default: every configured one.",
     )
+    learning_curve: list[float] | None = Field(
+        None,
+        min_length=1,
+        max_length=4,
+        description="Also train each customizable candidate on these fractions of the train split (strictly "
+        "between 0 and 1, e.g. [0.25, 0.5]) and score each adapter on the eval set: the result's "
+        "learning_curve says whether more logged records would still help. Each point costs a LoRA run.",
+    )
 
     def config(self) -> dict[str, Any]:
         """The job's stored configuration: the overrides that were given."""

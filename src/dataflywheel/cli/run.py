@@ -80,8 +80,25 @@ def result_table(result: dict[str, Any], teacher: str = "the logged model") -> R
             tables.append(per_class)
     for candidate, summary in (result.get("training") or {}).items():
         tables.append(Text(training_line(candidate, summary)))
+    for candidate, points in (result.get("learning_curve") or {}).items():
+        tables.append(Text(learning_curve_line(candidate, points)))
     tables.extend(decision_renderables(result))
     return Group(*tables)
+
+
+def learning_curve_line(candidate: str, points: list[dict[str, Any]], metric: str = "function_name_accuracy") -> str:
+    """One sentence on a candidate's learning curve: its customized accuracy per share of the train rows, and
+    whether it was still rising at the full split."""
+    from dataflywheel.training.learning_curve import CurvePoint, trend
+
+    curve = sorted((CurvePoint.of(p) for p in points), key=lambda p: p.fraction)
+    parts = []
+    for p in curve:
+        mean = p.mean(metric)
+        parts.append(f"{p.fraction:.0%} ({p.train_examples} rows) {'-' if mean is None else f'{mean:.2f}'}")
+    verdict = {"rising": "still rising: more logged records should help", "flat": "flat: more of the same helps little"}
+    said = verdict.get(trend(curve, metric) or "", "not enough points to tell")
+    return f"Learning curve {candidate} (tool-name accuracy): " + ", ".join(parts) + f"; {said}."
 
 
 def training_line(candidate: str, summary: dict[str, Any]) -> str:
@@ -209,6 +226,12 @@ def run(
         help="recommendation rule override KEY=VALUE (repeatable), e.g. min_ratio=0.9 or "
         "metric=function_name_and_args_accuracy.",
     ),
+    learning_curve: str | None = typer.Option(
+        None,
+        "--learning-curve",
+        help="Also train on these fractions of the train split, comma-separated (e.g. 0.25,0.5), and score each: "
+        "does more data still help?",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the finished job as JSON."),
 ) -> None:
     """Run one whole flywheel job here (embedded executor) and print its result table."""
@@ -220,6 +243,7 @@ def run(
         "data_split_config": parse_assignments(split, "--split") or None,
         "training_config": parse_assignments(training, "--training") or None,
         "recommendation_config": parse_assignments(recommend, "--recommend") or None,
+        "learning_curve": _fractions(learning_curve),
     }
     config = {k: v for k, v in config.items() if v is not None}
     started = time.monotonic()
@@ -273,3 +297,13 @@ def worker(
                 "prefork",
             ]
         )
+
+
+def _fractions(text: str | None) -> list[float] | None:
+    """``--learning-curve 0.25,0.5`` as numbers (their range is checked with the job's config)."""
+    if not text:
+        return None
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--learning-curve: {text!r} is not a comma-separated list of fractions") from None

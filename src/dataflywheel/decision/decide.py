@@ -41,6 +41,7 @@ from dataflywheel.decision.schema import (
     Traffic,
 )
 from dataflywheel.settings import Settings
+from dataflywheel.training.learning_curve import CurvePoint
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def decide(
     dataset_dir: Path,
     *,
     load_counter: Callable[[], TokenCounter] | None = None,
+    learning_curves: Mapping[str, Sequence[CurvePoint]] | None = None,
 ) -> Decision:
     """Cost, latency and the recommendation of a job whose evals are ``evals`` and whose result holds
     ``candidates`` (scores) and ``training`` (LoRA summaries); ``dataset_dir`` is its dataset build.
@@ -115,11 +117,15 @@ def decide(
         notes=notes,
     )
     latency = [latency_row(m) for m in measures]
-    return Decision(report, latency, recommendation_for(settings, candidates, training, report))
+    return Decision(report, latency, recommendation_for(settings, candidates, training, report, learning_curves))
 
 
 def without_cost(
-    settings: Settings, candidates: Mapping[str, Mapping[str, Any]], training: Mapping[str, Any], reason: str
+    settings: Settings,
+    candidates: Mapping[str, Mapping[str, Any]],
+    training: Mapping[str, Any],
+    reason: str,
+    learning_curves: Mapping[str, Sequence[CurvePoint]] | None = None,
 ) -> Decision:
     """The decision when the cost could not be computed at all: every cost unknown with ``reason``, the
     recommendation from the scores alone."""
@@ -142,7 +148,7 @@ def without_cost(
         judge=None,
         notes=[reason],
     )
-    return Decision(report, [], recommendation_for(settings, candidates, training, report))
+    return Decision(report, [], recommendation_for(settings, candidates, training, report, learning_curves))
 
 
 def recommendation_for(
@@ -150,6 +156,7 @@ def recommendation_for(
     candidates: Mapping[str, Mapping[str, Any]],
     training: Mapping[str, Any],
     report: CostReport | None,
+    learning_curves: Mapping[str, Sequence[CurvePoint]] | None = None,
 ) -> Recommendation:
     """The ``recommendation`` settings' rule applied to a job result's scores and its cost report."""
     rule = RecommendationRule(
@@ -164,6 +171,10 @@ def recommendation_for(
         currency=settings.cost.currency,
         teacher_cost_per_1k=report.teacher.cost_per_1k if report is not None else None,
         curves={name: validation_curve(summary) for name, summary in training.items()},
+        data_curves={
+            name: [(p.train_examples, m) for p in points if (m := p.mean(rule.metric)) is not None]
+            for name, points in (learning_curves or {}).items()
+        },
     )
 
 

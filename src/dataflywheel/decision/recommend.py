@@ -23,6 +23,7 @@ from dataflywheel.decision.schema import (
     RecommendationStatus,
     eval_type_name,
 )
+from dataflywheel.training.learning_curve import RISING
 
 __all__ = [
     "TEACHER_VALUE",
@@ -114,9 +115,11 @@ def recommend(
     currency: str = "USD",
     teacher_cost_per_1k: float | None = None,
     curves: Mapping[str, Sequence[float]] | None = None,
+    data_curves: Mapping[str, Sequence[tuple[int, float]]] | None = None,
 ) -> Recommendation:
     """Apply ``rule`` to the ``scores``; ``costs`` give each candidate's and eval type's cost (missing: unknown),
-    ``curves`` each customized candidate's validation accuracy per epoch (for the advice)."""
+    ``curves`` each customized candidate's validation accuracy per epoch, ``data_curves`` its learning curve
+    (train rows, the metric's mean), smallest first, when the job measured one (both for the advice)."""
     if not scores:
         return _empty(rule)
     by_key = {(c.candidate, c.eval_type): c for c in costs}
@@ -142,7 +145,13 @@ def recommend(
         f"{s.candidate} {s.eval_type}, has {_interval(s)}, its lower bound {gap:.2f} short of {threshold:.2f}."
     )
     customized = {o.score.candidate for o in options if o.score.eval_type == "customized"}
-    advice = _advice(closest.score, threshold, (curves or {}).get(s.candidate) or [], s.candidate in customized)
+    advice = _advice(
+        closest.score,
+        threshold,
+        (curves or {}).get(s.candidate) or [],
+        s.candidate in customized,
+        (data_curves or {}).get(s.candidate) or [],
+    )
     return _recommendation(rule, closest, RecommendationStatus.NONE_QUALIFIES, gap, sentence, advice)
 
 
@@ -211,10 +220,28 @@ def _sentence(rule: RecommendationRule, best: _Option, currency: str, teacher_co
     return f"{head} at {money}."
 
 
-def _advice(score: MetricScore, threshold: float, curve: Sequence[float], customized: bool) -> str:
+def _advice(
+    score: MetricScore,
+    threshold: float,
+    curve: Sequence[float],
+    customized: bool,
+    data_curve: Sequence[tuple[int, float]] = (),
+) -> str:
     """What would help the closest candidate qualify, from what the job saw."""
     parts = []
-    if len(curve) >= 2 and curve[-1] > max(curve[:-1]):
+    if len(data_curve) >= 2:
+        (rows_before, before), (rows_last, last) = data_curve[-2], data_curve[-1]
+        if last - before > RISING:
+            parts.append(
+                f"its customized accuracy still rose with the train rows ({before:.2f} at {rows_before} rows, "
+                f"{last:.2f} at {rows_last}): more logged records should help"
+            )
+        else:
+            parts.append(
+                f"its customized accuracy no longer rose with the train rows ({before:.2f} at {rows_before} rows, "
+                f"{last:.2f} at {rows_last}): more records of the same kind will help little"
+            )
+    elif len(curve) >= 2 and curve[-1] > max(curve[:-1]):
         parts.append(
             f"its validation function-name accuracy was still rising at the last epoch "
             f"({curve[-2]:.2f} to {curve[-1]:.2f}): more logged records to train on (or more epochs) should help"

@@ -43,10 +43,11 @@ def customize(
     run_id: str | None = None,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
+    name_suffix: str = "",
 ) -> Customization:
     """Train ``model`` (candidate name, alias, folder...) on ``dataset_dir``'s train/val rows and register
     the adapter as ``<candidate>-<workload>-<short id>``. Passing the ``run_id`` of an interrupted run resumes
-    it from its last checkpoint."""
+    it from its last checkpoint. ``name_suffix`` tells apart adapters of one run id (a learning curve's)."""
     spec = resolve_model(model, settings)
     if spec.engine != "local" or not spec.customizable:
         raise ConfigError(f"candidate {model!r} is not customizable (only local models are trained)")
@@ -63,7 +64,7 @@ def customize(
         train_rows, val_rows
     )
     workload = _workload_of(dataset_dir)
-    name = adapter_name(spec.name, workload, run_id)
+    name = adapter_name(spec.name, workload, run_id) + name_suffix
     adapter = register_adapter(
         settings,
         name,

@@ -24,6 +24,7 @@ from dataflywheel.models.registry import BUILTIN_ALIASES
 from dataflywheel.settings import Settings, with_overrides
 from dataflywheel.training.adapters import delete_adapter
 from dataflywheel.training.config import TrainConfig
+from dataflywheel.training.learning_curve import parse_fractions
 from dataflywheel.workflow.driver import JobDriver, job_candidates
 from dataflywheel.workflow.executors import Executor, ResourcePool, make_executor
 from dataflywheel.workflow.stages import stop_deployment
@@ -49,6 +50,9 @@ def validate_job_config(settings: Settings, config: dict[str, Any]) -> dict[str,
             lines = [line.strip() for line in str(exc).splitlines()[1:]] or [str(exc)]
             raise ConfigError("; ".join(line.replace(f"{section}.", f"{key}.", 1) for line in lines)) from None
     TrainConfig.from_settings(settings, config.get("training_config") or {})
+    fractions = parse_fractions(config.get("learning_curve"))
+    if fractions:
+        config = {**config, "learning_curve": list(fractions)}
     candidates = job_candidates(settings, config)
     if not candidates:
         raise ConfigError(

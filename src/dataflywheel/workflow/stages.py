@@ -361,6 +361,7 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
         close = getattr(config.embedder, "close", None)  # an endpoint embedder holds connections
         if close is not None:
             close()
+    curve = _eval_curve(ctx, deployment["base_url"], rows, config, chat_client=client) if adapter_curve(ctx) else []
     scores = {name: agg["mean"] for name, agg in summary.metrics.items() if agg.get("n")}
     if summary.judge:
         scores["judge"] = summary.judge["score"]["mean"]
@@ -375,7 +376,47 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
         scores=scores,
         artifact_path=str(out_dir),
     )
-    return {"summary": summary.to_dict(), "artifact_path": str(out_dir), "model": model}
+    output: dict[str, Any] = {"summary": summary.to_dict(), "artifact_path": str(out_dir), "model": model}
+    if curve:
+        output["learning_curve"] = curve
+    return output
+
+
+def adapter_curve(ctx: StageContext) -> list[dict[str, Any]]:
+    """The learning curve's adapters a customized eval scores too (none for the other evals)."""
+    if ctx.kind != StageKind.CUSTOMIZED_EVAL:
+        return []
+    return list(ctx.output_of(StageKind.CUSTOMIZE, ctx.candidate).get("learning_curve") or [])
+
+
+def _eval_curve(
+    ctx: StageContext, base_url: str, rows: list[dict[str, Any]], config: Any, *, chat_client: Any
+) -> list[dict[str, Any]]:
+    """The learning curve, eval side: each fraction's adapter scored on the same eval rows as the full run,
+    samples and summary in an eval folder of its own (``customized-eval@25``...)."""
+    from dataflywheel.evaluation.runner import run_async, run_eval
+    from dataflywheel.training.learning_curve import percent
+
+    assert ctx.candidate is not None
+    points = []
+    for point in adapter_curve(ctx):
+        name = str(point["adapter_name"])
+        _load_adapter(base_url, name, str(point["adapter_path"]))
+        out_dir = eval_dir(ctx.settings, ctx.job.id, ctx.candidate, f"{ctx.kind.value}@{percent(point['fraction'])}")
+
+        async def chat(request: Any, model: str = name) -> Any:
+            return await chat_client.chat(request, model)
+
+        summary = run_async(run_eval(rows, chat, out_dir, config))
+        points.append(
+            {
+                "fraction": point["fraction"],
+                "train_examples": point["train_examples"],
+                "metrics": summary.metrics,
+                "artifact_path": str(out_dir),
+            }
+        )
+    return points
 
 
 def _eval_embedder(ctx: StageContext) -> Any:
@@ -475,6 +516,7 @@ def run_customize(ctx: StageContext) -> dict[str, Any]:
             progress=progress,
             should_cancel=ctx.should_cancel,
         )
+        curve = _train_curve(ctx, Path(datasets["path"]), training_run)
     except TrainingCancelled as exc:
         raise StageCancelled(str(exc)) from exc
     ctx.store.upsert_customization(
@@ -487,7 +529,48 @@ def run_customize(ctx: StageContext) -> dict[str, Any]:
         eta_s=0.0,
         runtime_s=time.monotonic() - started,
     )
-    return {"adapter_name": result.adapter.name, "adapter_path": str(result.adapter.path), "training_run": training_run}
+    output: dict[str, Any] = {
+        "adapter_name": result.adapter.name,
+        "adapter_path": str(result.adapter.path),
+        "training_run": training_run,
+        "train_examples": result.metrics.get("train_examples"),
+    }
+    if curve:
+        output["learning_curve"] = curve
+    return output
+
+
+def _train_curve(ctx: StageContext, dataset: Path, training_run: str) -> list[dict[str, Any]]:
+    """The job's learning curve, training side: one LoRA run per fraction of the train split (same overrides,
+    a run id of its own so a retried stage resumes each), its adapter registered for the customized eval."""
+    from dataflywheel.training import customize
+    from dataflywheel.training.learning_curve import parse_fractions, percent, write_subset
+
+    assert ctx.candidate is not None
+    points = []
+    for fraction in parse_fractions((ctx.job.config or {}).get("learning_curve")):
+        subset = (
+            ctx.settings.home / "jobs" / ctx.job.id / "learning-curve" / folder_name(ctx.candidate) / percent(fraction)
+        )
+        examples = write_subset(dataset, fraction, subset)
+        run = customize(
+            ctx.settings,
+            ctx.candidate,
+            subset,
+            overrides=(ctx.job.config or {}).get("training_config") or {},
+            run_id=f"{training_run}-lc{percent(fraction)}",
+            should_cancel=ctx.should_cancel,
+            name_suffix=f"-lc{percent(fraction)}",
+        )
+        points.append(
+            {
+                "fraction": fraction,
+                "train_examples": examples,
+                "adapter_name": run.adapter.name,
+                "adapter_path": str(run.adapter.path),
+            }
+        )
+    return points
 
 
 def _small(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -523,10 +606,12 @@ def run_finalize(ctx: StageContext) -> dict[str, Any]:
     the job."""
     from dataflywheel.decision.decide import FinishedEval, decide, without_cost
     from dataflywheel.decision.schema import eval_type_name
+    from dataflywheel.training.learning_curve import CurvePoint
 
     detail = ctx.store.job_detail(ctx.job.id)
     results: dict[str, Any] = {}
     training: dict[str, Any] = {}
+    curves: dict[str, list[CurvePoint]] = {}
     finished: list[FinishedEval] = []
     for run in detail.candidates:
         evals: dict[str, Any] = {}
@@ -540,6 +625,9 @@ def run_finalize(ctx: StageContext) -> dict[str, Any]:
                         run.candidate, eval_type_name(kind.value), summary, Path(artifacts) if artifacts else None
                     )
                 )
+                if stage.output.get("learning_curve"):
+                    full = CurvePoint(1.0, _train_examples(ctx, run.candidate), summary["metrics"])
+                    curves[run.candidate] = [CurvePoint.of(p) for p in stage.output["learning_curve"]] + [full]
                 evals[kind.value] = {
                     "metrics": summary["metrics"],
                     "per_class": summary.get("per_class") or {},
@@ -555,13 +643,21 @@ def run_finalize(ctx: StageContext) -> dict[str, Any]:
             training[run.candidate] = training_summary(run.customization.metrics)
     try:
         dataset_dir = Path(ctx.output_of(StageKind.DATASETS)["path"])
-        decision = decide(ctx.settings, finished, results, training, dataset_dir)
+        decision = decide(ctx.settings, finished, results, training, dataset_dir, learning_curves=curves)
     except Exception as exc:  # the accuracy results stand without the cost: store it as unknown, say why
         logger.exception("the cost of job %s could not be computed", ctx.job.id)
-        decision = without_cost(
-            ctx.settings, results, training, f"the cost could not be computed: {type(exc).__name__}: {exc}"
-        )
-    return {"candidates": results, "training": training, **decision.to_result()}
+        reason = f"the cost could not be computed: {type(exc).__name__}: {exc}"
+        decision = without_cost(ctx.settings, results, training, reason, curves)
+    result: dict[str, Any] = {"candidates": results, "training": training, **decision.to_result()}
+    if curves:
+        result["learning_curve"] = {name: [p.to_dict() for p in points] for name, points in curves.items()}
+    return result
+
+
+def _train_examples(ctx: StageContext, candidate: str) -> int:
+    """The train rows of a candidate's (full) LoRA run, from its customize stage's output."""
+    stage = ctx.store.get_stage(ctx.job.id, stage_key(StageKind.CUSTOMIZE, candidate))
+    return int(((stage.output if stage is not None else None) or {}).get("train_examples") or 0)
 
 
 # ---- feedback loop ---------------------------------------------------------------------------------
