@@ -16,7 +16,9 @@ negatives any finding touched.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,7 +27,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dataflywheel.privacy.detect import detect_group
 from dataflywheel.privacy.redact import _apply
-from dataflywheel.synth.pii_corpus import KINDS, generate_corpus
+from dataflywheel.synth.pii_corpus import KINDS, generate_corpus, pii_log_records
+
+
+def ingest_rates(records: int) -> None:
+    """Records/s of ``load_file`` into SQLite per redaction mode: synthetic traffic (no PII, 4.6 KB records)
+    and records full of PII (e-mail, phone and name in the user turn and the tool call)."""
+    from dataflywheel.ingest.jsonl import load_file
+    from dataflywheel.logstore import open_log_store
+    from dataflywheel.settings import load_settings
+    from dataflywheel.synth.generator import SynthConfig, generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"synthetic traffic": Path(tmp) / "synth.jsonl", "records with PII": Path(tmp) / "pii.jsonl"}
+        files["synthetic traffic"].write_text(
+            "\n".join(json.dumps(r) for r in generate(SynthConfig(records=records, seed=2, duplicate_rate=0)))
+        )
+        files["records with PII"].write_text("\n".join(json.dumps(r) for r in pii_log_records(records, seed=2)))
+        print(f"\ningest {records:,} records (load_file into SQLite):\n")
+        print("| data | off | mask | pseudonymize |")
+        print("|---|---|---|---|")
+        for label, path in files.items():
+            rates = []
+            for mode in ("off", "mask", "pseudonymize"):
+                settings = load_settings(home=Path(tmp) / f"{mode}-{path.stem}", privacy={"redact": mode})
+                with open_log_store(settings) as store:
+                    start = time.perf_counter()
+                    report = load_file(store, path)
+                    rates.append(report.loaded / (time.perf_counter() - start))
+            print(f"| {label} | " + " | ".join(f"{r:,.0f}/s" for r in rates) + " |")
 
 
 def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
@@ -39,6 +69,7 @@ def main() -> None:
     parser.add_argument(
         "--held-out", action="store_true", help="the templates the recognizers were not tuned on (written after)"
     )
+    parser.add_argument("--ingest", type=int, default=0, help="also time ingestion of this many records per mode")
     parser.add_argument("--show-misses", type=int, default=0, help="print this many misses and false finds per kind")
     args = parser.parse_args()
 
@@ -90,6 +121,8 @@ def main() -> None:
         f"| {sum(leaked.values())} |"
     )
     print("\nnegatives flagged: " + ", ".join(f"{k} {negatives_flagged[k]}/{n}" for k, n in sorted(negatives.items())))
+    if args.ingest:
+        ingest_rates(args.ingest)
     if args.show_misses:
         for kind in KINDS:
             for line in misses[kind]:

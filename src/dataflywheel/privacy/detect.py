@@ -118,29 +118,37 @@ def whole_value(text: str, kind: PiiKind) -> Finding | None:
 
 
 # ---- the same value elsewhere in a record ---------------------------------------------------------
-def _digits_pattern(digits: str) -> str:
-    return r"(?<![\d])" + r"[ ().-]{0,2}".join(digits) + r"(?![\d])"
-
-
-def _value_patterns(found: Finding) -> list[tuple[str, int]]:
-    """Regex sources (and flags) that find ``found``'s value written again, in any of its usual forms."""
+def _variants(found: Finding) -> list[tuple[str, bool]]:
+    """Ways ``found``'s value is written again (and whether case may differ): as found, and for numbers
+    without separators ("4158672671" for "(415) 867-2671"); a name's words on their own."""
     value = found.text
-    if found.kind is PiiKind.PHONE:
+    if found.kind in (PiiKind.PHONE, PiiKind.CARD_NUMBER):
         digits = "".join(ch for ch in value if ch.isdigit())
-        if len(digits) == 11 and digits.startswith("1"):
-            digits = digits[1:]
-        return [(_digits_pattern(digits), 0)]
-    if found.kind is PiiKind.CARD_NUMBER:
-        return [(_digits_pattern("".join(ch for ch in value if ch.isdigit())), 0)]
+        national = digits[1:] if found.kind is PiiKind.PHONE and len(digits) == 11 and digits[0] == "1" else digits
+        return [(value, False), (digits, False), (national, False)]
     if found.kind is PiiKind.IBAN:
-        compact = value.replace(" ", "")
-        return [(r"(?<![A-Za-z0-9])" + r" ?".join(re.escape(c) for c in compact) + r"(?![A-Za-z0-9])", re.I)]
+        return [(value, True), (value.replace(" ", ""), True)]
     if found.kind is PiiKind.PERSON:
-        out = [(rf"(?<![\w'-]){re.escape(value)}(?![\w'-])", re.I if " " in value else 0)]
-        out.extend((rf"(?<![\w'-]){re.escape(tok)}(?![\w'-])", 0) for tok in name_tokens(value) if len(tok) > 2)
-        return out
-    flags = re.I if found.kind in (PiiKind.EMAIL, PiiKind.ADDRESS, PiiKind.IP_ADDRESS) else 0
-    return [(rf"(?<![\w.@-]){re.escape(value)}(?![\w@-])", flags)]
+        return [(value, " " in value), *((tok, False) for tok in name_tokens(value) if len(tok) > 2)]
+    return [(value, found.kind in (PiiKind.EMAIL, PiiKind.ADDRESS, PiiKind.IP_ADDRESS))]
+
+
+def _boundary(ch: str) -> bool:
+    return not (ch.isalnum() or ch in "_'-@")
+
+
+def _occurrences(text: str, lowered: str, value: str, fold: bool) -> list[tuple[int, int]]:
+    hay, needle = (lowered, value.lower()) if fold else (text, value)
+    out = []
+    pos = hay.find(needle)
+    while pos >= 0:
+        end = pos + len(needle)
+        before = text[pos - 1] if pos else " "
+        after = text[end] if end < len(text) else " "
+        if _boundary(before) and _boundary(after) and not (before.isdigit() or after.isdigit()):
+            out.append((pos, end))
+        pos = hay.find(needle, pos + 1)
+    return out
 
 
 def detect_group(
@@ -159,17 +167,19 @@ def detect_group(
     values = {(f.kind, f.text) for found in per_text for f in found}
     if not values:
         return per_text
-    patterns: list[tuple[re.Pattern[str], PiiKind]] = []
-    for kind, value in sorted(values, key=lambda kv: (PRIORITY[kv[0]], -len(kv[1]))):
-        for source, flags in _value_patterns(Finding(0, len(value), kind, value)):
-            patterns.append((re.compile(source, flags), kind))
+    variants = {
+        (kind, variant, fold)
+        for kind, value in values
+        for variant, fold in _variants(Finding(0, len(value), kind, value))
+        if len(variant) >= 3
+    }
     out = []
     for text, found in zip(texts, per_text, strict=True):
+        lowered = text.lower()
         extra = [
-            Finding(m.start(), m.end(), kind, m.group())
-            for pattern, kind in patterns
-            for m in pattern.finditer(text)
-            if m.end() > m.start()
+            Finding(start, end, kind, text[start:end])
+            for kind, variant, fold in variants
+            for start, end in _occurrences(text, lowered, variant, fold)
         ]
         out.append(resolve([*found, *extra]) if extra else found)
     return out

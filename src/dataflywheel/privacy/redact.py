@@ -15,6 +15,7 @@ changed in place; a record with nothing to redact comes back as the same object.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,14 +52,15 @@ def _map_args(value: Any, fn: TextFn, key: str | None) -> Any:
 
 def _map_arguments(raw: Any, fn: TextFn) -> Any:
     if isinstance(raw, str):
+        # The standard json keeps integers of any size exactly (orjson would turn huge ones into floats).
         try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
             return fn(raw, None)
         if not isinstance(parsed, dict | list):
             return fn(raw, None)
         mapped = _map_args(parsed, fn, None)
-        return raw if mapped is parsed else orjson.dumps(mapped).decode()
+        return raw if mapped is parsed else json.dumps(mapped, ensure_ascii=False)
     return _map_args(raw, fn, None)
 
 
