@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from dataflywheel.errors import ConfigError
+from dataflywheel.privacy.kinds import PiiKind
 
 DEFAULT_CONFIG_PATH = Path("config/flywheel.yaml")
 ENV_PREFIX = "FLYWHEEL_"
@@ -378,6 +379,53 @@ class MlflowSettings(_Section):
         return uri
 
 
+class RedactMode(StrEnum):
+    OFF = "off"
+    """Records are stored as they come."""
+    MASK = "mask"
+    """Each value found becomes a typed placeholder: ``<EMAIL>``, ``<PHONE>``, ``<PERSON>``, ..."""
+    PSEUDONYMIZE = "pseudonymize"
+    """Each value found becomes a stand-in of its kind, the same one everywhere in the record (salted)."""
+
+
+MIN_SALT_CHARS = 16
+
+
+class PrivacySettings(_Section):
+    """PII redaction before storage: applied to every record on its way into the log store, whatever the
+    path (``flywheel logs load``, ``POST /api/logs``, curated write-backs) and the backend, and to
+    ``flywheel datasets build --from-file``."""
+
+    redact: RedactMode = Field(
+        RedactMode.PSEUDONYMIZE,
+        description="off | mask (typed placeholders) | pseudonymize (consistent stand-ins a model can still learn "
+        "to copy into tool calls).",
+    )
+    salt_env: str | None = Field(
+        None,
+        description="Env var holding the secret salt of pseudonyms (at least 16 characters); null: a random salt "
+        "kept in <home>/privacy-salt. Set it on every machine that loads into a shared store.",
+    )
+    kinds: list[PiiKind] = Field(
+        default_factory=lambda: list(PiiKind),
+        min_length=1,
+        description="What is redacted: email, phone, card_number, iban, ip_address, person, address.",
+    )
+
+    @field_validator("salt_env")
+    @classmethod
+    def _salt_present(cls, env: str | None, info: ValidationInfo) -> str | None:
+        if env is not None and not env.strip():
+            return None
+        if env is not None and info.data.get("redact") is RedactMode.PSEUDONYMIZE:
+            value = os.environ.get(env)
+            if not value:
+                raise ValueError(f"environment variable {env} is not set (it holds the salt of pseudonyms)")
+            if len(value) < MIN_SALT_CHARS:
+                raise ValueError(f"the salt in {env} has {len(value)} characters; use at least {MIN_SALT_CHARS}")
+        return env
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML file; a missing explicit file or a non-mapping document is a ConfigError."""
 
@@ -441,6 +489,7 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @model_validator(mode="after")
     def _unique_candidates(self) -> Settings:

@@ -15,6 +15,7 @@ from dataflywheel.datasets.artifacts import list_builds, read_manifest
 from dataflywheel.datasets.build import DatasetBuild, build_datasets
 from dataflywheel.datasets.sources import JsonlSource, RecordSource, StoreSource
 from dataflywheel.logstore import LogQuery, open_log_store
+from dataflywheel.privacy.config import build_redactor
 from dataflywheel.settings import ExampleSelection, Settings, with_overrides
 
 app = typer.Typer(help="Build and list datasets (eval, ICL, train, val) from a workload's logs.", no_args_is_help=True)
@@ -74,7 +75,7 @@ def build(
         icl={"example_selection": icl_selection, "max_examples": max_examples},
     )
     if from_file is not None:
-        result = run_build(settings, JsonlSource(from_file), workload_id, client_id, as_json)
+        result = run_build(settings, JsonlSource(from_file, build_redactor(settings)), workload_id, client_id, as_json)
     else:
         with open_log_store(settings) as store:
             source = StoreSource(store, LogQuery(workload_id, client_id, since=since, until=until))

@@ -111,7 +111,8 @@ def scan_batches(
 
     ``workers`` 0 inspects in this process. Closing the generator early stops the workers.
     """
-    if workers <= 0 or not isinstance(source, JsonlSource):
+    # A redacting file source is read here: its lines must pass its redactor, which the workers' raw reads skip.
+    if workers <= 0 or not isinstance(source, JsonlSource) or source.redactor is not None:
         for refs, raws in _batches(source.scan(), batch_size):
             yield refs, inspect_batch(raws, config)
         return

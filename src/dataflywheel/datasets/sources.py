@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from dataflywheel.errors import CurationError
 from dataflywheel.logstore.base import LogQuery, LogStore
+from dataflywheel.privacy.redact import Redactor
 from dataflywheel.records.model import decode_record
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 
@@ -63,10 +64,14 @@ class StoreSource:
 
 
 class JsonlSource:
-    """A JSONL file of log records (either form), in file order. Refs are ``line:offset``."""
+    """A JSONL file of log records (either form), in file order. Refs are ``line:offset``.
 
-    def __init__(self, path: str | Path) -> None:
+    With a ``redactor`` every line is redacted as it is read (scan and fetch alike), so a build straight from a
+    file gets what the log store would have stored."""
+
+    def __init__(self, path: str | Path, redactor: Redactor | None = None) -> None:
         self.path = Path(path)
+        self.redactor = redactor
         if not self.path.is_file():
             raise CurationError(f"{self.path}: no such file")
 
@@ -80,7 +85,7 @@ class JsonlSource:
                 start = offset
                 offset += len(line)
                 if line.strip():
-                    yield f"{line_no}:{start}", line
+                    yield f"{line_no}:{start}", line if self.redactor is None else self.redactor.redact_line(line)
 
     def fetch(self, refs: Sequence[str]) -> Mapping[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -88,7 +93,10 @@ class JsonlSource:
         with self.path.open("rb") as f:
             for ref in ordered:
                 f.seek(int(ref.partition(":")[2]))
-                found[ref] = normalize_record_tool_calls(decode_record(f.readline()))
+                line = f.readline()
+                if self.redactor is not None:
+                    line = self.redactor.redact_line(line)
+                found[ref] = normalize_record_tool_calls(decode_record(line))
         return found
 
     def display_ref(self, ref: str) -> str:

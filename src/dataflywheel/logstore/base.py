@@ -11,6 +11,11 @@ Contract every backend keeps (checked by one shared test suite, ``tests/logstore
 * ``fetch`` returns stored records by id (any that no longer exist are missing from the result).
 * ``counts`` lists (workload_id, client_id) pairs with their record counts and time range.
 * ``delete`` removes one workload (optionally of one client) and says how many records went.
+
+PII redaction happens here, in :meth:`LogStore.add`, the one door every write goes through whatever the
+backend and whatever the path (``flywheel logs load``, ``POST /api/logs``, the demo, curated write-backs):
+:func:`~dataflywheel.logstore.factory.open_log_store` gives the store the redactor ``privacy.redact`` asks for,
+and each record is redacted before its id is taken and before the backend sees it.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from dataflywheel.records.model import LogRecord, record_id
+
+if TYPE_CHECKING:
+    from dataflywheel.privacy.redact import Redactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +86,15 @@ class LogStore(ABC):
 
     name: str = "abstract"
     batch_size: int = 1000
+    redactor: Redactor | None = None
+    """Redacts every record :meth:`add` stores (set by ``open_log_store`` from ``privacy.redact``)."""
 
     def add(self, records: Iterable[LogRecord]) -> AddResult:
         """Store records (idempotently) in batches of ``batch_size``; return how many were new and how many
         were already stored. A failed batch raises StoreError; the batches before it stay stored."""
         total = AddResult(0, 0)
-        it = iter(records)
+        redactor = self.redactor
+        it = iter(records) if redactor is None else map(redactor.redact_record, records)
         try:
             while batch := list(islice(it, self.batch_size)):
                 total += self._add_batch(batch)

@@ -10,7 +10,17 @@ from dataflywheel.settings import LogStoreBackend, Settings
 
 
 def open_log_store(settings: Settings) -> LogStore:
-    """The configured backend, connected. Raises StoreError when it cannot be reached."""
+    """The configured backend, connected, redacting what it stores as ``privacy.redact`` says. Raises
+    StoreError when it cannot be reached."""
+    from dataflywheel.privacy.config import build_redactor
+
+    redactor = build_redactor(settings)
+    store = _open_backend(settings)
+    store.redactor = redactor
+    return store
+
+
+def _open_backend(settings: Settings) -> LogStore:
     cfg = settings.log_store
     if cfg.backend is LogStoreBackend.SQLITE:
         from dataflywheel.logstore.sqlite import SQLiteLogStore
