@@ -47,8 +47,9 @@ def test_query_values_out_of_range_are_422_naming_them(api: Api, path: str, para
 @pytest.mark.parametrize(
     "body",
     [
-        {"workload_id": "wl\x00", "client_id": "c"},
-        {"workload_id": "wl", "client_id": "c" * 256},
+        {"workload_id": "wl\x00", "client_id": "c", "candidates": ["tiny-random-llama"]},  # PostgreSQL: a 503
+        {"workload_id": "wl", "client_id": "c\x00", "candidates": ["tiny-random-llama"]},
+        {"workload_id": "wl", "client_id": "c" * 256, "candidates": ["tiny-random-llama"]},
         {"workload_id": "wl", "client_id": "c", "candidates": ["tiny-random-llama\x00"]},
         {"workload_id": "wl", "client_id": "c", "candidates": ["0" * 600]},  # found by the fuzz run: was a 500
     ],
