@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-fuzz test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(VENV)/.installed-local
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest -q
+
+# Schemathesis against the live API (~2,000 requests, 60-90 s on 2 cores); prints its counts.
+test-fuzz: $(VENV)/.installed-dev
+	$(BIN)/pytest -q -m fuzz -s tests/api/test_fuzz.py
 
 test-slow: $(VENV)/.installed-dev
 	$(BIN)/pytest -q -m slow -s --timeout 1800

@@ -21,6 +21,7 @@ from dataflywheel.settings import Settings, load_settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REQUIRE_SERVICES = os.environ.get("FLYWHEEL_REQUIRE_SERVICES") == "1"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("FLYWHEEL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FLYWHEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -39,6 +40,24 @@ def service_unavailable(what: str, reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(message + " (FLYWHEEL_REQUIRE_SERVICES=1)")
     pytest.skip(message)
+
+
+def shared_data(name: str) -> Path:
+    """A file of the project's shared data (``shared/data/<name>``): in ``../shared`` beside the repository
+    root, where the project's checkouts live, or in ``shared/`` inside it. Where it is in neither, the test
+    skips naming both places, or fails under ``FLYWHEEL_REQUIRE_SERVICES=1`` (CI): never silently."""
+    places = [REPO_ROOT.parent / "shared" / "data" / name, REPO_ROOT / "shared" / "data" / name]
+    for path in places:
+        if path.is_file():
+            return path
+    service_unavailable("shared data", f"{name} is in neither {places[0]} nor {places[1]}")
+    raise AssertionError("unreachable")  # service_unavailable skips or fails
+
+
+@pytest.fixture
+def aiva_sample() -> Path:
+    """The blueprint's AIVA sample: 25 real routing records (system prompt, 7 tools, the teacher's call)."""
+    return shared_data("aiva-sample-25.jsonl")
 
 
 @pytest.fixture(autouse=True)

@@ -42,3 +42,8 @@ class InsufficientRecordsError(CurationError):
 
 class EmbeddingError(FlywheelError):
     """The embedder failed (model not loadable, endpoint unreachable or answering nonsense)."""
+
+
+class RemoteServiceError(FlywheelError):
+    """Another service the flywheel called (a flywheel API, for ``flywheel jobs``) refused a request or could
+    not be reached."""

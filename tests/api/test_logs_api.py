@@ -1,5 +1,5 @@
-"""``POST /api/logs`` on the SQLite and PostgreSQL log stores: the same validation as ``flywheel logs load``,
-bad records reported and skipped, never a 500 for bad input."""
+"""``POST /api/logs`` on the SQLite and PostgreSQL log stores: the same validation as ``flywheel logs load``;
+bad records refused by line (a 422 naming each) while the good ones are stored, never a 500 for bad input."""
 
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ def test_a_json_array_is_stored_and_bad_items_reported_by_position(client: TestC
     items = [record(1), record(2), bad_request, "a string", record(4, "wl-2")]
     r = client.post("/api/logs", json=items)
 
-    assert r.status_code == 200, r.text
+    assert r.status_code == 422, r.text
     body = r.json()
+    assert body["detail"] == "2 of 5 records refused (lines or positions 3, 4); the other 3 were stored"
     assert (body["records"], body["loaded"], body["duplicates"], body["skipped"]) == (5, 3, 0, 2)
     assert [e["line"] for e in body["errors"]] == [3, 4]
     assert "request.messages" in body["errors"][0]["error"] and "JSON object" in body["errors"][1]["error"]
@@ -78,7 +79,7 @@ def test_ndjson_lines_are_validated_one_by_one(client: TestClient, logs_settings
     ]
     r = client.post("/api/logs", content=b"\n".join(lines) + b"\n", headers=NDJSON)
 
-    assert r.status_code == 200, r.text
+    assert r.status_code == 422, r.text
     body = r.json()
     assert (body["records"], body["loaded"], body["skipped"]) == (5, 2, 3)
     errors = {e["line"]: e["error"] for e in body["errors"]}
@@ -144,6 +145,70 @@ def test_curl_default_content_type_is_sniffed(client: TestClient) -> None:
 
 def test_garbage_bytes_in_ndjson_are_line_errors_not_500(client: TestClient) -> None:
     r = client.post("/api/logs", content=b"\xff\xfe\x00garbage\n\x00\n[]\n", headers=NDJSON)
-    assert r.status_code == 200
+    assert r.status_code == 422
     body = r.json()
     assert body["loaded"] == 0 and body["skipped"] == 3 and [e["line"] for e in body["errors"]] == [1, 2, 3]
+    assert body["errors"][0]["error"] == "not valid UTF-8: byte 0xff at byte 1 (invalid start byte)"
+
+
+def test_records_no_store_can_write_are_refused_by_position_and_the_rest_stored(
+    client: TestClient, logs_settings: Settings
+) -> None:
+    """Items that orjson reads but cannot write (nested 300 deep), or timestamps no date holds, were a 500
+    that stored nothing; now each is refused by position and the others are stored."""
+    items = [
+        record(1),
+        {**record(2), "trace": "DEEP"},  # made 300 arrays deep below: orjson cannot write it
+        record(3),
+        {**record(4), "timestamp": "1e308"},
+        {**record(5), "timestamp": "99999999999999999999999"},
+        {**record(6), "workload_id": "wl\x00-1"},
+        record(7),
+    ]
+    body = orjson.dumps(items).replace(b'"DEEP"', b"[" * 300 + b"]" * 300)
+    r = client.post("/api/logs", content=body, headers={"content-type": "application/json"})
+
+    assert r.status_code == 422, r.text
+    answer = r.json()
+    assert (answer["loaded"], answer["skipped"]) == (3, 4)
+    errors = {e["line"]: e["error"] for e in answer["errors"]}
+    assert set(errors) == {2, 4, 5, 6}
+    assert "nested deeper than 254 levels" in errors[2] and errors[2].startswith("trace[0]")
+    assert errors[4].startswith("timestamp: out of range") and errors[5].startswith("timestamp: out of range")
+    assert "workload_id: contains a NUL character" in errors[6]
+    assert stored(logs_settings) == {("wl-1", "client-a"): 3}
+
+
+def test_ndjson_deep_lines_are_refused_by_line(client: TestClient, logs_settings: Settings) -> None:
+    deep_line = orjson.dumps({**record(2), "trace": "X"}).replace(b'"X"', b"[" * 600 + b"]" * 600)
+    lines = [orjson.dumps(record(1)), deep_line, orjson.dumps(record(3))]
+    r = client.post("/api/logs", content=b"\n".join(lines), headers=NDJSON)
+    assert r.status_code == 422, r.text
+    assert [e["line"] for e in r.json()["errors"]] == [2]
+    assert stored(logs_settings) == {("wl-1", "client-a"): 2}
+
+
+def test_a_record_the_log_store_cannot_hold_is_refused_and_its_neighbours_stored(
+    client: TestClient, logs_settings: Settings
+) -> None:
+    """A NUL inside a message: SQLite stores it; PostgreSQL cannot, and refused the whole batch (a 503)."""
+    nul = {**record(2), "request": {"messages": [{"role": "user", "content": "nul \x00 here"}]}}
+    r = client.post("/api/logs", json=[record(1), nul, record(3)])
+    if logs_settings.log_store.backend.value == "postgres":
+        assert r.status_code == 422, r.text
+        [error] = r.json()["errors"]
+        assert error["line"] == 2 and "request.messages[0].content: contains a NUL character" in error["error"]
+        assert stored(logs_settings) == {("wl-1", "client-a"): 2}
+    else:
+        assert r.status_code == 200, r.text
+        assert stored(logs_settings) == {("wl-1", "client-a"): 3}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"workload_id": "wl\x00"}, {"client_id": "c" * 256}],
+)
+def test_bad_query_overrides_are_422(client: TestClient, logs_settings: Settings, params: dict[str, str]) -> None:
+    r = client.post("/api/logs", params=params, json=[record(1)])
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "query", r.text
+    assert stored(logs_settings) == {}

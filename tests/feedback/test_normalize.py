@@ -27,8 +27,6 @@ from dataflywheel.models.toolparse import format_tool_call
 from dataflywheel.models.types import ToolChoice
 from dataflywheel.synth.catalog import ORDERS, PRODUCT, RETURNS, SMALL_TALK, TOOLS
 
-SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "aiva-sample-25.jsonl"
-
 OK, REPAIRED, REJECTED = NormalizeStatus.OK, NormalizeStatus.REPAIRED, NormalizeStatus.REJECTED
 R = RepairCode
 TALK, PROD, ORD, RET = SMALL_TALK, PRODUCT, ORDERS, RETURNS
@@ -1032,15 +1030,14 @@ def test_report_counts_statuses_reasons_codes_and_keeps_samples() -> None:
 # ------------------------------------------------------------------------------------------ the AIVA sample
 
 
-def _aiva_records() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
+def _aiva_records(sample: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.skipif(not SAMPLE.is_file(), reason="shared AIVA sample not present")
-def test_aiva_teacher_answers_in_every_form() -> None:
+def test_aiva_teacher_answers_in_every_form(aiva_sample: Path) -> None:
     """Each teacher call of the sample, written the ways the blueprint's 1B student wrote them, reads back as
     the same call (the stored form, with object arguments, is a repair of OpenAI's wire form)."""
-    for record in _aiva_records():
+    for record in _aiva_records(aiva_sample):
         tools = record["request"]["tools"]
         message = record["response"]["choices"][0]["message"]
         [call] = message["tool_calls"]
@@ -1073,10 +1070,9 @@ def test_aiva_teacher_answers_in_every_form() -> None:
             assert result.calls == [(name, args)]
 
 
-@pytest.mark.skipif(not SAMPLE.is_file(), reason="shared AIVA sample not present")
-def test_aiva_fork_quirk_capital_message_is_reported_not_renamed() -> None:
+def test_aiva_fork_quirk_capital_message_is_reported_not_renamed(aiva_sample: Path) -> None:
     """The blueprint fork rewrote HandleOtherTalk's ``message`` as ``Message``: kept, and warned about."""
-    tools = _aiva_records()[0]["request"]["tools"]
+    tools = _aiva_records(aiva_sample)[0]["request"]["tools"]
     result = normalize_output(_message("HandleOtherTalk", {"Message": "hi"}), tools)
     assert result.reason is RejectReason.SCHEMA_ERROR
     assert "arguments.Message: unknown argument" in (result.detail or "") or result.warnings

@@ -193,3 +193,36 @@ def test_tiny_random_llama_as_the_student(home: Path) -> None:
     assert counts["inferred"] == 12
     assert counts["ok"] + counts["repaired"] + counts["rejected"] == 12
     assert counts["written"] == counts["passed"]  # no judge configured: the programmatic checks decide
+
+
+def test_a_curated_record_no_store_can_hold_is_counted_and_the_others_written(home: Path) -> None:
+    """A student answering with a lone surrogate in an argument (valid JSON text, not storable UTF-8) failed
+    the whole write-back; now that record is named and counted, and every other passing record is written."""
+    calls = _teacher_calls(home)
+    spoiled = sorted(calls)[:3]
+
+    def answer(body: dict[str, Any]) -> Any:
+        user = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+        name, args = calls[user]["name"], dict(calls[user]["arguments"])
+        if user in spoiled:
+            key = next(k for k, v in args.items() if isinstance(v, str))
+            spoilt = json.dumps(args)[:-1] + f', "{key}": "\\ud800"}}'  # the key again, now a lone surrogate
+            return f'<tool_call>{{"name": "{name}", "arguments": {spoilt}}}</tool_call>'
+        return f"<tool_call>{json.dumps({'name': name, 'arguments': args})}</tool_call>"
+
+    with BackgroundServer(create_standin_app(answer, model="student-1b")) as student:
+        settings = job_settings(
+            home,
+            candidates=[
+                CandidateSettings(name="student-1b", engine="openai", base_url=student.base_url, customizable=False)
+            ],
+        )
+        config = {"model": "student-1b", "target_client_id": TARGET, "pass_rule": {"require_teacher_agreement": True}}
+        with FlywheelService(settings) as service:
+            job = service.wait(service.create_curation(WORKLOAD, CLIENT, config).id, timeout=120)
+    assert job.status == JobStatus.COMPLETED, job.error
+    counts = job.result["counts"]
+    assert counts["write_refused"] == 3 and counts["written"] == counts["passed"] - 3 > 0
+    assert all("surrogate" in line for line in job.result["write_refusals"])
+    with open_log_store(settings) as logs:
+        assert logs.count(WORKLOAD, TARGET) == counts["written"]

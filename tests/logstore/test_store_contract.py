@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from dataflywheel.errors import StoreError
-from dataflywheel.logstore.base import AddResult, LogQuery, LogStore, WorkloadCount
+from dataflywheel.logstore.base import AddResult, LogQuery, LogStore, RejectedRecord, WorkloadCount
 from dataflywheel.records.model import LogRecord, parse_record, record_id
 from tests.logstore.conftest import StoreFactory, free_port
 
@@ -231,6 +231,36 @@ def test_string_and_object_tool_arguments_are_one_record(store: LogStore) -> Non
     assert call["function"]["arguments"] == {"query": "x", "n": 2}
 
 
+def nested(levels: int) -> Any:
+    value: Any = "deep"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def unchecked(ts: float, user: str, **extra: Any) -> LogRecord:
+    """A record built without :func:`parse_record`'s checks (as a caller constructing one might)."""
+    good = make(ts, user)
+    return LogRecord(good.timestamp, good.workload_id, good.client_id, good.request, good.response, extra)
+
+
+def test_a_record_that_cannot_be_written_is_rejected_and_its_batch_stored(store_factory: StoreFactory) -> None:
+    """One record orjson cannot write (nested too deep, an integer beyond 64 bits) must not cost the other
+    records of its batch: it is rejected by position, with where and why."""
+    store = store_factory(batch_size=3)
+    good = [make(100 + i, f"q{i}") for i in range(4)]
+    deep = unchecked(200, "deep", payload=nested(300))
+    huge = unchecked(201, "huge", payload={"n": 2**70})
+    result = store.add([good[0], deep, good[1], good[2], huge, good[3]])
+
+    assert (result.added, result.duplicates) == (4, 0)
+    assert [(r.index, r.record_id) for r in result.rejected] == [(1, ""), (4, "")]
+    assert "payload[0][0]" in result.rejected[0].reason and "nested deeper than 254" in result.rejected[0].reason
+    assert "payload.n" in result.rejected[1].reason and "64-bit" in result.rejected[1].reason
+    assert sorted(ids_of(store, Q)) == sorted(r.id for r in good)
+    assert store.add(good) == AddResult(0, 4)
+
+
 def test_reopened_store_sees_the_data(store_factory: StoreFactory) -> None:
     first = store_factory()
     records = [make(100 + i, f"q{i}") for i in range(3)]
@@ -274,17 +304,20 @@ def test_unreachable_elasticsearch_is_a_store_error() -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_failed_batch_keeps_earlier_batches(postgres_url: str, pg_table: str) -> None:
+def test_postgres_rejects_a_nul_record_and_stores_the_rest_of_its_batch(postgres_url: str, pg_table: str) -> None:
     from dataflywheel.logstore.postgres import PostgresLogStore
 
     good = [make(100 + i, f"q{i}") for i in range(3)]
     bad = make(200, "nul \x00 inside")  # JSONB cannot store U+0000
     literal = make(300, "a backslash and u0000: \\u0000")  # no NUL: must load
     with PostgresLogStore(postgres_url, table=pg_table, batch_size=2) as store:
-        with pytest.raises(StoreError, match=bad.id):
-            store.add([*good[:2], good[2], bad])
-        assert store.count("w", "c") == 2
-        assert store.add([*good, literal]) == AddResult(2, 2)
+        result = store.add([*good[:2], bad, good[2]])
+        assert (result.added, result.duplicates) == (3, 0)
+        [rejected] = result.rejected
+        assert (rejected.index, rejected.record_id) == (2, bad.id)
+        assert "request.messages[0].content" in rejected.reason and "NUL" in rejected.reason
+        assert store.count("w", "c") == 3
+        assert store.add([*good, literal]) == AddResult(1, 3)
         assert store.fetch([literal.id]) == {literal.id: literal.to_dict()}
 
 
@@ -318,8 +351,11 @@ def test_elasticsearch_on_a_blueprint_index(elasticsearch_url: str) -> None:
                 assert store.add(records) == AddResult(3, 0)
                 assert ids_of(store, Q) == expected_order(records)
                 odd = make(1_700_000_100, "odd", trace_id="t-1")
-                with pytest.raises(StoreError, match=odd.id):
-                    store.add([odd])
+                fine = make(1_700_000_101, "fine")
+                result = store.add([odd, fine])
+                assert (result.added, result.duplicates) == (1, 0)
+                [rejected] = result.rejected
+                assert (rejected.index, rejected.record_id) == (0, odd.id) and "trace_id" in rejected.reason
         finally:
             es.indices.delete(index=index, ignore_unavailable=True)
 
@@ -333,9 +369,12 @@ def test_elasticsearch_reserved_fields_refused(elasticsearch_url: str) -> None:
     index = "test-reserved-logs"
     try:
         with ElasticsearchLogStore(elasticsearch_url, index=index) as store:
-            with pytest.raises(StoreError, match=ID_FIELD):
-                store.add([make(100, "x", **{ID_FIELD: "mine"})])
-            assert store.count("w", "c") == 0
+            mine = make(100, "x", **{ID_FIELD: "mine"})
+            result = store.add([mine, make(101, "y")])
+            assert result.added == 1
+            assert result.rejected == (RejectedRecord(0, mine.id, result.rejected[0].reason),)
+            assert ID_FIELD in result.rejected[0].reason
+            assert store.count("w", "c") == 1
     finally:
         with Elasticsearch(elasticsearch_url) as es:
             es.indices.delete(index=index, ignore_unavailable=True)

@@ -13,8 +13,6 @@ from dataflywheel.models.codec import CHATML_TEMPLATE, RenderedPrompt, ToolCallC
 from dataflywheel.models.types import ChatRequest
 from dataflywheel.records.toolcalls import to_wire_messages
 
-SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "aiva-sample-25.jsonl"
-
 
 def _tool(name: str, *params: str) -> dict[str, Any]:
     return {
@@ -143,9 +141,8 @@ def test_tools_block_is_byte_identical_for_identical_tools(codec: ToolCallCodec)
     assert first_line.startswith('{"type": "function", "function": {"name": "HandleOtherTalk", "description"')
 
 
-@pytest.mark.skipif(not SAMPLE.is_file(), reason="shared AIVA sample not present")
-def test_real_records_share_the_system_and_tools_prefix(codec: ToolCallCodec) -> None:
-    records = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
+def test_real_records_share_the_system_and_tools_prefix(codec: ToolCallCodec, aiva_sample: Path) -> None:
+    records = [json.loads(line) for line in aiva_sample.read_text().splitlines() if line.strip()]
     prompts = [codec.render_prompt(r["request"]["messages"], r["request"]["tools"]).text for r in records]
     heads = {p[: p.index("<|im_start|>user")] for p, r in zip(prompts, records, strict=True)
              if r["request"]["messages"][0]["content"].endswith("4165\n")}  # fmt: skip

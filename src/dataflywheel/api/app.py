@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dataflywheel import __version__
 from dataflywheel.api.deps import ApiState, api_state, require_api_key
-from dataflywheel.api.errors import install_error_handlers
+from dataflywheel.api.errors import error_responses, install_error_handlers
 from dataflywheel.api.routes import curations, jobs, logs, workloads
 from dataflywheel.api.schemas import HealthPublic
 from dataflywheel.settings import Settings
@@ -91,13 +91,25 @@ def create_api(
         lifespan=lifespan,
     )
     app.state.api = state
-    api = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)])
+    # Statuses every /api route may answer: a bad or missing key, a bad value, a store that is down.
+    api = APIRouter(
+        prefix="/api",
+        dependencies=[Depends(require_api_key)],
+        responses=error_responses({401: None, 403: None, 422: None, 503: None}),
+    )
     api.include_router(jobs.router)
     api.include_router(logs.router)
     api.include_router(workloads.router)
     api.include_router(curations.router)
     app.include_router(api)
-    app.add_api_route("/health", health, methods=["GET"], response_model=HealthPublic, tags=["health"])
+    app.add_api_route(
+        "/health",
+        health,
+        methods=["GET"],
+        response_model=HealthPublic,
+        tags=["health"],
+        responses={503: {"model": HealthPublic, "description": "The job store does not answer."}},
+    )
     install_web(app)
     install_error_handlers(app)
     return app

@@ -13,7 +13,7 @@ with the blueprint's ``jobs`` key kept as an alias of ``data``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -29,13 +29,18 @@ from dataflywheel.jobs.records import (
     JudgeRecord,
 )
 from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskStatus
+from dataflywheel.records.model import ID_MAX_LENGTH
 from dataflywheel.settings import DataSplitSettings, ICLSettings, RecommendationSettings
 
 __all__ = [
+    "MAX_OFFSET",
+    "NAME_MAX_LENGTH",
+    "NO_NUL",
     "CancelResponse",
     "CustomizationPublic",
     "DatasetPublic",
     "DeleteResponse",
+    "ErrorPublic",
     "EvaluationPublic",
     "EventPublic",
     "EventsPublic",
@@ -48,6 +53,7 @@ __all__ = [
     "JobsPublic",
     "JudgePublic",
     "LogsIngested",
+    "LogsRefused",
     "NimPublic",
     "WorkloadPublic",
     "WorkloadsPublic",
@@ -56,8 +62,25 @@ __all__ = [
 ]
 
 
+NO_NUL: Final = r"^[^\x00]*$"
+"""The pattern of every id and name the API takes: no NUL character (PostgreSQL cannot store one)."""
+NAME_MAX_LENGTH: Final = 1024
+"""The longest model, judge or candidate name (a name may be a path)."""
+MAX_OFFSET: Final = 1_000_000_000
+"""The largest ``offset`` of a paginated list (pages beyond the data are empty; beyond this, a 422)."""
+ModelName = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NO_NUL)]
+
+
 def _keys(model: type[BaseModel]) -> str:
     return ", ".join(model.model_fields)
+
+
+# ---- errors ----------------------------------------------------------------------------------------------
+class ErrorPublic(BaseModel):
+    """An error: why, as a sentence, or (a request that failed validation) one item per bad value, whose
+    ``loc`` names it."""
+
+    detail: str | list[dict[str, Any]]
 
 
 # ---- requests --------------------------------------------------------------------------------------------
@@ -83,8 +106,12 @@ class JobCreate(BaseModel):
         },
     )
 
-    workload_id: str = Field(min_length=1, max_length=255, description="The workload whose logs are curated.")
-    client_id: str = Field(min_length=1, max_length=255, description="The client whose logs are curated.")
+    workload_id: str = Field(
+        min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL, description="The workload whose logs are curated."
+    )
+    client_id: str = Field(
+        min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL, description="The client whose logs are curated."
+    )
     data_split_config: dict[str, Any] | None = Field(
         None, description=f"Overrides of the data_split settings; keys: {_keys(DataSplitSettings)}."
     )
@@ -103,9 +130,10 @@ class JobCreate(BaseModel):
         f"{_keys(RecommendationSettings)}, e.g. "
         '{"metric": "function_name_and_args_accuracy", "min_ratio": 0.9}.',
     )
-    candidates: list[str] | None = Field(
+    candidates: list[ModelName] | None = Field(
         None,
         min_length=1,
+        max_length=100,
         description="Candidate models (configured names or built-in aliases); default: every configured one.",
     )
     learning_curve: list[float] | None = Field(
@@ -416,6 +444,20 @@ class LogsIngested(BaseModel):
     errors: list[IngestErrorPublic] = Field(description="Why each was skipped (the first 1000).")
     errors_truncated: bool
     workloads: dict[str, int] = Field(description="Valid records per workload_id/client_id.")
+
+
+class LogsRefused(ErrorPublic):
+    """422 of ``POST /api/logs``: some records were refused (``errors`` names each by line or position, with
+    why); the others were stored all the same, as the counts say. Sending the same body again stores nothing
+    twice. A body that cannot be read at all, or a bad query value, has ``detail`` only."""
+
+    records: int | None = Field(None, description="Records (or non-blank lines) received.")
+    loaded: int | None = Field(None, description="New records stored.")
+    duplicates: int | None = Field(None, description="Records already stored.")
+    skipped: int | None = Field(None, description="Records refused, not stored.")
+    errors: list[IngestErrorPublic] | None = Field(None, description="Why each was refused (the first 1000).")
+    errors_truncated: bool | None = None
+    workloads: dict[str, int] | None = Field(None, description="Stored records per workload_id/client_id.")
 
 
 class WorkloadPublic(BaseModel):

@@ -35,8 +35,11 @@ def report_table(report: dict[str, Any]) -> Table:
         ("passed the filter", "passed"),
         ("written", "written"),
         ("already written (rerun)", "already_written"),
+        ("not storable (refused by the log store)", "write_refused"),
     ]:
         table.add_row(label, str(counts.get(key, 0)))
+    for refusal in report.get("write_refusals", [])[:3]:
+        table.add_row("  not stored", refusal[:100])
     for reason, n in sorted(report.get("rejected_by_reason", {}).items(), key=lambda kv: -kv[1]):
         sample = (report.get("rejection_samples", {}).get(reason) or [""])[0]
         table.add_row(f"  failed: {reason}", f"{n}  e.g. {sample[:80]}" if sample else str(n))

@@ -22,7 +22,7 @@ from rich.table import Column, Table
 
 from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
 from dataflywheel.cli.run import result_table
-from dataflywheel.errors import ConfigError, FlywheelError
+from dataflywheel.errors import ConfigError, RemoteServiceError
 
 __all__ = ["ApiClient", "ApiError", "jobs_app", "parse_assignments", "result_table"]
 
@@ -52,7 +52,7 @@ _STATUS_STYLE: Final = {
 
 
 # ---- the HTTP client -------------------------------------------------------------------------------------
-class ApiError(FlywheelError):
+class ApiError(RemoteServiceError):
     """The API refused a request or could not be reached; ``status`` is the HTTP status (None: no answer)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

@@ -16,9 +16,14 @@ _MAX_ERRORS_SHOWN = 20
 
 
 def _when(ts: float | None) -> str:
+    """A timestamp as a UTC date and time; one no date can show (stored before timestamps were checked, say
+    ``1e308``) as the number itself."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.6g}"
 
 
 def ingest_table(report: IngestReport, source: str) -> RenderableType:

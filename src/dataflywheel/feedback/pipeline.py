@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from dataflywheel.errors import ConfigError, FlywheelError
+from dataflywheel.errors import ConfigError, FlywheelError, RecordError
 from dataflywheel.feedback.normalize import Normalized, NormalizeReport, normalize_output
 from dataflywheel.feedback.quality import (
     PassRule,
@@ -34,7 +34,7 @@ from dataflywheel.feedback.quality import (
 )
 from dataflywheel.logstore import LogQuery, open_log_store
 from dataflywheel.models.types import ChatRequest, SamplingParams
-from dataflywheel.records.model import parse_record
+from dataflywheel.records.model import LogRecord, parse_record
 from dataflywheel.settings import Settings
 
 __all__ = ["CurationCancelled", "CurationConfig", "curated_record", "run_curation"]
@@ -218,14 +218,20 @@ def run_curation(
     # 4. write-back (idempotent)
     passing = [(rid, r) for rid, r in records if verdicts[rid].passed]
     added = duplicates = 0
+    refused: list[str] = []  # "<source record id>: why", one per curated record that could not be stored
     if not config.dry_run and passing:
+        # Each curated record on its own: one the log store cannot hold (a student's lone surrogate, a NUL on
+        # PostgreSQL) is counted and named, and the others are written.
+        new: list[tuple[str, LogRecord]] = []
+        for rid, r in passing:
+            try:
+                new.append((rid, parse_record(curated_record(r, rid, normalized[rid], verdicts[rid], config, job_id))))
+            except RecordError as exc:
+                refused.append(f"{rid}: {exc}")
         with open_log_store(settings) as logs:
-            new = [
-                parse_record(curated_record(r, rid, normalized[rid], verdicts[rid], config, job_id))
-                for rid, r in passing
-            ]
-            added_result = logs.add(new)
-            added, duplicates = added_result.added, added_result.duplicates
+            added_result = logs.add(record for _, record in new)
+        added, duplicates = added_result.added, added_result.duplicates
+        refused += [f"{new[r.index][0]}: {r.reason}" for r in added_result.rejected]
     progress("write-back", len(records), len(records))
 
     rejected_reasons = Counter(v.reasons[0].split(" (")[0] for v in verdicts.values() if not v.passed)
@@ -247,7 +253,9 @@ def run_curation(
             "passed": len(passing),
             "written": added,
             "already_written": duplicates,
+            "write_refused": len(refused),
         },
+        "write_refusals": refused[:10],
         "rejected_by_reason": dict(rejected_reasons),
         "rejection_samples": {k: v[:3] for k, v in samples.items()},
         "normalize": report.to_dict(),

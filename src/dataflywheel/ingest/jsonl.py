@@ -1,8 +1,10 @@
-"""Load JSONL log files into a log store, line by line.
+"""Load JSONL log files (or decoded JSON values) into a log store, line by line.
 
 Every line is decoded and validated on its own: a bad line is reported with its number and reason and
-skipped, the good ones are stored in batches. Re-loading a file adds nothing new (records are identified
-by content, see :func:`~dataflywheel.records.model.record_id`).
+skipped, the good ones are stored in batches. A record the log store itself refuses (see
+:class:`~dataflywheel.logstore.base.RejectedRecord`) is reported the same way, by its line, while the rest
+of its batch is stored: one bad line never costs its neighbours. Re-loading a file adds nothing new
+(records are identified by content, see :func:`~dataflywheel.records.model.record_id`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import IO, Any
 import orjson
 
 from dataflywheel.errors import RecordError
-from dataflywheel.logstore.base import AddResult, LogStore
+from dataflywheel.logstore.base import LogStore
 from dataflywheel.records.model import LogRecord, parse_record
 
 MAX_REPORTED_ERRORS = 1000
@@ -39,7 +41,13 @@ class IngestReport:
     skipped: int = 0
     errors: list[LineError] = field(default_factory=list)
     workloads: dict[str, int] = field(default_factory=dict)
-    """Records read per ``workload_id/client_id``."""
+    """Records stored or already stored per ``workload_id/client_id``."""
+
+    def refuse(self, line: int, reason: str) -> None:
+        """Count a line that was not stored (its reason kept for the first :data:`MAX_REPORTED_ERRORS`)."""
+        self.skipped += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(LineError(line, reason))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,10 +63,24 @@ class IngestReport:
 
 
 def describe_json_error(line: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Why a line is not JSON, with where: the byte of invalid UTF-8, the end of a truncated record, or the
+    character at which the JSON goes wrong."""
     text = line.rstrip(b"\r\n")
+    bad_utf8 = utf8_problem(text)
+    if bad_utf8 is not None:
+        return bad_utf8
     if text[:1] in (b"{", b"[") and exc.pos >= len(text) - 1:
         return f"truncated JSON: the line ends before the record does ({len(text)} characters)"
     return f"not valid JSON: {exc.msg} at character {exc.pos + 1}"
+
+
+def utf8_problem(data: bytes) -> str | None:
+    """Where ``data`` stops being UTF-8 (1-based byte offset and the byte), or None when it is UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8: byte 0x{data[exc.start]:02x} at byte {exc.start + 1} ({exc.reason})"
+    return None
 
 
 def parse_lines(
@@ -68,8 +90,9 @@ def parse_lines(
     workload_id: str | None = None,
     client_id: str | None = None,
     default_timestamp: int | float | None = None,
-) -> Iterator[LogRecord]:
-    """Decode and validate lines, yielding good records and noting bad ones in ``report``."""
+) -> Iterator[tuple[int, LogRecord]]:
+    """Decode and validate lines, yielding ``(line number, record)`` for good ones and noting bad ones in
+    ``report``."""
     for number, line in enumerate(lines, start=1):
         report.lines = number
         if not line.strip():
@@ -78,24 +101,84 @@ def parse_lines(
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            _bad(report, number, describe_json_error(line, exc))
+            report.refuse(number, describe_json_error(line, exc))
             continue
-        try:
-            record = parse_record(
-                obj, workload_id=workload_id, client_id=client_id, default_timestamp=default_timestamp
-            )
-        except RecordError as exc:
-            _bad(report, number, str(exc))
-            continue
-        key = f"{record.workload_id}/{record.client_id}"
-        report.workloads[key] = report.workloads.get(key, 0) + 1
-        yield record
+        record = _validated(number, obj, report, workload_id, client_id, default_timestamp)
+        if record is not None:
+            yield number, record
 
 
-def _bad(report: IngestReport, line: int, reason: str) -> None:
-    report.skipped += 1
-    if len(report.errors) < MAX_REPORTED_ERRORS:
-        report.errors.append(LineError(line, reason))
+def parse_values(
+    values: Iterable[Any],
+    report: IngestReport,
+    *,
+    workload_id: str | None = None,
+    client_id: str | None = None,
+    default_timestamp: int | float | None = None,
+) -> Iterator[tuple[int, LogRecord]]:
+    """Validate decoded JSON values (a JSON array's items: the line is the 1-based position), like
+    :func:`parse_lines`."""
+    for number, obj in enumerate(values, start=1):
+        report.lines = number
+        record = _validated(number, obj, report, workload_id, client_id, default_timestamp)
+        if record is not None:
+            yield number, record
+
+
+def _validated(
+    number: int,
+    obj: Any,
+    report: IngestReport,
+    workload_id: str | None,
+    client_id: str | None,
+    default_timestamp: int | float | None,
+) -> LogRecord | None:
+    try:
+        return parse_record(obj, workload_id=workload_id, client_id=client_id, default_timestamp=default_timestamp)
+    except RecordError as exc:
+        report.refuse(number, str(exc))
+        return None
+
+
+def store_records(
+    store: LogStore,
+    records: Iterable[tuple[int, LogRecord]],
+    report: IngestReport,
+    *,
+    batch_size: int = 1000,
+    on_batch: Callable[[IngestReport], None] | None = None,
+) -> IngestReport:
+    """Store numbered records in batches; a record the store rejects is reported by its line number."""
+    batch: list[tuple[int, LogRecord]] = []
+    for item in records:
+        batch.append(item)
+        if len(batch) >= batch_size:
+            _flush(store, batch, report)
+            if on_batch:
+                on_batch(report)
+    _flush(store, batch, report)
+    if on_batch:
+        on_batch(report)
+    return report
+
+
+def _flush(store: LogStore, batch: list[tuple[int, LogRecord]], report: IngestReport) -> None:
+    if not batch:
+        return
+    result = store.add([record for _, record in batch])
+    report.loaded += result.added
+    report.duplicates += result.duplicates
+    refused = {r.index: r.reason for r in result.rejected}
+    for index, (number, record) in enumerate(batch):
+        if index in refused:
+            report.refuse(number, refused[index])
+        else:
+            key = f"{record.workload_id}/{record.client_id}"
+            report.workloads[key] = report.workloads.get(key, 0) + 1
+    if refused:
+        # Reported in line order, wherever their batches put them.
+        report.errors.sort(key=lambda e: e.line)
+    batch.clear()
 
 
 def load_stream(
@@ -118,28 +201,28 @@ def load_stream(
             consumed += len(line)
             yield line
 
-    batch: list[LogRecord] = []
-    for record in parse_lines(
+    records = parse_lines(
         counted(), report, workload_id=workload_id, client_id=client_id, default_timestamp=default_timestamp
-    ):
-        batch.append(record)
-        if len(batch) >= batch_size:
-            _flush(store, batch, report)
-            if on_batch:
-                on_batch(report, consumed)
-    _flush(store, batch, report)
-    if on_batch:
-        on_batch(report, consumed)
-    return report
+    )
+    progress = (lambda rep: on_batch(rep, consumed)) if on_batch else None
+    return store_records(store, records, report, batch_size=batch_size, on_batch=progress)
 
 
-def _flush(store: LogStore, batch: list[LogRecord], report: IngestReport) -> None:
-    if not batch:
-        return
-    result: AddResult = store.add(batch)
-    report.loaded += result.added
-    report.duplicates += result.duplicates
-    batch.clear()
+def load_values(
+    store: LogStore,
+    values: Iterable[Any],
+    *,
+    workload_id: str | None = None,
+    client_id: str | None = None,
+    default_timestamp: int | float | None = None,
+    batch_size: int = 1000,
+) -> IngestReport:
+    """Load decoded records (a JSON array's items; errors name their 1-based positions) into ``store``."""
+    report = IngestReport()
+    records = parse_values(
+        values, report, workload_id=workload_id, client_id=client_id, default_timestamp=default_timestamp
+    )
+    return store_records(store, records, report, batch_size=batch_size)
 
 
 def load_file(

@@ -5,6 +5,10 @@ Contract every backend keeps (checked by one shared test suite, ``tests/logstore
 * ``add`` is idempotent: a record whose :func:`~dataflywheel.records.model.record_id` is already stored is
   counted as a duplicate and not written again. Writes happen in batches; a failed batch raises
   :class:`~dataflywheel.errors.StoreError` and earlier batches stay committed (re-running is safe).
+* A record the backend cannot hold (one orjson cannot write; for PostgreSQL one with a NUL character; for
+  Elasticsearch one its index mapping refuses) is *rejected*: listed in ``AddResult.rejected`` with its
+  position and the reason, while the other records of its batch are stored. One bad record never costs
+  its neighbours.
 * ``iter_raw``/``iter_records`` stream one workload/client newest first (``timestamp`` descending, then id
   ascending, so the order is total and reproducible), optionally within ``[since, until)``, with a limit,
   fetching pages of ``batch_size``, never the whole result at once.
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dataflywheel.records.model import LogRecord, record_id
+from dataflywheel.records.model import LogRecord, encoding_problem, record_id
 
 if TYPE_CHECKING:
     from dataflywheel.privacy.redact import Redactor
@@ -67,18 +71,66 @@ class WorkloadCount:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record ``add`` did not store, and why."""
+
+    index: int
+    """Its 0-based position among the records given to ``add``."""
+    record_id: str
+    """Its id, or ``""`` when it has none (a record that cannot even be encoded)."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AddResult:
     added: int
     duplicates: int
+    rejected: tuple[RejectedRecord, ...] = ()
 
     def __add__(self, other: AddResult) -> AddResult:
-        return AddResult(self.added + other.added, self.duplicates + other.duplicates)
+        return AddResult(self.added + other.added, self.duplicates + other.duplicates, self.rejected + other.rejected)
+
+    def shifted(self, offset: int) -> AddResult:
+        """The same result with the rejected records' positions moved by ``offset`` (a batch inside a stream)."""
+        if not self.rejected or not offset:
+            return self
+        moved = tuple(RejectedRecord(r.index + offset, r.record_id, r.reason) for r in self.rejected)
+        return AddResult(self.added, self.duplicates, moved)
 
 
 def encode_record(record: LogRecord) -> tuple[str, bytes]:
-    """(id, JSON bytes) of a record as every backend stores it."""
+    """(id, JSON bytes) of a record as every backend stores it. Raises ``orjson.JSONEncodeError`` for one
+    that cannot be written (see :func:`encode_batch`)."""
     data = record.to_dict()
     return record_id(data), orjson.dumps(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A record of a batch, ready to write."""
+
+    index: int
+    """Its position in the batch."""
+    record: LogRecord
+    id: str
+    body: bytes
+
+
+def encode_batch(batch: Sequence[LogRecord]) -> tuple[list[Encoded], list[RejectedRecord]]:
+    """Encode every record of a batch; one that cannot be written is rejected (with where and why) instead of
+    failing the batch. Records from :func:`~dataflywheel.records.model.parse_record` always encode."""
+    encoded: list[Encoded] = []
+    rejected: list[RejectedRecord] = []
+    for index, record in enumerate(batch):
+        try:
+            rid, body = encode_record(record)
+        except orjson.JSONEncodeError as exc:
+            problem = encoding_problem(record.to_dict())
+            where, why = problem if problem is not None else ("", str(exc))
+            rejected.append(RejectedRecord(index, "", f"{where or 'record'}: cannot be stored: {why}"))
+            continue
+        encoded.append(Encoded(index, record, rid, body))
+    return encoded, rejected
 
 
 class LogStore(ABC):
@@ -90,14 +142,17 @@ class LogStore(ABC):
     """Redacts every record :meth:`add` stores (set by ``open_log_store`` from ``privacy.redact``)."""
 
     def add(self, records: Iterable[LogRecord]) -> AddResult:
-        """Store records (idempotently) in batches of ``batch_size``; return how many were new and how many
-        were already stored. A failed batch raises StoreError; the batches before it stay stored."""
+        """Store records (idempotently) in batches of ``batch_size``; return how many were new, how many were
+        already stored and which were rejected (positions among ``records``). A failed batch raises
+        StoreError; the batches before it stay stored."""
         total = AddResult(0, 0)
+        offset = 0
         redactor = self.redactor
         it = iter(records) if redactor is None else map(redactor.redact_record, records)
         try:
             while batch := list(islice(it, self.batch_size)):
-                total += self._add_batch(batch)
+                total += self._add_batch(batch).shifted(offset)
+                offset += len(batch)
         finally:
             if total.added:
                 self._after_add()
@@ -105,7 +160,7 @@ class LogStore(ABC):
 
     @abstractmethod
     def _add_batch(self, batch: list[LogRecord]) -> AddResult:
-        """Store one batch in one transaction (or one bulk request)."""
+        """Store one batch in one transaction (or one bulk request); rejected positions are the batch's."""
 
     def _after_add(self) -> None:  # noqa: B027 - only some backends need it
         """Make the added records visible to readers (Elasticsearch refreshes)."""

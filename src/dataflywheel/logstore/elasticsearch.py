@@ -29,7 +29,14 @@ import orjson
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from dataflywheel.errors import StoreError
-from dataflywheel.logstore.base import AddResult, LogQuery, LogStore, WorkloadCount, encode_record
+from dataflywheel.logstore.base import (
+    AddResult,
+    LogQuery,
+    LogStore,
+    RejectedRecord,
+    WorkloadCount,
+    encode_batch,
+)
 from dataflywheel.records.model import LogRecord
 
 DEFAULT_INDEX = "flywheel"
@@ -137,27 +144,35 @@ class ElasticsearchLogStore(LogStore):
     # Writes ----------------------------------------------------------------------------------------
     def _add_batch(self, batch: list[LogRecord]) -> AddResult:
         operations: list[dict[str, Any]] = []
-        ids: list[str] = []
-        for rec in batch:
-            data = rec.to_dict()
+        positions: list[int] = []
+        encoded, rejected = encode_batch(batch)
+        for e in encoded:
+            data = e.record.to_dict()
             clash = [k for k in RESERVED_FIELDS if k in data]
             if clash:
-                raise StoreError(
-                    f"record {rec.id} has top-level field(s) {', '.join(clash)}, which the Elasticsearch "
-                    "log store reserves for itself; rename them before loading"
+                rejected.append(
+                    RejectedRecord(
+                        e.index,
+                        e.id,
+                        f"top-level field(s) {', '.join(clash)}, which the Elasticsearch log store reserves for "
+                        "itself; rename them before loading",
+                    )
                 )
-            rid, _ = encode_record(rec)
-            data[ID_FIELD] = rid
-            data[TS_FIELD] = float(rec.timestamp)
-            operations.append({"create": {"_index": self.index, "_id": rid}})
+                continue
+            data[ID_FIELD] = e.id
+            data[TS_FIELD] = float(e.record.timestamp)
+            operations.append({"create": {"_index": self.index, "_id": e.id}})
             operations.append(data)
-            ids.append(rid)
+            positions.append(e.index)
+        if not operations:
+            return AddResult(0, 0, tuple(rejected))
         try:
             resp = self._es.bulk(operations=operations)
         except (ApiError, TransportError) as exc:
-            self._fail(f"bulk write of {len(batch)} records (first {ids[0]}) failed", exc)
+            self._fail(f"bulk write of {len(positions)} records (first {operations[0]['create']['_id']}) failed", exc)
         added = duplicates = 0
-        for item in resp["items"]:
+        refused: list[str] = []
+        for index, item in zip(positions, resp["items"], strict=True):
             result = next(iter(item.values()))
             status = int(result.get("status", 0))
             if 200 <= status < 300:
@@ -168,11 +183,18 @@ class ElasticsearchLogStore(LogStore):
                 error = result.get("error") or {}
                 reason = error.get("reason", error) if isinstance(error, dict) else error
                 kind = error.get("type", "error") if isinstance(error, dict) else "error"
-                raise StoreError(
-                    f"Elasticsearch at {self._where} refused record {result.get('_id')} "
-                    f"(HTTP {status}, {kind}): {reason}"
-                )
-        return AddResult(added, duplicates)
+                if status == 400:  # this document is at fault (its mapping): refuse it, keep the others
+                    rejected.append(
+                        RejectedRecord(
+                            index, str(result.get("_id", "")), f"Elasticsearch refused it ({kind}): {reason}"
+                        )
+                    )
+                else:
+                    refused.append(f"record {result.get('_id')} (HTTP {status}, {kind}): {reason}")
+        if refused:
+            # The server could not take them (overloaded, shard down): the batch failed; re-running is safe.
+            raise StoreError(f"Elasticsearch at {self._where} refused {len(refused)} record(s): {refused[0]}")
+        return AddResult(added, duplicates, tuple(sorted(rejected, key=lambda r: r.index)))
 
     def _after_add(self) -> None:
         self._refresh()

@@ -23,7 +23,15 @@ import psycopg
 from psycopg import sql
 
 from dataflywheel.errors import StoreError
-from dataflywheel.logstore.base import AddResult, LogQuery, LogStore, WorkloadCount, encode_record
+from dataflywheel.logstore.base import (
+    AddResult,
+    Encoded,
+    LogQuery,
+    LogStore,
+    RejectedRecord,
+    WorkloadCount,
+    encode_batch,
+)
 from dataflywheel.records.model import LogRecord
 
 DEFAULT_TABLE = "flywheel_logs"
@@ -117,21 +125,27 @@ class PostgresLogStore(LogStore):
         stamps: list[float] = []
         bodies: list[str] = []
         seen: set[str] = set()
-        for rec in batch:
-            rid, body = encode_record(rec)
-            if rid in seen:  # a duplicate inside the batch: counted, not sent
+        encoded, rejected = encode_batch(batch)
+        for e in encoded:
+            if e.id in seen:  # a duplicate inside the batch: counted, not sent
                 continue
-            if b"\\u0000" in body and _NUL_ESCAPE.search(body):
-                # JSONB cannot hold U+0000; say which record instead of failing on the batch as a whole.
-                raise StoreError(
-                    f"record {rid} contains a NUL character (\\u0000), which PostgreSQL JSONB cannot store"
+            nul = _nul_in(e)
+            if nul is not None:
+                # JSONB and TEXT cannot hold U+0000: this record is refused, the rest of the batch is written.
+                rejected.append(
+                    RejectedRecord(
+                        e.index, e.id, f"{nul}: contains a NUL character (\\u0000), which PostgreSQL cannot store"
+                    )
                 )
-            seen.add(rid)
-            ids.append(rid)
-            workloads.append(rec.workload_id)
-            clients.append(rec.client_id)
-            stamps.append(float(rec.timestamp))
-            bodies.append(body.decode())
+                continue
+            seen.add(e.id)
+            ids.append(e.id)
+            workloads.append(e.record.workload_id)
+            clients.append(e.record.client_id)
+            stamps.append(float(e.record.timestamp))
+            bodies.append(e.body.decode())
+        if not ids:
+            return AddResult(0, len(batch) - len(rejected), tuple(sorted(rejected, key=lambda r: r.index)))
         query = sql.SQL(
             'INSERT INTO {} (id, workload_id, client_id, "timestamp", ingested_at, record) '
             "SELECT i, w, c, t, %s, r::jsonb "
@@ -149,7 +163,7 @@ class PostgresLogStore(LogStore):
                     f"PostgreSQL write to {self.table!r} failed (batch of {len(batch)} records starting "
                     f"with {ids[0]}): {_plain(exc)}"
                 ) from exc
-        return AddResult(added, len(batch) - added)
+        return AddResult(added, len(batch) - len(rejected) - added, tuple(sorted(rejected, key=lambda r: r.index)))
 
     def delete(self, workload_id: str, client_id: str | None = None) -> int:
         where, params = _filters(workload_id, client_id)
@@ -244,6 +258,27 @@ def _filters(workload_id: str | None, client_id: str | None) -> tuple[sql.Compos
     if not clauses:
         return sql.Composed([]), params
     return sql.Composed([sql.SQL(" WHERE "), sql.SQL(" AND ").join(clauses)]), params
+
+
+def _nul_in(encoded: Encoded) -> str | None:
+    """The field path of a NUL character (U+0000) in an encoded record, or None when it has none."""
+    body = encoded.body
+    if b"\\u0000" not in body or not _NUL_ESCAPE.search(body):
+        return None
+    stack: list[tuple[Any, str]] = [(encoded.record.to_dict(), "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path or "record"
+        elif isinstance(value, dict):
+            if any("\x00" in key for key in value):
+                return f"{path} (a key)" if path else "record (a key)"
+            # Pushed last first, so the first one found is the first in the record.
+            stack.extend((child, f"{path}.{key}" if path else key) for key, child in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in reversed(list(enumerate(value))))
+    return "record"
 
 
 def _plain(exc: psycopg.Error) -> str:

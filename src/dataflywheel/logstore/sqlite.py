@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dataflywheel.errors import StoreError
-from dataflywheel.logstore.base import AddResult, LogQuery, LogStore, WorkloadCount, encode_record
+from dataflywheel.logstore.base import AddResult, LogQuery, LogStore, WorkloadCount, encode_batch
 from dataflywheel.records.model import LogRecord
 
 _SCHEMA = """
@@ -52,10 +52,12 @@ class SQLiteLogStore(LogStore):
 
     def _add_batch(self, batch: list[LogRecord]) -> AddResult:
         now = time.time()
-        rows = []
-        for rec in batch:
-            rid, body = encode_record(rec)
-            rows.append((rid, rec.workload_id, rec.client_id, float(rec.timestamp), now, body))
+        encoded, rejected = encode_batch(batch)
+        rows = [
+            (e.id, e.record.workload_id, e.record.client_id, float(e.record.timestamp), now, e.body) for e in encoded
+        ]
+        if not rows:
+            return AddResult(0, 0, tuple(rejected))
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -71,7 +73,7 @@ class SQLiteLogStore(LogStore):
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise StoreError(f"SQLite write failed: {exc}") from exc
-        return AddResult(added, len(rows) - added)
+        return AddResult(added, len(rows) - added, tuple(rejected))
 
     def iter_raw(self, query: LogQuery) -> Iterator[tuple[str, bytes]]:
         sql, params = _select(query)

@@ -87,6 +87,47 @@ def resolve_model(name: str, settings: Settings) -> ModelSpec:
     return ModelSpec(name=name, engine="local", source=name)
 
 
+def path_exists(name: str) -> bool:
+    """Whether ``name`` names an existing file or folder; False for what cannot be a path at all (a part
+    longer than the file system allows, a NUL), which ``Path.exists`` raises for."""
+    try:
+        return Path(name).expanduser().exists()
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: ``~user`` of no such user
+        return False
+
+
+def unavailable_reason(spec: ModelSpec) -> str | None:
+    """Why ``spec`` cannot be deployed on this machine, checked without loading anything (so a job or a
+    curation is refused up front instead of failing at deploy), or None when it can be, as far as can be
+    told here: an endpoint, or a hub id, is only tried at deploy."""
+    if spec.engine != "local" or spec.source is None:
+        return None
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"needs {' and '.join(missing)}, which are not installed: pip install 'data-flywheel[local]'"
+    source = spec.source
+    if source == TINY_LLAMA:
+        return None
+    if source == SMOLLM2:
+        try:
+            smollm2_gguf_path()
+        except DependencyMissingError as exc:
+            return f"is not installed: {exc}"
+        return None
+    if not path_exists(source):
+        if source.endswith(".gguf"):
+            return f"GGUF file {source} does not exist"
+        if source.startswith((".", "/", "~")):
+            return f"model folder {source} does not exist"
+        return None  # a hub id
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return None if (path / "config.json").is_file() else f"{path} is not a model folder (no config.json)"
+    if path.suffix == ".gguf":
+        return None
+    return f"{path} is neither a model folder nor a GGUF file"
+
+
 def models_dir(settings: Settings) -> Path:
     return settings.home / "models"
 

@@ -11,6 +11,13 @@ Unknown top-level fields are kept (``LogRecord.extra``). The conversation form
 
 Record identity (:func:`record_id`) is a hash of workload_id, client_id, timestamp, request and response,
 taken after normalization, so re-loading the same file never duplicates a record.
+
+Limits every record is held to, so that each one that passes can be stored by every backend and shown:
+
+* ``timestamp``: epoch seconds from :data:`TIMESTAMP_MIN` (1970-01-01) to :data:`TIMESTAMP_MAX`
+  (9999-12-31T23:59:59Z, the last second a ``datetime`` holds);
+* ``workload_id``/``client_id``: 1 to :data:`ID_MAX_LENGTH` characters, no NUL (``\\u0000``);
+* JSON nested at most :data:`MAX_JSON_DEPTH` levels (the record object is level 1), integers within 64 bits.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -27,6 +34,20 @@ from dataflywheel.records.toolcalls import normalize_record_tool_calls
 
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _CORE_FIELDS = ("timestamp", "workload_id", "client_id", "request", "response")
+
+TIMESTAMP_MIN: Final = 0
+"""The earliest timestamp accepted: 1970-01-01T00:00:00Z."""
+TIMESTAMP_MAX: Final = 253_402_300_799
+"""The latest timestamp accepted: 9999-12-31T23:59:59Z."""
+ID_MAX_LENGTH: Final = 255
+"""The longest workload_id or client_id (the API's limit on the ids a job names)."""
+MAX_JSON_DEPTH: Final = 254
+"""The deepest nesting of objects and arrays a record may have (the record itself is level 1): deeper JSON
+cannot be written by orjson, which every log store uses."""
+_MILLIS_2000: Final = 946_684_800_000
+_MILLIS_2100: Final = 4_102_444_800_000
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
 
 
 @dataclass(slots=True)
@@ -63,12 +84,14 @@ def record_id(record: dict[str, Any]) -> str:
 
 
 def coerce_timestamp(value: Any, where: str = "timestamp") -> int | float:
-    """Epoch seconds from a number, a numeric string or an ISO 8601 string (naive means UTC)."""
+    """Epoch seconds from a number, a numeric string or an ISO 8601 string (naive means UTC), within
+    :data:`TIMESTAMP_MIN` .. :data:`TIMESTAMP_MAX`."""
     if isinstance(value, bool):
         raise RecordError("expected epoch seconds or an ISO 8601 string, got a boolean", where)
     if isinstance(value, int | float):
         if value != value or value in (float("inf"), float("-inf")):
             raise RecordError("must be a finite number", where)
+        _check_range(value, where)
         return value
     if isinstance(value, str) and value.strip():
         text = value.strip()
@@ -77,6 +100,9 @@ def coerce_timestamp(value: Any, where: str = "timestamp") -> int | float:
         except ValueError:
             pass
         else:
+            if number != number or number in (float("inf"), float("-inf")):
+                raise RecordError(f"must be a finite number, got {text[:40]!r}", where)
+            _check_range(number, where)
             return int(number) if number.is_integer() else number
         try:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -85,10 +111,25 @@ def coerce_timestamp(value: Any, where: str = "timestamp") -> int | float:
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
         ts = dt.timestamp()
+        _check_range(ts, where, repr(text[:40]))
         return int(ts) if ts.is_integer() else ts
     if value is None:
         raise RecordError("missing", where)
     raise RecordError(f"expected epoch seconds or an ISO 8601 string, got {type(value).__name__}", where)
+
+
+def _check_range(seconds: float, where: str, given: str | None = None) -> None:
+    if TIMESTAMP_MIN <= seconds <= TIMESTAMP_MAX:
+        return
+    shown = given or (f"{seconds:.6g}" if isinstance(seconds, float) or abs(seconds) >= 10**15 else str(seconds))
+    hint = ""
+    if _MILLIS_2000 <= seconds < _MILLIS_2100:
+        hint = " (epoch milliseconds? divide by 1000)"
+    raise RecordError(
+        f"out of range: epoch seconds from {TIMESTAMP_MIN} (1970-01-01) to {TIMESTAMP_MAX} (9999-12-31), "
+        f"got {shown}{hint}",
+        where,
+    )
 
 
 def _require_id(value: Any, where: str) -> str:
@@ -96,7 +137,59 @@ def _require_id(value: Any, where: str) -> str:
         raise RecordError("missing", where)
     if not isinstance(value, str) or not value.strip():
         raise RecordError("must be a non-empty string", where)
+    if len(value) > ID_MAX_LENGTH:
+        raise RecordError(f"longer than {ID_MAX_LENGTH} characters ({len(value)})", where)
+    if "\x00" in value:
+        raise RecordError(f"contains a NUL character (\\u0000) at position {value.index(chr(0)) + 1}", where)
     return value
+
+
+def encoding_problem(value: Any) -> tuple[str, str] | None:
+    """(path, reason) of the first part of a JSON-like value that orjson cannot write (nested deeper than
+    :data:`MAX_JSON_DEPTH`, an integer beyond 64 bits, a lone surrogate, a key that is not a string, a type
+    JSON has not), or None. Walks the whole value: called once writing it has failed, to say where."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return path, f"nested deeper than {MAX_JSON_DEPTH} levels of objects and arrays"
+            if isinstance(item, dict):
+                for key, child in reversed(item.items()):
+                    if not isinstance(key, str):
+                        return path, f"object key {key!r} is not a string"
+                    stack.append((key, path, depth))
+                    stack.append((child, f"{path}.{key}" if path else key, depth + 1))
+            else:
+                stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in reversed(list(enumerate(item))))
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return path, f"a lone surrogate ({item[exc.start]!r}) at character {exc.start + 1}: not valid UTF-8"
+        elif isinstance(item, bool) or item is None or isinstance(item, float):
+            continue
+        elif isinstance(item, int):
+            if not _INT_MIN <= item <= _INT_MAX:
+                return path, f"integer out of the 64-bit range (it needs {item.bit_length()} bits)"
+        else:
+            return path, f"{type(item).__name__} is not a JSON value"
+    return None
+
+
+def check_encodable(data: dict[str, Any]) -> None:
+    """RecordError naming the part of ``data`` that orjson (so every log store) cannot write."""
+    try:
+        orjson.dumps(data)
+    except orjson.JSONEncodeError as exc:
+        problem = encoding_problem(data)
+        path, reason = problem if problem is not None else ("", str(exc))
+        raise RecordError(f"cannot be stored: {reason}", _short(path) or "record") from None
+
+
+def _short(path: str, keep: int = 60) -> str:
+    """A field path cut in the middle when it is too long to read (deeply nested values)."""
+    return path if len(path) <= 2 * keep else f"{path[:keep]}…{path[-keep:]}"
 
 
 def check_messages(messages: Any, where: str) -> None:
@@ -235,6 +328,7 @@ def parse_record(
     check_response(data.get("response"))
     data["workload_id"], data["client_id"], data["timestamp"] = wid, cid, ts
     normalize_record_tool_calls(data)
+    check_encodable(data)
     extra = {k: v for k, v in data.items() if k not in _CORE_FIELDS}
     return LogRecord(
         timestamp=ts,

@@ -20,7 +20,7 @@ from dataflywheel.errors import ConfigError, FlywheelError
 from dataflywheel.jobs import JobStore
 from dataflywheel.jobs.records import JobDetail, JobRecord
 from dataflywheel.jobs.status import JobKind, JobStatus
-from dataflywheel.models.registry import BUILTIN_ALIASES
+from dataflywheel.models.registry import BUILTIN_ALIASES, path_exists, resolve_model, unavailable_reason
 from dataflywheel.settings import Settings, with_overrides
 from dataflywheel.training.adapters import delete_adapter
 from dataflywheel.training.config import TrainConfig
@@ -66,10 +66,14 @@ def validate_job_config(settings: Settings, config: dict[str, Any]) -> dict[str,
 
 
 def check_model(settings: Settings, name: str, key: str, noun: str) -> None:
-    """ConfigError naming ``key`` unless ``name`` is a configured candidate, a built-in alias or a path."""
+    """ConfigError naming ``key`` and the model unless ``name`` is a configured candidate, a built-in alias
+    or a model folder, and can be deployed here (its packages installed, its files present)."""
     known = {c.name for c in settings.candidates} | set(BUILTIN_ALIASES)
-    if name not in known and not Path(name).expanduser().exists():
+    if name not in known and not path_exists(name):
         raise ConfigError(f"{key}: unknown {noun} {name!r} (configured or built-in: {', '.join(sorted(known))})")
+    reason = unavailable_reason(resolve_model(name, settings))
+    if reason is not None:
+        raise ConfigError(f"{key}: {noun} {name!r} cannot be used on this server: {reason}")
 
 
 class FlywheelService:

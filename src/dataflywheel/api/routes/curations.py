@@ -5,24 +5,22 @@ work as for flywheel jobs."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataflywheel.api.deps import JobIdDep, ServiceDep, StoreDep
-from dataflywheel.api.errors import NotFoundError
+from dataflywheel.api.deps import JobIdDep, ServiceDep, StoreDep, api_state
+from dataflywheel.api.errors import NotFoundError, error_responses
 from dataflywheel.api.routes.jobs import cancel_job, delete_job
-from dataflywheel.api.schemas import CancelResponse, DeleteResponse
+from dataflywheel.api.schemas import MAX_OFFSET, NO_NUL, CancelResponse, DeleteResponse, ModelName
 from dataflywheel.jobs.records import JobRecord
 from dataflywheel.jobs.status import JobKind, JobStatus
+from dataflywheel.records.model import ID_MAX_LENGTH
 
 router = APIRouter(prefix="/curations", tags=["curations"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Malformed id (not 32 lowercase hex digits)."},
-    404: {"description": "No such curation."},
-}
+_ERRORS = error_responses({400: "Malformed id (not 32 lowercase hex digits).", 404: "No such curation."})
 
 
 class PassRulePublic(BaseModel):
@@ -51,14 +49,23 @@ class CurationCreate(BaseModel):
         },
     )
 
-    workload_id: str = Field(min_length=1, max_length=255)
-    client_id: str = Field(min_length=1, max_length=255)
-    model: str = Field(min_length=1, description="The student: a configured candidate or built-in alias.")
-    judge: str | None = Field(None, description="A model to judge with; default: the judge settings, if enabled.")
-    target_client_id: str | None = Field(None, description="Where passing answers go; default <client_id>-curated.")
-    target_workload_id: str | None = None
+    workload_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL)
+    client_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL)
+    model: ModelName = Field(
+        description="The student: a configured candidate or a built-in alias installed on the server (or a model "
+        "folder); any other is refused with 422."
+    )
+    judge: ModelName | None = Field(None, description="A model to judge with; default: the judge settings, if enabled.")
+    target_client_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=NO_NUL,
+        description="Where passing answers go; default <client_id>-curated.",
+    )
+    target_workload_id: str | None = Field(None, min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL)
     dry_run: bool = Field(False, description="Count only; write nothing.")
-    limit: int | None = Field(None, ge=1, description="Newest logged records to use.")
+    limit: int | None = Field(None, ge=1, le=10_000_000, description="Newest logged records to use.")
     max_tokens: int = Field(256, ge=1, le=8192)
     concurrency: int = Field(8, ge=1, le=256)
     pass_rule: PassRulePublic = Field(default_factory=PassRulePublic)
@@ -110,20 +117,32 @@ def _curation(store: Any, job_id: str) -> JobRecord:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CurationPublic,
-    responses={422: {"description": "Unknown keys or models (named)."}},
+    responses=error_responses(
+        {
+            400: "The body is not JSON.",
+            422: "Unknown keys, or a model (or judge) that is neither configured nor installed here (named).",
+        }
+    ),
 )
-def create_curation(body: CurationCreate, service: ServiceDep, response: Response) -> CurationPublic:
-    """Start a curation in the background; poll ``GET /api/curations/{id}`` for progress and counts."""
+def create_curation(body: CurationCreate, service: ServiceDep, request: Request, response: Response) -> CurationPublic:
+    """Start a curation in the background; poll ``GET /api/curations/{id}`` for progress and counts.
+
+    The student (and judge) must be usable here: a configured candidate, or a built-in alias (or model
+    folder) whose packages are installed; any other is refused before the curation exists."""
     config = body.model_dump(exclude={"workload_id", "client_id"}, exclude_none=True)
-    job = service.create_curation(body.workload_id, body.client_id, config)
+    job = service.create_curation(body.workload_id, body.client_id, config, start=api_state(request).start_jobs)
     response.headers["Location"] = f"/api/curations/{job.id}"
     return CurationPublic.of(job)
 
 
 @router.get("", response_model=list[CurationPublic])
-def list_curations(store: StoreDep, limit: int = 50, offset: int = 0) -> list[CurationPublic]:
+def list_curations(
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Curations per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Curations to skip.")] = 0,
+) -> list[CurationPublic]:
     """Curations, newest first."""
-    jobs, _ = store.list_jobs(kind=JobKind.CURATION, limit=max(1, min(limit, 500)), offset=max(0, offset))
+    jobs, _ = store.list_jobs(kind=JobKind.CURATION, limit=limit, offset=offset)
     return [CurationPublic.of(j) for j in jobs]
 
 
@@ -133,14 +152,22 @@ def get_curation(job_id: JobIdDep, store: StoreDep) -> CurationPublic:
     return CurationPublic.of(_curation(store, job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=CancelResponse, responses=_ERRORS)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=CancelResponse,
+    responses={**_ERRORS, **error_responses({409: "The curation has already completed or failed."})},
+)
 def cancel_curation(job_id: JobIdDep, service: ServiceDep) -> CancelResponse:
     """Stop a curation; what it stored so far is kept, and nothing more is written."""
     _curation(service.store, job_id)
     return cancel_job(job_id, service)
 
 
-@router.delete("/{job_id}", response_model=DeleteResponse, responses=_ERRORS)
+@router.delete(
+    "/{job_id}",
+    response_model=DeleteResponse,
+    responses={**_ERRORS, **error_responses({409: "The curation has not finished: cancel it first."})},
+)
 def delete_curation(job_id: JobIdDep, service: ServiceDep) -> DeleteResponse:
     """Delete a finished curation's rows and files (records it wrote back stay in the log store)."""
     _curation(service.store, job_id)

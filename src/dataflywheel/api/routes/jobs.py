@@ -7,14 +7,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from dataflywheel.api.deps import JobIdDep, ServiceDep, SettingsDep, StoreDep, api_state
-from dataflywheel.api.errors import NotFoundError
+from dataflywheel.api.errors import NotFoundError, error_responses
 from dataflywheel.api.schemas import (
+    MAX_OFFSET,
+    NAME_MAX_LENGTH,
+    NO_NUL,
     CancelResponse,
     DeleteResponse,
     EventPublic,
@@ -28,16 +32,20 @@ from dataflywheel.api.schemas import (
 from dataflywheel.evaluation.runner import SAMPLES_FILE
 from dataflywheel.jobs.errors import JobFinishedError
 from dataflywheel.jobs.status import JobStatus
+from dataflywheel.records.model import ID_MAX_LENGTH
 from dataflywheel.results.samples import SamplesPage, Verdict, eval_folder, load_samples, page_of
 from dataflywheel.workflow.stages import folder_name
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 NDJSON = "application/x-ndjson"
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Malformed job id (not 32 lowercase hex digits)."},
-    404: {"description": "No such job."},
-}
+_ERRORS = error_responses({400: "Malformed job id (not 32 lowercase hex digits).", 404: "No such job."})
+MAX_EVENT_ID = 2**31 - 1
+"""Event ids are the job store's 32-bit integers (PostgreSQL ``integer``): a larger ``after_id`` is a 422."""
+CandidateName = Annotated[
+    str,
+    Query(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NO_NUL, description="The candidate (as the job names it)."),
+]
 
 
 class DatasetName(StrEnum):
@@ -57,7 +65,13 @@ class EvalTypeName(StrEnum):
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
-    responses={422: {"description": "Unknown keys, bad override values or unknown candidates (named)."}},
+    responses=error_responses(
+        {
+            400: "The body is not JSON.",
+            422: "Unknown keys, bad override values, or candidates that are neither configured nor installed here "
+            "(named).",
+        }
+    ),
 )
 def create_job(body: JobCreate, service: ServiceDep, request: Request, response: Response) -> JobCreated:
     """Create a flywheel job and start it in the background.
@@ -82,10 +96,14 @@ def list_jobs(
     status_: Annotated[
         list[JobStatus] | None, Query(alias="status", description="Only jobs in these statuses (repeatable).")
     ] = None,
-    workload_id: Annotated[str | None, Query(description="Only this workload's jobs.")] = None,
-    client_id: Annotated[str | None, Query(description="Only this client's jobs.")] = None,
+    workload_id: Annotated[
+        str | None, Query(max_length=ID_MAX_LENGTH, pattern=NO_NUL, description="Only this workload's jobs.")
+    ] = None,
+    client_id: Annotated[
+        str | None, Query(max_length=ID_MAX_LENGTH, pattern=NO_NUL, description="Only this client's jobs.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Jobs per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Jobs to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Jobs to skip.")] = 0,
 ) -> JobsPublic:
     """List jobs, newest first, a page at a time; ``count`` is the number matching the filters."""
     jobs, total = store.list_jobs(
@@ -104,7 +122,7 @@ def get_job(job_id: JobIdDep, store: StoreDep) -> JobDetailPublic:
 @router.post(
     "/{job_id}/cancel",
     response_model=CancelResponse,
-    responses={**_ERRORS, 409: {"description": "The job has already completed or failed."}},
+    responses={**_ERRORS, **error_responses({409: "The job has already completed or failed."})},
 )
 def cancel_job(job_id: JobIdDep, service: ServiceDep) -> CancelResponse:
     """Ask a job to stop. A pending job is cancelled at once; a running one becomes ``cancelling`` and
@@ -130,7 +148,7 @@ def cancel_job(job_id: JobIdDep, service: ServiceDep) -> CancelResponse:
 @router.delete(
     "/{job_id}",
     response_model=DeleteResponse,
-    responses={**_ERRORS, 409: {"description": "The job has not finished: cancel it first."}},
+    responses={**_ERRORS, **error_responses({409: "The job has not finished: cancel it first."})},
 )
 def delete_job(job_id: JobIdDep, service: ServiceDep) -> DeleteResponse:
     """Delete a finished job with everything it made: its rows, datasets, eval results and adapters."""
@@ -142,7 +160,7 @@ def delete_job(job_id: JobIdDep, service: ServiceDep) -> DeleteResponse:
 def list_events(
     job_id: JobIdDep,
     store: StoreDep,
-    after_id: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most events returned.")] = 500,
 ) -> EventsPublic:
     """The job's history (status and stage changes, errors), oldest first."""
@@ -176,7 +194,11 @@ def download_dataset(job_id: JobIdDep, name: DatasetName, store: StoreDep) -> Fi
     },
 )
 def download_results(
-    job_id: JobIdDep, candidate: str, eval_type: EvalTypeName, store: StoreDep, settings: SettingsDep
+    job_id: JobIdDep,
+    candidate: Annotated[str, PathParam(max_length=NAME_MAX_LENGTH, pattern=NO_NUL)],
+    eval_type: EvalTypeName,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> FileResponse:
     """Download an evaluation's per-sample results (request, reference, prediction, scores) as JSONL.
 
@@ -196,15 +218,19 @@ def download_results(
     response_model=SamplesPage,
     responses={
         **_ERRORS,
-        404: {"description": "No such job, no such candidate, or the eval stored no samples (yet)."},
-        422: {"description": "A bad filter: an unknown eval type or verdict, a negative offset, a bad limit."},
+        **error_responses(
+            {
+                404: "No such job, no such candidate, or the eval stored no samples (yet).",
+                422: "A bad filter: an unknown eval type or verdict, an offset or limit out of range.",
+            }
+        ),
     },
 )
 def list_samples(
     job_id: JobIdDep,
     store: StoreDep,
     settings: SettingsDep,
-    candidate: Annotated[str, Query(min_length=1, description="The candidate (as the job names it).")],
+    candidate: CandidateName,
     eval_type: Annotated[EvalTypeName, Query(description="base-eval, icl-eval or customized-eval.")],
     verdict: Annotated[
         Verdict | None,
@@ -215,7 +241,7 @@ def list_samples(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Samples per page.")] = 20,
-    offset: Annotated[int, Query(ge=0, description="Samples to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Samples to skip.")] = 0,
 ) -> SamplesPage:
     """An evaluation's scored samples, a page at a time in dataset order: the user's request, the logged
     model's answer, the candidate's (parsed, and as generated), scores, flags and a verdict; ``verdicts`` counts

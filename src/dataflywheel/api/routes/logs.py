@@ -8,13 +8,15 @@ from typing import Annotated, Any, Final
 
 import orjson
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from dataflywheel.api.deps import SettingsDep
 from dataflywheel.api.errors import InvalidBodyError
-from dataflywheel.api.schemas import IngestErrorPublic, LogsIngested
-from dataflywheel.ingest.jsonl import IngestReport, describe_json_error, load_stream
+from dataflywheel.api.schemas import NO_NUL, IngestErrorPublic, LogsIngested, LogsRefused
+from dataflywheel.ingest.jsonl import IngestReport, describe_json_error, load_stream, load_values
 from dataflywheel.logstore import open_log_store
+from dataflywheel.records.model import ID_MAX_LENGTH
 from dataflywheel.settings import Settings
 
 router = APIRouter(prefix="/logs", tags=["logs"])
@@ -54,24 +56,40 @@ _BODY_DOC: dict[str, Any] = {
     "",
     response_model=LogsIngested,
     openapi_extra=_BODY_DOC,
-    responses={422: {"description": "The body is neither a JSON array nor NDJSON (bad records are not 422)."}},
+    responses={
+        200: {"description": "Every record was stored (or was already stored)."},
+        422: {
+            "model": LogsRefused,
+            "description": "Some records were refused: each is named by line (NDJSON) or position (JSON array) "
+            "with why, and the others were stored all the same. Or the body is neither a JSON array nor NDJSON, "
+            "or a query value is bad (then only detail).",
+        },
+    },
 )
 async def ingest_logs(
     request: Request,
     settings: SettingsDep,
-    workload_id: Annotated[str | None, Query(description="Override every record's workload_id.")] = None,
-    client_id: Annotated[str | None, Query(description="Override every record's client_id.")] = None,
-) -> LogsIngested:
+    workload_id: Annotated[
+        str | None,
+        Query(max_length=ID_MAX_LENGTH, pattern=NO_NUL, description="Override every record's workload_id."),
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        Query(max_length=ID_MAX_LENGTH, pattern=NO_NUL, description="Override every record's client_id."),
+    ] = None,
+) -> LogsIngested | JSONResponse:
     """Store log records: a JSON array of records, or NDJSON (``Content-Type: application/x-ndjson``).
 
     Records are in log form (timestamp, workload_id, client_id, request, response) or conversation form
-    (``messages``; stamped with the time of arrival). Each is validated on its own: bad ones are reported
-    (line or array position, reason) and skipped, good ones stored. Storing is idempotent: a record sent
-    again counts as a duplicate.
+    (``messages``; stamped with the time of arrival). Each is validated on its own: good ones are stored,
+    and when any is refused (by validation, or by the log store) the answer is a 422 that names each by
+    line or array position with the reason, beside the counts of what was stored. Storing is idempotent:
+    a record sent again counts as a duplicate, so a body sent again after fixing its bad records is safe.
     """
-    ndjson = _records_ndjson(await _read_body(request), request.headers.get("content-type", ""))
-    report = await run_in_threadpool(_store, settings, ndjson, workload_id, client_id)
-    return LogsIngested(
+    body = await _read_body(request)
+    values = _records_array(body, request.headers.get("content-type", ""))
+    report = await run_in_threadpool(_store, settings, body, values, workload_id, client_id)
+    ingested = LogsIngested(
         records=report.lines - report.blank,
         loaded=report.loaded,
         duplicates=report.duplicates,
@@ -80,6 +98,15 @@ async def ingest_logs(
         errors_truncated=report.skipped > len(report.errors),
         workloads=dict(sorted(report.workloads.items())),
     )
+    if not report.skipped:
+        return ingested
+    lines = ", ".join(str(e.line) for e in report.errors[:10]) + (", ..." if report.skipped > 10 else "")
+    refused = LogsRefused(
+        detail=f"{report.skipped} of {ingested.records} records refused (lines or positions {lines}); "
+        f"the other {report.loaded + report.duplicates} were stored",
+        **ingested.model_dump(),
+    )
+    return JSONResponse(refused.model_dump(mode="json"), status_code=422)
 
 
 async def _read_body(request: Request) -> bytes:
@@ -99,19 +126,19 @@ async def _read_body(request: Request) -> bytes:
     return body
 
 
-def _records_ndjson(body: bytes, content_type: str) -> bytes:
-    """The body as NDJSON: one JSON value a line (a JSON array is split into its items).
+def _records_array(body: bytes, content_type: str) -> list[Any] | None:
+    """The body's records when it is a JSON array; None when it is NDJSON (one JSON value a line).
 
     The media type decides (JSON types: an array; NDJSON types: lines). Any other one (curl's default
     form type, say) is sniffed: a body starting with ``[`` is an array, with ``{`` NDJSON.
     """
     media = content_type.split(";", 1)[0].strip().lower()
     if media in NDJSON_TYPES:
-        return body
+        return None
     if media not in JSON_TYPES and not media.endswith("+json"):
         first = body.lstrip()[:1]
         if first == b"{":
-            return body
+            return None
         if first != b"[":
             raise InvalidBodyError(
                 f"unsupported Content-Type {media!r}: send application/json (an array of records) "
@@ -129,9 +156,9 @@ def _records_ndjson(body: bytes, content_type: str) -> bytes:
             f"expected a JSON array of records, got a JSON {_json_kind(value)}; "
             "wrap a single record in [...] or send NDJSON with Content-Type: application/x-ndjson"
         )
-    # Each item becomes a line for the same parser as NDJSON, so both forms are validated alike and an
-    # error's line is the item's 1-based position.
-    return b"\n".join(orjson.dumps(item) for item in value)
+    # Each item is validated as the same parser validates an NDJSON line (an error's line is the item's
+    # 1-based position), without writing it back to JSON first: an item orjson cannot write is a line error.
+    return value
 
 
 def _json_kind(value: object) -> str:
@@ -144,11 +171,22 @@ def _json_kind(value: object) -> str:
     return "number" if isinstance(value, int | float) and not isinstance(value, bool) else "boolean"
 
 
-def _store(settings: Settings, ndjson: bytes, workload_id: str | None, client_id: str | None) -> IngestReport:
+def _store(
+    settings: Settings, body: bytes, values: list[Any] | None, workload_id: str | None, client_id: str | None
+) -> IngestReport:
     with open_log_store(settings) as store:
+        if values is not None:
+            return load_values(
+                store,
+                values,
+                workload_id=workload_id,
+                client_id=client_id,
+                default_timestamp=time.time(),
+                batch_size=settings.log_store.batch_size,
+            )
         return load_stream(
             store,
-            io.BytesIO(ndjson),
+            io.BytesIO(body),
             workload_id=workload_id,
             client_id=client_id,
             default_timestamp=time.time(),
