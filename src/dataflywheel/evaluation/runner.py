@@ -325,8 +325,9 @@ def read_samples(out_dir: Path) -> list[dict[str, Any]]:
                     row = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     continue
-                rows[row["record_id"]] = row
-    return sorted(rows.values(), key=lambda r: r["index"])
+                if isinstance(row, dict) and isinstance(row.get("record_id"), str):  # else not a sample: skipped
+                    rows[row["record_id"]] = row
+    return sorted(rows.values(), key=lambda r: r["index"] if isinstance(r.get("index"), int) else 0)
 
 
 def has_text_references(rows: Iterable[dict[str, Any]]) -> bool:
