@@ -274,6 +274,12 @@ class JudgeSettings(_Section):
     base_url: str | None = Field(None, description="The judge's OpenAI-compatible endpoint, e.g. http://host:8000/v1.")
     model: str | None = Field(None, description="The judge's model name at that endpoint.")
     api_key_env: str | None = Field(None, description="The environment variable holding the judge's API key.")
+    check_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="How long a job's judge check waits for an answer (it asks twice) before the judge counts as "
+        "unavailable; LoRA runs and deployments wait for the check.",
+    )
     required: bool = Field(
         False,
         description="What a job does when the judge does not answer its check: false, the judge is skipped and "

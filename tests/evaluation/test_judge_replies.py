@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dataflywheel.evaluation.judge import Judge, JudgeKind, client_judge_chat
+from dataflywheel.evaluation.judge import Judge, JudgeKind, client_judge_chat, load_prompt
 from dataflywheel.evaluation.runner import EvalConfig, EvalSummary, EvalType, read_samples, run_async, run_eval
 from dataflywheel.models.client import OpenAIClient
 from dataflywheel.serving.background import BackgroundServer
@@ -58,7 +58,6 @@ def _evaluate(
         summary = run_async(run_eval(rows, chat, out, EvalConfig(EvalType.BASE, "cand", concurrency=1), judge=judge))
     asked = list(judge_app.state.standin.requests)
     assert len(asked) == len(rows)
-    assert judge.prompt.answer.render() in asked[0]["messages"][0]["content"]  # the format the parser reads
     return summary, asked
 
 
@@ -71,7 +70,7 @@ def test_similarity_replies_count_only_in_the_exact_format(candidate: Background
         "RATING: 4\nEXPLANATION: partly right",
         "RATING: 7\nEXPLANATION: close\nRATING: 2",  # two ratings: ambiguous
     ]
-    summary, _ = _evaluate([_text_row(i) for i in range(6)], candidate, replies, "similarity", tmp_path)
+    summary, asked = _evaluate([_text_row(i) for i in range(6)], candidate, replies, "similarity", tmp_path)
     judge = summary.judge
     assert judge["score"]["n"] == 2 and judge["score"]["mean"] == pytest.approx(((8 - 1) / 9 + (4 - 1) / 9) / 2)
     assert judge["parse_failures"] == judge["unscored"] == 4 and judge["request_errors"] == 0
@@ -83,6 +82,8 @@ def test_similarity_replies_count_only_in_the_exact_format(candidate: Background
     stored = {s["record_id"]: s["judge"] for s in read_samples(tmp_path)}
     assert stored["t1"]["score"] is None and stored["t1"]["replies"] == ["Similarity (out of 10): 7"]
     assert stored["t0"]["raw_score"] == 8 and stored["t0"]["parse_errors"] == [None]
+    # The judge was shown the format the parser reads.
+    assert load_prompt("similarity").answer.render() in asked[0]["messages"][0]["content"]
 
 
 def test_an_echo_of_the_tool_calling_format_is_not_a_correct_rating(

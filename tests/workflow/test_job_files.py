@@ -15,6 +15,7 @@ from dataflywheel.api import create_api
 from dataflywheel.cli.main import app
 from dataflywheel.jobs.status import JobStatus
 from dataflywheel.serving.background import BackgroundServer
+from dataflywheel.settings import load_settings
 from dataflywheel.training.adapters import list_adapters
 from dataflywheel.workflow.service import FlywheelService
 from dataflywheel.workflow.stages import training_run_name
@@ -109,3 +110,23 @@ def test_a_cancelled_job_keeps_no_weights_and_deleting_a_job_removes_all_it_made
     assert not cancelled_folder.exists() and not cancelled_build.exists()
     leftovers = [p for p in _files(home) if _under(p, [home / "jobs", home / "training", home / "adapters"])]
     assert leftovers == [] and not any((home / "datasets").rglob("*.jsonl"))
+
+
+def test_a_stored_path_outside_home_is_never_removed(tmp_path: Path) -> None:
+    """The store's paths are not trusted: a dataset path pointing outside ``home`` is left alone."""
+    settings = load_settings(home=tmp_path / "home", job_store={"url": f"sqlite:///{tmp_path / 'jobs.db'}"})
+    outside = tmp_path / "elsewhere" / "build"
+    inside = settings.home / "datasets" / WORKLOAD / CLIENT / "build-1"
+    for folder in (outside, inside):
+        folder.mkdir(parents=True)
+        (folder / "rows.jsonl").write_text('{"a": 1}\n' * 10)
+    with FlywheelService(settings) as service:
+        job = service.store.create_job(WORKLOAD, CLIENT, {})
+        service.store.set_datasets(
+            job.id, [("eval", 10, str(outside / "rows.jsonl"), "x"), ("train", 10, str(inside / "rows.jsonl"), "y")]
+        )
+        service.store.set_job_status(job.id, JobStatus.RUNNING)
+        service.store.set_job_status(job.id, JobStatus.FAILED, error="boom")
+        deletion = service.delete(job.id)
+    assert (outside / "rows.jsonl").is_file() and not inside.exists()
+    assert [(r.kind.value, r.path, r.bytes) for r in deletion.removal.removed] == [("datasets", inside, 90)]

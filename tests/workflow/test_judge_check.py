@@ -31,13 +31,18 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(params=["down", "answers 500"])
+@pytest.fixture(params=["down", "answers 500", "hangs"])
 def broken_judge(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The base URL of a judge that does not answer: nothing listening, or a server that answers 500."""
+    """The base URL of a judge that does not answer: nothing listening, a server that answers 500, or one that
+    takes 5 s to answer (longer than the check waits in these tests)."""
     if request.param == "down":
         yield f"http://127.0.0.1:{_closed_port()}/v1"
         return
-    with BackgroundServer(create_standin_app(JUDGE_ANSWER, fail_first=10**9, model="judge")) as server:
+    if request.param == "hangs":
+        app = create_standin_app(JUDGE_ANSWER, latency_s=5.0, model="judge")
+    else:
+        app = create_standin_app(JUDGE_ANSWER, fail_first=10**9, model="judge")
+    with BackgroundServer(app) as server:
         yield server.base_url
 
 
@@ -48,7 +53,7 @@ def candidate() -> Iterator[BackgroundServer]:
 
 
 def _judge(base_url: str, **more: Any) -> dict[str, Any]:
-    return {"enabled": True, "base_url": base_url, "model": "judge-70b", **more}
+    return {"enabled": True, "base_url": base_url, "model": "judge-70b", "check_timeout_s": 0.5, **more}
 
 
 def _remote(candidate: BackgroundServer) -> list[CandidateSettings]:
@@ -74,7 +79,9 @@ def test_an_unreachable_judge_is_skipped_and_the_job_completes_saying_why(
     home: Path, broken_judge: str, candidate: BackgroundServer
 ) -> None:
     settings = job_settings(home, candidates=_remote(candidate), judge=_judge(broken_judge))
+    started = time.monotonic()
     detail = _run_through_api(settings, {"candidates": ["cand"]})
+    assert time.monotonic() - started < 60  # the check gives up after 2 tries of 0.5 s on a judge that hangs
 
     assert detail["status"] == "completed", detail["error"]
     judge = detail["llm_judge"]

@@ -208,7 +208,10 @@ def run_judge(ctx: StageContext) -> dict[str, Any]:
     ctx.store.upsert_judge(
         ctx.job.id, kind="remote", model=judge.model, base_url=judge.base_url, status=TaskStatus.RUNNING
     )
-    client = OpenAIClient(judge.base_url, api_key_env=judge.api_key_env)
+    # Bounded: a judge that hangs must not hold the LoRA runs and deployments that wait for this check.
+    client = OpenAIClient(
+        judge.base_url, api_key_env=judge.api_key_env, timeout=judge.check_timeout_s, max_retries=1, backoff=0.5
+    )
     problem = run_async(check_judge(client_judge_chat(client, judge.model)))
     if problem:
         reason = f"judge {judge.model} at {judge.base_url}: {problem}"
