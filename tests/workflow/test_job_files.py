@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from dataflywheel.api import create_api
 from dataflywheel.cli.main import app
-from dataflywheel.jobs.status import JobStatus
+from dataflywheel.jobs.status import JobStatus, TaskStatus
 from dataflywheel.serving.background import BackgroundServer
 from dataflywheel.settings import load_settings
 from dataflywheel.training.adapters import list_adapters
@@ -112,21 +112,31 @@ def test_a_cancelled_job_keeps_no_weights_and_deleting_a_job_removes_all_it_made
     assert leftovers == [] and not any((home / "datasets").rglob("*.jsonl"))
 
 
-def test_a_stored_path_outside_home_is_never_removed(tmp_path: Path) -> None:
-    """The store's paths are not trusted: a dataset path pointing outside ``home`` is left alone."""
+def test_a_stored_path_is_only_removed_where_files_of_its_kind_live(tmp_path: Path) -> None:
+    """The store's paths are not trusted: a dataset path outside ``home`` or at the log store, an adapter name
+    that climbs out of the registry and a deployment log that is not one are all left alone."""
     settings = load_settings(home=tmp_path / "home", job_store={"url": f"sqlite:///{tmp_path / 'jobs.db'}"})
     outside = tmp_path / "elsewhere" / "build"
     inside = settings.home / "datasets" / WORKLOAD / CLIENT / "build-1"
     for folder in (outside, inside):
         folder.mkdir(parents=True)
         (folder / "rows.jsonl").write_text('{"a": 1}\n' * 10)
+    (settings.home / "training" / "other-run").mkdir(parents=True)
+    (settings.home / "logs.db").write_text("the log store")
+    datasets = [
+        ("eval", 10, str(outside / "rows.jsonl"), "x"),
+        ("train", 10, str(inside / "rows.jsonl"), "y"),
+        ("val", 1, str(settings.home / "datasets" / "val.jsonl"), "z"),  # its parent: the whole datasets folder
+    ]
     with FlywheelService(settings) as service:
         job = service.store.create_job(WORKLOAD, CLIENT, {})
-        service.store.set_datasets(
-            job.id, [("eval", 10, str(outside / "rows.jsonl"), "x"), ("train", 10, str(inside / "rows.jsonl"), "y")]
-        )
+        run = service.store.add_candidate_run(job.id, "c")
+        service.store.set_datasets(job.id, datasets)
+        service.store.update_candidate_run(run.id, deployment={"log_path": str(settings.home / "logs.db")})
+        service.store.upsert_customization(run.id, adapter_name="../training", status=TaskStatus.COMPLETED)
         service.store.set_job_status(job.id, JobStatus.RUNNING)
         service.store.set_job_status(job.id, JobStatus.FAILED, error="boom")
         deletion = service.delete(job.id)
     assert (outside / "rows.jsonl").is_file() and not inside.exists()
+    assert (settings.home / "logs.db").is_file() and (settings.home / "training" / "other-run").is_dir()
     assert [(r.kind.value, r.path, r.bytes) for r in deletion.removal.removed] == [("datasets", inside, 90)]

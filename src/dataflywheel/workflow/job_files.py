@@ -15,7 +15,9 @@ What a job writes outside the job store:
 
 Deleting a job removes all of it; a job that ends cancelled loses its training runs and adapters at once
 (:func:`training_files`), since a cancelled job is never resumed and nothing it trained should be served.
-Only paths inside ``home`` are removed, and each path is listed once, under the first folder that holds it.
+A path read from the job store is removed only where files of its kind live (a dataset build under
+``<home>/datasets/<workload>/<client>/``, an adapter directly under ``<home>/adapters/``, a ``.log`` file of
+a deployment), never wherever else it may point; each path is listed once.
 """
 
 from __future__ import annotations
@@ -127,34 +129,47 @@ def training_files(settings: Settings, detail: JobDetail) -> list[JobFile]:
         for run in detail.candidates
         if run.customization is not None and run.customization.adapter_name
     }
-    files += [JobFile(FileKind.ADAPTER, adapters_dir(settings) / name) for name in sorted(names)]
-    return _inside_home(settings, files)
+    root = adapters_dir(settings)
+    files += [JobFile(FileKind.ADAPTER, root / name) for name in sorted(names) if _within(root / name, root, 1)]
+    return _distinct(settings, files)
 
 
 def job_files(settings: Settings, detail: JobDetail) -> list[JobFile]:
     """Everything the job wrote outside the job store (see the module's docstring)."""
-    files = [JobFile(FileKind.JOB_FOLDER, job_dir(settings, detail.job.id))]
+    folder = job_dir(settings, detail.job.id)
+    files = [JobFile(FileKind.JOB_FOLDER, folder)]
+    # A build is <datasets>/<workload>/<client>/<build>: a stored path anywhere else is not removed.
     builds = {Path(d.path).parent for d in detail.datasets if d.path}
-    files += [JobFile(FileKind.DATASETS, build) for build in sorted(builds)]
+    files += [JobFile(FileKind.DATASETS, b) for b in sorted(builds) if _within(b, settings.datasets_dir, 3)]
     files += training_files(settings, detail)
-    logs = {str((run.deployment or {}).get("log_path") or "") for run in detail.candidates} - {""}
-    files += [JobFile(FileKind.DEPLOYMENT_LOG, Path(log)) for log in sorted(logs)]
-    return _inside_home(settings, files)
+    logs = {Path(str(log)) for run in detail.candidates if (log := (run.deployment or {}).get("log_path"))}
+    files += [
+        JobFile(FileKind.DEPLOYMENT_LOG, log)
+        for log in sorted(logs)
+        if log.suffix == ".log" and (_within(log, settings.home / "deployments", 1) or _within(log, folder))
+    ]
+    return _distinct(settings, files)
 
 
-def _inside_home(settings: Settings, files: list[JobFile]) -> list[JobFile]:
-    """``files`` without paths outside ``home`` (a stored path is never trusted to point anywhere else) and
-    without paths inside another listed folder."""
-    home = settings.home.expanduser().resolve()
+def _within(path: Path, root: Path, depth: int | None = None) -> bool:
+    """Whether ``path`` lies strictly inside ``root`` (``depth`` levels down, when given). A path read from
+    the store is removed only where files of its kind live, never anywhere else it may point."""
+    path, root = path.expanduser().resolve(), root.expanduser().resolve()
+    if path == root or not path.is_relative_to(root):
+        logger.warning("not removing %s: a job's file of this kind lives under %s", path, root)
+        return False
+    return depth is None or len(path.relative_to(root).parts) == depth
+
+
+def _distinct(settings: Settings, files: list[JobFile]) -> list[JobFile]:
+    """``files`` resolved, inside ``home``, each once: a path inside a folder listed before it is left out."""
     kept: list[JobFile] = []
     for f in files:
+        if not _within(f.path, settings.home):
+            continue
         path = f.path.expanduser().resolve()
-        if path == home or not path.is_relative_to(home):
-            logger.warning("not removing %s: it is outside the flywheel home %s", f.path, home)
-            continue
-        if any(path.is_relative_to(k.path) for k in kept):
-            continue
-        kept.append(JobFile(f.kind, path))
+        if not any(path.is_relative_to(k.path) for k in kept):
+            kept.append(JobFile(f.kind, path))
     return kept
 
 
