@@ -271,10 +271,22 @@ class ApiSettings(_Section):
 
 
 class JudgeSettings(_Section):
-    enabled: bool = False
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str | None = None
+    enabled: bool = Field(False, description="Ask an LLM judge to rate every eval sample.")
+    base_url: str | None = Field(None, description="The judge's OpenAI-compatible endpoint, e.g. http://host:8000/v1.")
+    model: str | None = Field(None, description="The judge's model name at that endpoint.")
+    api_key_env: str | None = Field(None, description="The environment variable holding the judge's API key.")
+    check_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="How long a job's judge check waits for an answer (it asks twice) before the judge counts as "
+        "unavailable; LoRA runs and deployments wait for the check.",
+    )
+    required: bool = Field(
+        False,
+        description="What a job does when the judge does not answer its check: false, the judge is skipped and "
+        "the job completes without judge metrics (the result and the API say why); true, the job fails before "
+        "any training or deployment starts.",
+    )
     price_per_1m_input_tokens: float | None = Field(
         None, ge=0, description="Price of 1M judge prompt tokens; null: the judge's cost is unknown."
     )

@@ -84,7 +84,7 @@ def rich_job(store: JobStore, settings: Settings, status: JobStatus = JobStatus.
     """A job in mid-flight: datasets on disk, a candidate whose base eval is done (samples on disk), whose
     ICL eval and customization are running, a skipped judge; then taken to ``status``."""
     job = make_job(store, JobStatus.RUNNING, candidates=(CANDIDATE,))
-    build = settings.home / "datasets" / f"build-{job.id[:8]}"
+    build = settings.datasets_dir / job.workload_id / job.client_id / f"build-{job.id[:8]}"  # where builds live
     rows = {name: [{"record_id": f"{name}-{i}", "n": i} for i in range(n)] for name, n in DATASETS.items()}
     store.set_datasets(
         job.id,

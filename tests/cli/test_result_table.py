@@ -172,3 +172,12 @@ def test_estimated_teacher_tokens_are_marked_and_several_candidates_get_a_column
     b_row = next(line for line in tables[2].splitlines() if "base-eval" in line)
     assert [c.strip() for c in a_row.split("│")[2:4]] == ["$0.069", "$0.21"]  # 0.5 / 7,200 x 1,000
     assert [c.strip() for c in b_row.split("│")[2:4]] == ["unknown", "unknown"]
+
+
+def test_a_judge_that_was_skipped_is_named_with_the_reason() -> None:
+    reason = "judge judge-70b at http://127.0.0.1:9/v1: judge unavailable: EndpointError: connection failed"
+    evals = {"base-eval": eval_result({"ToOrderStatus": [1.0, 0.0]})}
+    skipped = {"candidates": {"m": evals}, "judge": {"status": "skipped", "model": "judge-70b", "reason": reason}}
+    assert f"Judge judge-70b skipped, no judge metrics: {reason}" in words(render(skipped))
+    not_configured = {"candidates": {"m": evals}, "judge": {"status": "skipped", "model": None, "reason": "none"}}
+    assert "Judge" not in words(render(not_configured))

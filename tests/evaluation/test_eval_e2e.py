@@ -73,7 +73,7 @@ def test_judge_on_a_stand_in_with_malformed_replies(
     assert len(verdicts) == 1 + 12  # the availability check, then one verdict per sample
     assert "*Ground truth*" in verdicts[-1]["messages"][1]["content"]
     j = summary["judge"]
-    assert j["model"] == "judge-70b" and j["prompt_version"] == "v1"
+    assert j["model"] == "judge-70b" and j["prompt_version"] == "v2"
     assert j["parse_failures"] == j["unscored"] == 4 and j["score"]["n"] == 8
     assert j["score"]["mean"] == pytest.approx(0.5)
 

@@ -112,7 +112,7 @@ def test_too_many_failures_stop_the_eval(tmp_path: Path) -> None:
 
 
 def test_judge_scores_join_the_summary(tmp_path: Path) -> None:
-    replies = iter(["RATING: 1", "not sure"] * 15)
+    replies = iter(["RATING: 1\nEXPLANATION: same call", "not sure"] * 15)
 
     async def judge_chat(messages: list[dict[str, Any]], temperature: float) -> tuple[str, Usage]:
         return next(replies), Usage(50, 3)
@@ -120,6 +120,9 @@ def test_judge_scores_join_the_summary(tmp_path: Path) -> None:
     judge = Judge(judge_chat, model="judge-x", kind="tool_calling_correctness")
     summary = asyncio.run(run_eval(ROWS, Model(), tmp_path, EvalConfig(EvalType.BASE, "m", concurrency=1), judge=judge))
     assert summary.judge["parse_failures"] == 15 and summary.judge["unscored"] == 15
+    examples = summary.judge["parse_failure_examples"]
+    assert len(examples) == 5 and examples[0]["reply"] == "not sure"
+    assert "does not start with the RATING line" in examples[0]["reason"] and examples[0]["record_id"]
     assert summary.judge["score"]["n"] == 15 and summary.judge["model"] == "judge-x"
     assert summary.judge["prompt_tokens"] == 50 * 30
 

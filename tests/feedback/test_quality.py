@@ -13,15 +13,20 @@ from tests.factories import TOOLS, tool_record
     ("reply", "expected"),
     [
         ("VERDICT: PASS\nREASON: fine", ("PASS", "fine")),
-        ("verdict = fail\nreason: wrong tool", ("FAIL", "wrong tool")),
-        ("**VERDICT:** PASS", ("PASS", None)),  # markdown bold around the label
-        ("VERDICT: **PASS**", ("PASS", None)),
-        ("I think it passes.", (None, None)),
-        ("", (None, None)),
+        ("verdict : fail\nreason: wrong tool", ("FAIL", "wrong tool")),
+        # Not the format: counted as unparsable with the reason, never read as a verdict.
+        ("**VERDICT:** PASS\nREASON: x", (None, "unparsable reply: the reply does not start with the VERDICT line")),
+        ("VERDICT: **PASS**\nREASON: x", (None, "unparsable reply: VERDICT must be one of PASS / FAIL")),
+        ("VERDICT: PASS or FAIL\nREASON: one sentence", (None, "unparsable reply: VERDICT must be one of")),
+        ("VERDICT = PASS\nREASON: x", (None, "unparsable reply: the reply does not start with the VERDICT line")),
+        ("VERDICT: PASS", (None, "unparsable reply: no REASON line")),
+        ("I think it passes.", (None, "unparsable reply: the reply does not start with the VERDICT line")),
+        ("", (None, "unparsable reply: empty reply")),
     ],
 )
-def test_parse_verdict(reply: str, expected: tuple[str | None, str | None]) -> None:
-    assert parse_verdict(reply) == expected
+def test_parse_verdict(reply: str, expected: tuple[str | None, str]) -> None:
+    verdict, reason = parse_verdict(load_quality_prompt(), reply)
+    assert verdict == expected[0] and reason is not None and reason.startswith(expected[1])
 
 
 def test_the_rule() -> None:
@@ -50,6 +55,6 @@ def test_the_rule() -> None:
 
 def test_the_prompt_is_versioned_and_renders() -> None:
     prompt = load_quality_prompt()
-    assert prompt.version == "v1" and "VERDICT: PASS or FAIL" in prompt.system
+    assert prompt.version == "v2" and "VERDICT: <PASS or FAIL>" in prompt.system
     messages = prompt.render(system="s", conversation="user: hi", tools="[]", answer="{}")
     assert "user: hi" in messages[1]["content"]

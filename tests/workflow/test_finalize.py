@@ -45,7 +45,8 @@ def test_finalize_stores_cost_latency_and_the_recommendation(tmp_path: Path) -> 
         "price_per_1m_output_tokens": 0.04,
     }
     result, summaries = finished(settings_with(tmp_path, candidates=[candidate], teacher=TEACHER))
-    assert set(result) == {"candidates", "training", "cost", "latency", "recommendation"}
+    assert set(result) == {"candidates", "training", "judge", "cost", "latency", "recommendation"}
+    assert result["judge"]["status"] == "skipped" and result["judge"]["model"] is None  # none configured
     json.dumps(result)  # stored as JSON
     cost = CostReport.model_validate(result["cost"])
 

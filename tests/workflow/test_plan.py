@@ -14,7 +14,8 @@ def test_every_stage_follows_its_dependencies_and_customize_overlaps_the_evals()
         assert set(spec.deps) <= seen, spec.key
         seen.add(spec.key)
     by_key = {s.key: s for s in plan}
-    assert by_key["customize:a"].deps == ("datasets",)  # trains while the base and ICL evals run
+    # Trains while the base and ICL evals run, but only once the judge check has passed or been skipped.
+    assert by_key["customize:a"].deps == ("datasets", "judge")
     assert set(by_key["customized-eval:a"].deps) == {"deploy:a", "customize:a"}
     assert set(by_key["shutdown:a"].deps) == {"deploy:a", "base-eval:a", "icl-eval:a", "customized-eval:a"}
     assert by_key["deploy:a"].resources == (Resource.MODEL_SLOT,) and by_key["deploy:a"].queue == Queue.ACCELERATOR

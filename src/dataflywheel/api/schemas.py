@@ -31,6 +31,7 @@ from dataflywheel.jobs.records import (
 from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskStatus
 from dataflywheel.records.model import ID_MAX_LENGTH
 from dataflywheel.settings import DataSplitSettings, ICLSettings, RecommendationSettings
+from dataflywheel.workflow.job_files import FileKind, Removal
 
 __all__ = [
     "MAX_OFFSET",
@@ -55,6 +56,7 @@ __all__ = [
     "LogsIngested",
     "LogsRefused",
     "NimPublic",
+    "RemovedFilePublic",
     "WorkloadPublic",
     "WorkloadsPublic",
     "deployment_status",
@@ -304,8 +306,11 @@ class JudgePublic(BaseModel):
 
     model_name: str | None
     type: str = Field(description="remote, local or disabled.")
-    deployment_status: TaskStatus
-    error: str | None
+    deployment_status: TaskStatus = Field(
+        description="completed: the evals are judged; skipped: no judge metrics (disabled, or it did not answer "
+        "the check and judge.required is false); failed: it did not answer and judge.required is true."
+    )
+    error: str | None = Field(description="Why the judge was skipped or failed (what the check got back).")
 
     @classmethod
     def of(cls, judge: JudgeRecord) -> JudgePublic:
@@ -397,11 +402,37 @@ class CancelResponse(BaseModel):
     message: str
 
 
+class RemovedFilePublic(BaseModel):
+    """A file or folder a deleted job had made."""
+
+    kind: FileKind = Field(
+        description="job_folder (evals, deployment logs, report), datasets, training_run (checkpoints with "
+        "optimizer state, the trained adapter), adapter (registered) or deployment_log."
+    )
+    path: str = Field(description="Where it was on the server.")
+    bytes: int = Field(ge=0, description="What removing it freed.")
+
+
 class DeleteResponse(BaseModel):
-    """The answer to a delete request: the job, its datasets, eval results and adapters are gone."""
+    """The answer to a delete request: the job and everything it made are gone."""
 
     id: str
     message: str
+    freed_bytes: int = Field(0, ge=0, description="Disk space freed by removing the job's files.")
+    removed: list[RemovedFilePublic] = Field(default_factory=list, description="What was removed.")
+    problems: list[str] = Field(
+        default_factory=list, description="Files that could not be removed (or only in part), with the reason."
+    )
+
+    @classmethod
+    def of(cls, job_id: str, removal: Removal) -> DeleteResponse:
+        return cls(
+            id=job_id,
+            message=f"Job deleted: {removal.summary()}.",
+            freed_bytes=removal.freed_bytes,
+            removed=[RemovedFilePublic(kind=r.kind, path=str(r.path), bytes=r.bytes) for r in removal.removed],
+            problems=removal.problems,
+        )
 
 
 class EventPublic(BaseModel):

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dataflywheel.cli.common import console, guarded, print_json, state
-from dataflywheel.evaluation.judge import Judge, JudgeCache, check_judge, client_judge_chat
+from dataflywheel.evaluation.judge import Judge, JudgeCache, JudgeUnavailableError, check_judge, client_judge_chat
 from dataflywheel.evaluation.runner import (
     EvalConfig,
     EvalProgress,
@@ -98,6 +98,8 @@ def evaluate(
             the_judge, why = _judge(
                 settings, judge, manager, "tool_calling_correctness" if tool_calling else "similarity"
             )
+        if the_judge is None and judge is None and settings.judge.enabled and settings.judge.required:
+            raise JudgeUnavailableError(f"judge {settings.judge.model} at {settings.judge.base_url}: {why}")
         if the_judge is None and (judge or settings.judge.enabled):
             console.print(f"[yellow]warning:[/] {why}; judge metrics are skipped")
         # A local server queues requests behind its batch: allow long waits, not only slow answers.
@@ -133,4 +135,11 @@ def evaluate(
         print_json({"out": str(out_dir), **summary.to_dict()})
     else:
         console.print(summary_table(summary))
+        if summary.judge.get("parse_failures"):
+            first = (summary.judge.get("parse_failure_examples") or [{}])[0]
+            console.print(
+                f"[yellow]judge:[/] {summary.judge['parse_failures']} replies not in the prompt's answer format "
+                f"(not scored), e.g. {first.get('record_id')}: {first.get('reason')}",
+                highlight=False,
+            )
         console.print(f"samples and summary: {out_dir}  ({summary.wall_s:.1f} s)")

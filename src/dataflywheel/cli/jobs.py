@@ -559,7 +559,8 @@ def delete(
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
 ) -> None:
-    """Delete a finished job with its datasets, eval results and adapters."""
+    """Delete a finished job with everything it made: datasets, eval results, deployment logs, LoRA runs
+    (checkpoints, optimizer state) and adapters; prints the space freed."""
     if not yes:
         if as_json:
             raise ConfigError("--json deletes without asking only with --yes")
@@ -570,4 +571,14 @@ def delete(
     if as_json:
         print_json(answer)
     else:
-        console.print(f"job {answer['id']} deleted", highlight=False)
+        console.print(f"job {answer['id']} deleted: {_freed(answer)}", highlight=False)
+        for problem in answer.get("problems") or []:
+            console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+
+
+def _freed(answer: dict[str, Any]) -> str:
+    """``"12.3 MB freed (1 job folder, 1 dataset build, 1 training run, 1 adapter)"``."""
+    from dataflywheel.workflow.job_files import FileKind, count_kinds, format_bytes
+
+    kinds = [FileKind(item["kind"]) for item in answer.get("removed") or []]
+    return f"{format_bytes(int(answer.get('freed_bytes') or 0))} freed ({count_kinds(kinds)})"

@@ -69,9 +69,9 @@ EVAL_TYPES = ("base-eval", "icl-eval", "customized-eval")
 
 def result_table(result: dict[str, Any], teacher: str = "the logged model") -> RenderableType:
     """The metrics table (:func:`metrics_table`), then per candidate the tool-name accuracy per reference
-    class (:func:`per_class_table`) when the result has it, how each LoRA run went, and last the cost and
-    latency per eval type with the recommendation sentence (:mod:`dataflywheel.cli.decision`; "unknown"
-    where a price is not set)."""
+    class (:func:`per_class_table`) when the result has it, how each LoRA run went, why a configured judge
+    was skipped, and last the cost and latency per eval type with the recommendation sentence
+    (:mod:`dataflywheel.cli.decision`; "unknown" where a price is not set)."""
     candidates: dict[str, Any] = result.get("candidates", {})
     tables: list[RenderableType] = [metrics_table(result, teacher)]
     for candidate, evals in candidates.items():
@@ -82,6 +82,9 @@ def result_table(result: dict[str, Any], teacher: str = "the logged model") -> R
         tables.append(Text(training_line(candidate, summary)))
     for candidate, points in (result.get("learning_curve") or {}).items():
         tables.append(Text(learning_curve_line(candidate, points)))
+    judge = result.get("judge") or {}
+    if judge.get("status") == "skipped" and judge.get("model"):  # configured, but it did not answer
+        tables.append(Text(f"Judge {judge['model']} skipped, no judge metrics: {judge.get('reason')}"))
     tables.extend(decision_renderables(result))
     return Group(*tables)
 

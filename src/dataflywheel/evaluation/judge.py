@@ -1,23 +1,24 @@
 """LLM-as-judge: ask any OpenAI-compatible chat model to rate a candidate's answer against the reference.
 
-Two judgements, each a versioned prompt file in ``evaluation/prompts/``:
+Two judgements, each a versioned prompt file in ``evaluation/prompts/`` that also declares the reply's
+exact format (:mod:`dataflywheel.evaluation.answer_format`):
 
-* ``similarity`` (generic workloads): an integer 1-10, parsed correctly including 10 (the blueprint's
-  regex ``(\\d)`` read a 10 as 1), also reported normalized to 0-1 as ``(score - 1) / 9``;
-* ``tool_calling_correctness``: 0 or 1 from a ``RATING:`` line (exact names, exact identifiers, semantic
-  match of free text).
+* ``similarity`` (generic workloads): ``RATING:`` an integer 1-10, also reported normalized to 0-1 as
+  ``(score - 1) / 9``;
+* ``tool_calling_correctness``: ``RATING:`` 0 or 1 (exact names, exact identifiers, semantic match of free
+  text).
 
-A reply that cannot be parsed is a *parse failure*: counted and kept with the raw reply, never scored as 0
-or 1. Optional repeat-and-vote asks ``repeats`` times (sampling) and takes the majority (rating) or the
-median (similarity) of the parsable replies. Verdicts are cached by (judge model, prompt version,
-conversation, reference, prediction), so a re-run or a resumed eval does not pay twice. The judge's token
-use is accounted separately from the candidate's.
+Both replies end with an ``EXPLANATION:`` line. A reply that is not exactly in the prompt's format is a
+*parse failure*: counted, kept with the raw reply and the reason, never scored (the blueprint read the first
+digit anywhere in the reply). Optional repeat-and-vote asks ``repeats`` times (sampling) and takes the
+majority (rating) or the median (similarity) of the parsable replies. Verdicts are cached by (judge model,
+prompt version, conversation, reference, prediction), so a re-run or a resumed eval does not pay twice. The
+judge's token use is accounted separately from the candidate's.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import sqlite3
 import statistics
 import threading
@@ -31,19 +32,26 @@ from typing import Any, Literal
 import orjson
 
 from dataflywheel.errors import FlywheelError
+from dataflywheel.evaluation.answer_format import AnswerFormat, AnswerFormatError
 from dataflywheel.models.types import Usage
 
 JudgeKind = Literal["similarity", "tool_calling_correctness"]
 JudgeChat = Callable[[list[dict[str, Any]], float], Awaitable[tuple[str, Usage]]]
 """``await chat(messages, temperature) -> (reply text, usage)``: any OpenAI-compatible chat model."""
 
-_SIMILARITY = re.compile(r"(?<!\d)(10|[1-9])(?!\d)")
-_RATING = re.compile(r"RATING\s*[:=]\s*\**\s*([01])(?!\d)", re.IGNORECASE)
-_BARE_BINARY = re.compile(r"^\s*([01])\s*$")
+PROMPT_VERSION = "v2"
+"""The version of the judge prompts in use (v2: an exact answer format, parsed strictly)."""
+
+_BLOCKS = ("system", "answer", "user")
 
 
 class JudgeError(FlywheelError):
     """The judge could not be asked (unreachable, misconfigured)."""
+
+
+class JudgeUnavailableError(JudgeError):
+    """The judge did not answer its check while ``judge.required`` is true: a job fails before any training
+    or deployment, ``flywheel eval`` stops (with ``required`` false the judge is skipped instead)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,10 @@ class JudgePrompt:
     kind: str
     version: str
     system: str
+    """With the answer format's instruction written in."""
     user: str
+    answer: AnswerFormat
+    """The exact reply format; :meth:`AnswerFormat.parse` reads every reply."""
 
     def render(self, **fields: str) -> list[dict[str, str]]:
         return [
@@ -60,30 +71,41 @@ class JudgePrompt:
         ]
 
 
-def load_prompt(kind: JudgeKind, version: str = "v1") -> JudgePrompt:
-    """The prompt template ``prompts/<kind>.<version>.txt`` (``=== system ===`` / ``=== user ===`` blocks)."""
+def parse_prompt_file(kind: str, version: str, text: str) -> JudgePrompt:
+    """A prompt file's ``=== system ===``, ``=== answer ===`` and ``=== user ===`` blocks as a prompt; the
+    system block's ``{answer_format}`` becomes the answer format's instruction. JudgeError names what is
+    missing."""
+    name = f"{kind}.{version}.txt"
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        header = line.strip()
+        if header.startswith("=== ") and header.endswith(" ===") and header[4:-4] in _BLOCKS:
+            current = blocks.setdefault(header[4:-4], [])
+        elif current is not None:
+            current.append(line)
+    system, spec, user = ("\n".join(blocks.get(b, [])).strip() for b in _BLOCKS)
+    if not system or not user or not spec:
+        raise JudgeError(
+            f"judge prompt {name} needs a '=== system ===', an '=== answer ===' and a '=== user ===' block"
+        )
+    if "{answer_format}" not in system:
+        raise JudgeError(f"judge prompt {name}: its system block must show the reply format ({{answer_format}})")
+    try:
+        answer = AnswerFormat.from_spec(spec)
+    except AnswerFormatError as exc:
+        raise JudgeError(f"judge prompt {name}: {exc}") from None
+    return JudgePrompt(kind, version, system.replace("{answer_format}", answer.render()), user, answer)
+
+
+def load_prompt(kind: JudgeKind, version: str = PROMPT_VERSION) -> JudgePrompt:
+    """The prompt template ``prompts/<kind>.<version>.txt``."""
     name = f"{kind}.{version}.txt"
     try:
         text = resources.files("dataflywheel.evaluation").joinpath("prompts", name).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise JudgeError(f"no judge prompt {name}") from None
-    _, _, rest = text.partition("=== system ===\n")
-    system, _, user = rest.partition("=== user ===\n")
-    if not system.strip() or not user.strip():
-        raise JudgeError(f"judge prompt {name} needs a '=== system ===' and a '=== user ===' block")
-    return JudgePrompt(kind, version, system.strip(), user.strip())
-
-
-def parse_similarity(reply: str) -> int | None:
-    """The 1-10 rating in a reply (the first integer in range), or None when there is none."""
-    match = _SIMILARITY.search(reply or "")
-    return int(match.group(1)) if match else None
-
-
-def parse_rating(reply: str) -> int | None:
-    """The 0/1 of a ``RATING:`` line (or a reply that is only 0 or 1), or None."""
-    match = _RATING.search(reply or "") or _BARE_BINARY.match(reply or "")
-    return int(match.group(1)) if match else None
+    return parse_prompt_file(kind, version, text)
 
 
 @dataclass
@@ -93,10 +115,13 @@ class JudgeVerdict:
     raw_score: int | None
     replies: list[str]
     parse_failures: int
+    """Replies not in the prompt's answer format (never scored)."""
     judge_model: str
     prompt_version: str
     cached: bool = False
     usage: Usage = field(default_factory=Usage)
+    parse_errors: list[str | None] = field(default_factory=list)
+    """One per reply: None when it was in the prompt's answer format, else why it is not an answer."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -136,7 +161,7 @@ class Judge:
         *,
         model: str,
         kind: JudgeKind,
-        prompt_version: str = "v1",
+        prompt_version: str = PROMPT_VERSION,
         repeats: int = 1,
         cache: JudgeCache | None = None,
     ) -> None:
@@ -183,8 +208,9 @@ class Judge:
             replies.append(reply)
             usage.prompt_tokens += used.prompt_tokens
             usage.completion_tokens += used.completion_tokens
-        parse = parse_similarity if self.kind == "similarity" else parse_rating
-        scores = [s for s in (parse(r) for r in replies) if s is not None]
+        parsed = [self.prompt.answer.parse(r) for r in replies]
+        verdict_key = self.prompt.answer.verdict.key
+        scores = [int(p.values[verdict_key]) for p in parsed if p.ok]
         raw = _vote(scores, self.kind)
         score = None if raw is None else ((raw - 1) / 9 if self.kind == "similarity" else float(raw))
         verdict = JudgeVerdict(
@@ -195,6 +221,7 @@ class Judge:
             judge_model=self.model,
             prompt_version=self.prompt.version,
             usage=usage,
+            parse_errors=[p.error for p in parsed],
         )
         if self.cache is not None and raw is not None:  # failures are retried next time, not cached
             self.cache.put(key, verdict.to_dict() | {"cached": False})

@@ -350,6 +350,8 @@ def summarize(
         judge = {
             "score": aggregate(judge_scores).to_dict(),
             "parse_failures": sum(j.get("parse_failures", 0) for j in judged),
+            "parse_failure_examples": _parse_failure_examples(s for s in ok if s.get("judge")),
+            "request_errors": sum(1 for j in judged if j.get("error")),
             "unscored": sum(1 for v in judge_scores if v is None),
             "model": next((j.get("judge_model") for j in judged if j.get("judge_model")), None),
             "prompt_version": next((j.get("prompt_version") for j in judged if j.get("prompt_version")), None),
@@ -376,6 +378,23 @@ def summarize(
         per_class=per_class_metrics(samples, SUMMARY_METRICS),
         confusion=confusion(samples),
     )
+
+
+PARSE_FAILURE_EXAMPLES = 5
+"""Unparsable judge replies an eval summary quotes (with the record and the reason), so a person sees why."""
+
+
+def _parse_failure_examples(samples: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+    examples: list[dict[str, str]] = []
+    for sample in samples:
+        verdict = sample["judge"]
+        for reply, reason in zip(verdict.get("replies") or [], verdict.get("parse_errors") or [], strict=False):
+            if reason is None:
+                continue
+            examples.append({"record_id": str(sample["record_id"]), "reply": str(reply)[:300], "reason": reason})
+            if len(examples) == PARSE_FAILURE_EXAMPLES:
+                return examples
+    return examples
 
 
 def _with_outcomes(samples: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

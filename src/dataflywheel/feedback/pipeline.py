@@ -249,7 +249,7 @@ def run_curation(
             **{status: report.statuses.get(status, 0) for status in ("ok", "repaired", "rejected")},
             "judged_pass": sum(1 for v in verdicts.values() if v.judge == "PASS"),
             "judged_fail": sum(1 for v in verdicts.values() if v.judge == "FAIL"),
-            "judge_unparsed": sum(1 for rid, v in verdicts.items() if v.judge is None and v.judge_reply),
+            "judge_unparsed": sum(1 for v in verdicts.values() if (v.judge_reason or "").startswith("unparsable")),
             "passed": len(passing),
             "written": added,
             "already_written": duplicates,

@@ -1,14 +1,15 @@
 """The quality filter of the feedback loop: programmatic checks plus an LLM judge, and the rule that
 decides which normalized answers are written back.
 
-The judge is any OpenAI-compatible chat model asked with a versioned prompt (``prompts/answer_quality.v1.txt``)
-for ``VERDICT: PASS|FAIL`` and a ``REASON``. A reply without a verdict is a parse failure: the record
-fails (it is never written back on a guess) and the raw reply is kept.
+The judge is any OpenAI-compatible chat model asked with a versioned prompt (``prompts/answer_quality.v2.txt``)
+for exactly two lines, ``VERDICT: PASS|FAIL`` and ``REASON:``, read by the same strict parser as the
+evaluation judge's (:mod:`dataflywheel.evaluation.answer_format`). A reply not in that format is a parse
+failure: the record fails (it is never written back on a guess), and the raw reply and why it could not be
+read are kept.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
@@ -16,13 +17,12 @@ from typing import Any
 import orjson
 
 from dataflywheel.curation.workload import response_message
-from dataflywheel.evaluation.judge import JudgeChat, JudgePrompt
+from dataflywheel.evaluation.judge import JudgeChat, JudgePrompt, parse_prompt_file
 from dataflywheel.feedback.normalize import Normalized, NormalizeStatus
 
 __all__ = ["PassRule", "QualityVerdict", "ask_judge", "load_quality_prompt", "parse_verdict", "teacher_agreement"]
 
-_VERDICT = re.compile(r"VERDICT\s*[:=]\s*\**\s*(PASS|FAIL)\b", re.IGNORECASE)
-_REASON = re.compile(r"REASON\s*[:=]\s*(.+)", re.IGNORECASE)
+QUALITY_PROMPT_VERSION = "v2"
 
 
 @dataclass(frozen=True)
@@ -54,19 +54,21 @@ class QualityVerdict:
         return asdict(self)
 
 
-def load_quality_prompt(version: str = "v1") -> JudgePrompt:
+def load_quality_prompt(version: str = QUALITY_PROMPT_VERSION) -> JudgePrompt:
     name = f"answer_quality.{version}.txt"
     text = resources.files("dataflywheel.feedback").joinpath("prompts", name).read_text(encoding="utf-8")
-    _, _, rest = text.partition("=== system ===\n")
-    system, _, user = rest.partition("=== user ===\n")
-    return JudgePrompt("answer_quality", version, system.strip(), user.strip())
+    return parse_prompt_file("answer_quality", version, text)
 
 
-def parse_verdict(reply: str) -> tuple[str | None, str | None]:
-    """(PASS|FAIL|None, reason) of a judge reply."""
-    verdict = _VERDICT.search(reply or "")
-    reason = _REASON.search(reply or "")
-    return (verdict.group(1).upper() if verdict else None, reason.group(1).strip() if reason else None)
+def parse_verdict(prompt: JudgePrompt, reply: str) -> tuple[str | None, str | None]:
+    """(PASS or FAIL, the judge's reason) of a reply in ``prompt``'s answer format, or (None, why the reply
+    could not be read)."""
+    parsed = prompt.answer.parse(reply)
+    if not parsed.ok:
+        return None, f"unparsable reply: {parsed.error}"
+    key = prompt.answer.verdict.key
+    reason = next((str(value) for name, value in parsed.values.items() if name != key), None)
+    return str(parsed.values[key]), reason
 
 
 def _names(message: dict[str, Any] | None) -> list[str]:
@@ -102,7 +104,7 @@ async def ask_judge(
         "answer": orjson.dumps(normalized.message, option=orjson.OPT_INDENT_2).decode(),
     }
     reply, _ = await chat(prompt.render(**fields), 0.0)
-    verdict, reason = parse_verdict(reply)
+    verdict, reason = parse_verdict(prompt, reply)
     return verdict, reason, reply
 
 

@@ -4,7 +4,8 @@ model name, asked through :class:`~dataflywheel.models.client.OpenAIClient` like
 
 A local candidate runs ``python -m dataflywheel.cli.main serve-model`` in a subprocess on a free loopback
 port, in its own process group (so stopping it stops everything it started), with its output in
-``<home>/deployments/<name>-<port>.log``. :meth:`DeploymentManager.deploy` returns once ``/v1/models``
+``<home>/deployments/<name>-<port>.log`` (a job's under ``<home>/jobs/<id>/deployments/``).
+:meth:`DeploymentManager.deploy` returns once ``/v1/models``
 answers; a server that exits first (a missing model folder, a broken adapter) raises
 :class:`DeploymentError` with the end of its log, and nothing is left running. The manager stops every
 deployment it started when it is closed, when its ``with`` block ends, and at interpreter exit (atexit;
@@ -150,9 +151,16 @@ class DeploymentManager:
         return self.settings.home / "deployments"
 
     def deploy(
-        self, spec: ModelSpec, adapters: Mapping[str, Path] | None = None, *, ready_timeout: float | None = None
+        self,
+        spec: ModelSpec,
+        adapters: Mapping[str, Path] | None = None,
+        *,
+        ready_timeout: float | None = None,
+        log_dir: Path | None = None,
     ) -> Deployment:
-        """Make ``spec`` callable; ``adapters`` (alias -> folder) are served too (local candidates only)."""
+        """Make ``spec`` callable; ``adapters`` (alias -> folder) are served too (local candidates only).
+        ``log_dir``: where a local server's log goes instead of :attr:`log_dir` (a job keeps its own, so
+        deleting the job deletes them)."""
         timeout = self.ready_timeout if ready_timeout is None else ready_timeout
         if spec.engine == "openai":
             if adapters:
@@ -161,7 +169,7 @@ class DeploymentManager:
                 )
             deployment = self._check_remote(spec, timeout)
         else:
-            deployment = self._start_local(spec, dict(adapters or {}), timeout)
+            deployment = self._start_local(spec, dict(adapters or {}), timeout, log_dir or self.log_dir)
         with self._lock:
             self._deployments.append(deployment)
         return deployment
@@ -187,10 +195,10 @@ class DeploymentManager:
         self.close()
 
     # local --------------------------------------------------------------------------------------------
-    def _start_local(self, spec: ModelSpec, adapters: dict[str, Path], timeout: float) -> Deployment:
+    def _start_local(self, spec: ModelSpec, adapters: dict[str, Path], timeout: float, log_dir: Path) -> Deployment:
         if spec.source is None:
             raise DeploymentError(f"candidate {spec.name!r} has no source to load")
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
         env = {
             # rich wraps messages at 80 columns when it does not write to a terminal: not in a log file
             "COLUMNS": "500",
@@ -203,7 +211,7 @@ class DeploymentManager:
         }
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             port = free_port(self.host)
-            log_path = self.log_dir / f"{_safe(spec.name)}-{port}.log"
+            log_path = log_dir / f"{_safe(spec.name)}-{port}.log"
             argv = self._serve_argv(spec, port, adapters)
             logger.info("starting %s on port %d (log %s)", spec.name, port, log_path)
             with log_path.open("wb") as log:

@@ -26,6 +26,7 @@ __all__ = [
     "EvalResult",
     "Interval",
     "JobResult",
+    "JudgeCheck",
     "TrainingSummary",
     "parse_result",
 ]
@@ -89,6 +90,15 @@ class TrainingSummary(_Lenient):
     stopped_early: bool | None = None
 
 
+class JudgeCheck(_Lenient):
+    """How the job's judge check ended: ``completed`` (the evals carry judge scores) or ``skipped`` with the
+    reason (no judge configured, or it did not answer and ``judge.required`` is false)."""
+
+    status: str
+    model: str | None = None
+    reason: str | None = None
+
+
 class JobResult(_Lenient):
     """A job's result. ``cost``, ``latency`` and ``recommendation`` are None when the result has none
     (stored before they existed, or not computed)."""
@@ -98,6 +108,7 @@ class JobResult(_Lenient):
     cost: CostReport | None = None
     latency: list[LatencyRow] | None = None
     recommendation: Recommendation | None = None
+    judge: JudgeCheck | None = None
     problems: list[str] = Field(default_factory=list, description="Sections that could not be read, and why.")
 
     def evals(self) -> list[tuple[str, str, EvalResult]]:
@@ -159,6 +170,7 @@ def parse_result(raw: Mapping[str, Any] | None) -> JobResult | None:
         cost=_section(CostReport, raw.get("cost"), "cost", problems),
         latency=latency,
         recommendation=_section(Recommendation, raw.get("recommendation"), "recommendation", problems),
+        judge=_section(JudgeCheck, raw.get("judge"), "judge", problems),
         problems=problems,
     )
 

@@ -21,6 +21,7 @@ from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskSta
 from dataflywheel.models.registry import resolve_model
 from dataflywheel.settings import Settings
 from dataflywheel.workflow.executors import Executor, ResourcePool
+from dataflywheel.workflow.job_files import remove_files, training_files
 from dataflywheel.workflow.plan import Resource, StageKind, StageSpec, plan_curation, plan_job, stage_key
 from dataflywheel.workflow.stages import deploy_candidate, deployment_alive, job_settings
 
@@ -145,7 +146,7 @@ class JobDriver:
         if spec.kind == StageKind.FINALIZE:
             return None if datasets_ok and judge_ok else "the datasets or the judge check failed"
         if spec.kind == StageKind.CUSTOMIZE:
-            return None if datasets_ok else "the datasets were not built"
+            return None if datasets_ok and judge_ok else "the datasets or the judge check failed"
         if spec.kind == StageKind.DEPLOY:
             return None if datasets_ok and judge_ok else "the datasets or the judge check failed"
         deployed = status(StageKind.DEPLOY, c) == TaskStatus.COMPLETED
@@ -214,7 +215,7 @@ class JobDriver:
             if deployment_alive(run.deployment):
                 continue
             logger.warning("the deployment of %s (job %s) is gone: deploying it again", run.candidate, self.job_id)
-            info = deploy_candidate(settings, run.candidate)
+            info = deploy_candidate(settings, run.candidate, self.job_id)
             self.store.update_candidate_run(run.id, deployment=info)
             self.store.add_event(self.job_id, "log", f"{run.candidate} deployed again after a restart", stage="deploy")
 
@@ -259,6 +260,7 @@ class JobDriver:
             else:
                 self.store.set_candidate_stage(run.id, CandidateStage.COMPLETED)
         if cancelling:
+            self._discard_training()
             status = JobStatus.CANCELLED
             self.store.set_job_status(self.job_id, status, error="cancelled by request")
             return status
@@ -272,10 +274,25 @@ class JobDriver:
             return JobStatus.FAILED
         if self._export() and self.store.is_cancel_requested(self.job_id):
             # Cancelled while it was exported: a cancelling job ends cancelled, finished work or not.
+            self._discard_training()
             self.store.set_job_status(self.job_id, JobStatus.CANCELLED, error="cancelled by request")
             return JobStatus.CANCELLED
         self.store.set_job_status(self.job_id, JobStatus.COMPLETED)
         return JobStatus.COMPLETED
+
+    def _discard_training(self) -> None:
+        """A job that ends cancelled keeps no trained weights: its LoRA runs (checkpoints, optimizer state)
+        and the adapters registered from them are removed before it is marked cancelled, also when its
+        training had finished. Its datasets and eval results stay until the job is deleted."""
+        removal = remove_files(training_files(self.settings, self.store.job_detail(self.job_id)))
+        if removal.removed or removal.problems:
+            problems = f"; not removed: {'; '.join(removal.problems)}" if removal.problems else ""
+            self.store.add_event(
+                self.job_id,
+                "log",
+                f"cancelled, trained weights discarded: {removal.summary()}{problems}",
+                data=removal.to_dict(),
+            )
 
     def _export(self) -> bool:
         """Log the job to MLflow when ``mlflow.tracking_uri`` is set, before it is marked completed, so that

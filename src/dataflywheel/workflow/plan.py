@@ -3,10 +3,12 @@
 ::
 
     datasets ─┬─> deploy(c) ─┬─> base-eval(c) ─────────────┬─> shutdown(c) ─> finalize
-    judge ────┘              ├─> icl-eval(c) ──────────────┤
-              customize(c) ──┴─> customized-eval(c) ───────┘
+    judge ────┤              ├─> icl-eval(c) ──────────────┤
+              └> customize(c) ┴─> customized-eval(c) ──────┘
 
-``customize`` needs only the datasets, so a candidate's LoRA run overlaps its base and ICL evals. Each stage
+``customize`` needs the datasets and the judge check (so a job whose required judge does not answer fails
+before anything is trained), not the deployment, so a candidate's LoRA run overlaps its base and ICL evals.
+Each stage
 declares the resource it holds (a model server slot from deploy to shutdown, a training slot while it
 trains) and the Celery queue it runs on; the scheduler starts a ready stage when its resource is free, so
 independent candidates and jobs run side by side within those limits.
@@ -102,7 +104,7 @@ def plan_job(candidates: list[str], customizable: dict[str, bool] | None = None)
                     customize,
                     StageKind.CUSTOMIZE,
                     c,
-                    (datasets,),
+                    (datasets, judge),
                     (Resource.TRAINING_SLOT, Resource.COMPUTE_SLOT),
                     Queue.ACCELERATOR,
                 )

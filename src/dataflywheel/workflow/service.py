@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import threading
 import uuid
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from dataflywheel.errors import ConfigError, FlywheelError
@@ -22,16 +21,16 @@ from dataflywheel.jobs.records import JobDetail, JobRecord
 from dataflywheel.jobs.status import JobKind, JobStatus
 from dataflywheel.models.registry import BUILTIN_ALIASES, path_exists, resolve_model, unavailable_reason
 from dataflywheel.settings import Settings, with_overrides
-from dataflywheel.training.adapters import delete_adapter
 from dataflywheel.training.config import TrainConfig
 from dataflywheel.training.learning_curve import parse_fractions
 from dataflywheel.workflow.driver import JobDriver, job_candidates
 from dataflywheel.workflow.executors import Executor, ResourcePool, make_executor
+from dataflywheel.workflow.job_files import Removal, job_files, remove_files
 from dataflywheel.workflow.stages import stop_deployment
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FlywheelService", "validate_job_config"]
+__all__ = ["FlywheelService", "JobDeletion", "validate_job_config"]
 
 
 def validate_job_config(settings: Settings, config: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +73,14 @@ def check_model(settings: Settings, name: str, key: str, noun: str) -> None:
     reason = unavailable_reason(resolve_model(name, settings))
     if reason is not None:
         raise ConfigError(f"{key}: {noun} {name!r} cannot be used on this server: {reason}")
+
+
+@dataclass(frozen=True)
+class JobDeletion:
+    """A deleted job as it was stored, and what removing its files freed."""
+
+    detail: JobDetail
+    removal: Removal
 
 
 class FlywheelService:
@@ -159,18 +166,19 @@ class FlywheelService:
         """Ask a job to stop (JobFinishedError when it has ended); stages stop within seconds."""
         return self.store.request_cancel(job_id)
 
-    def delete(self, job_id: str) -> JobDetail:
-        """Delete a finished job and everything it made: rows, datasets, eval artifacts, adapters."""
+    def delete(self, job_id: str) -> JobDeletion:
+        """Delete a finished job and everything it made (:mod:`~dataflywheel.workflow.job_files`: its folder
+        with evals and deployment logs, its datasets, LoRA runs with their checkpoints and the adapters
+        registered from them); says what was removed and the bytes freed. JobRunningError while it runs."""
         detail = self.store.delete_job(job_id)
         for run in detail.candidates:
             stop_deployment(run.deployment)
-            if run.customization is not None and run.customization.adapter_name:
-                delete_adapter(self.settings, run.customization.adapter_name)
         # A curation job's written records stay: they are data now, deleted with `flywheel logs delete`.
-        build_dirs = {Path(d.path).parent for d in detail.datasets if d.path}
-        for folder in [*build_dirs, self.settings.home / "jobs" / job_id]:
-            shutil.rmtree(folder, ignore_errors=True)
-        return detail
+        removal = remove_files(job_files(self.settings, detail))
+        logger.info("deleted job %s: %s", job_id, removal.summary())
+        for problem in removal.problems:
+            logger.warning("deleting job %s: %s", job_id, problem)
+        return JobDeletion(detail, removal)
 
     def recover(self) -> list[str]:
         """Take over unfinished jobs nobody drives (their process died); returns the ids resumed."""

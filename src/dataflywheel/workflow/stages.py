@@ -30,7 +30,14 @@ from dataflywheel.workflow.plan import StageKind, parse_stage_key, stage_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StageCancelled", "StageContext", "StageSkipped", "execute_stage", "job_settings", "stop_deployment"]
+__all__ = [
+    "StageCancelled",
+    "StageContext",
+    "StageSkipped",
+    "execute_stage",
+    "job_settings",
+    "stop_deployment",
+]
 
 PROGRESS_INTERVAL_S = 1.0
 """Least time between two progress writes of one stage (the store is not a metrics pipe)."""
@@ -193,7 +200,7 @@ def run_judge(ctx: StageContext) -> dict[str, Any]:
     if not judge.enabled:
         ctx.store.upsert_judge(ctx.job.id, kind="disabled", status=TaskStatus.SKIPPED)
         raise StageSkipped("no judge configured (judge.enabled is false): judge metrics are left out")
-    from dataflywheel.evaluation.judge import check_judge, client_judge_chat
+    from dataflywheel.evaluation.judge import JudgeUnavailableError, check_judge, client_judge_chat
     from dataflywheel.evaluation.runner import run_async
     from dataflywheel.models.client import OpenAIClient
 
@@ -201,10 +208,17 @@ def run_judge(ctx: StageContext) -> dict[str, Any]:
     ctx.store.upsert_judge(
         ctx.job.id, kind="remote", model=judge.model, base_url=judge.base_url, status=TaskStatus.RUNNING
     )
-    client = OpenAIClient(judge.base_url, api_key_env=judge.api_key_env)
+    # Bounded: a judge that hangs must not hold the LoRA runs and deployments that wait for this check.
+    client = OpenAIClient(
+        judge.base_url, api_key_env=judge.api_key_env, timeout=judge.check_timeout_s, max_retries=1, backoff=0.5
+    )
     problem = run_async(check_judge(client_judge_chat(client, judge.model)))
     if problem:
-        raise FlywheelError(f"judge {judge.model} at {judge.base_url}: {problem}")
+        reason = f"judge {judge.model} at {judge.base_url}: {problem}"
+        if judge.required:  # fails the job; deploy and customize wait for this stage, so nothing has started
+            raise JudgeUnavailableError(f"{reason} (judge.required is true: the job stops before any training)")
+        ctx.store.upsert_judge(ctx.job.id, status=TaskStatus.SKIPPED, error=reason)
+        raise StageSkipped(f"{reason}; judge metrics are left out (judge.required is false)")
     ctx.store.upsert_judge(ctx.job.id, status=TaskStatus.COMPLETED)
     return {"model": judge.model, "base_url": judge.base_url}
 
@@ -234,11 +248,12 @@ def deployment_alive(info: dict[str, Any] | None) -> bool:
         return False
 
 
-def deploy_candidate(settings: Settings, candidate: str) -> dict[str, Any]:
+def deploy_candidate(settings: Settings, candidate: str, job_id: str) -> dict[str, Any]:
+    """Deploy ``candidate`` for job ``job_id``; a local server logs into the job's folder."""
     from dataflywheel.models.registry import resolve_model
 
     spec = resolve_model(candidate, settings)
-    deployment = _deployments(settings).deploy(spec)
+    deployment = _deployments(settings).deploy(spec, log_dir=job_dir(settings, job_id) / "deployments")
     return {
         "base_url": deployment.base_url,
         "model": deployment.model,
@@ -246,13 +261,14 @@ def deploy_candidate(settings: Settings, candidate: str) -> dict[str, Any]:
         "pid": deployment.pid,
         "host": socket.gethostname(),
         "api_key_env": spec.api_key_env,
+        "log_path": str(deployment.log_path) if deployment.log_path else None,
     }
 
 
 def run_deploy(ctx: StageContext) -> dict[str, Any]:
     run_id = ctx.run_id()
     ctx.store.set_candidate_stage(run_id, CandidateStage.DEPLOYING)
-    info = deploy_candidate(ctx.settings, ctx.candidate or "")
+    info = deploy_candidate(ctx.settings, ctx.candidate or "", ctx.job.id)
     ctx.store.update_candidate_run(run_id, deployment=info)
     ctx.store.set_candidate_stage(run_id, CandidateStage.EVALUATING)
     return info
@@ -432,8 +448,13 @@ def _eval_embedder(ctx: StageContext) -> Any:
 
 
 def _judge(ctx: StageContext, datasets: dict[str, Any]) -> Any:
+    """The job's judge, or None when there is none: not configured, or skipped because it did not answer the
+    job's check (its stage says why)."""
     judge = ctx.settings.judge
     if not judge.enabled:
+        return None
+    check = ctx.store.get_stage(ctx.job.id, stage_key(StageKind.JUDGE))
+    if check is None or check.status != TaskStatus.COMPLETED:
         return None
     from dataflywheel.evaluation.judge import Judge, JudgeCache, client_judge_chat
     from dataflywheel.models.client import OpenAIClient
@@ -505,7 +526,7 @@ def run_customize(ctx: StageContext) -> dict[str, Any]:
             )
 
     # The run id is the job's and the candidate's: a retried stage resumes the same run from its checkpoint.
-    training_run = f"{ctx.job.id[:12]}{run_id:04d}"
+    training_run = training_run_name(ctx.job.id, run_id)
     try:
         result = customize(
             ctx.settings,
@@ -648,7 +669,12 @@ def run_finalize(ctx: StageContext) -> dict[str, Any]:
         logger.exception("the cost of job %s could not be computed", ctx.job.id)
         reason = f"the cost could not be computed: {type(exc).__name__}: {exc}"
         decision = without_cost(ctx.settings, results, training, reason, curves)
-    result: dict[str, Any] = {"candidates": results, "training": training, **decision.to_result()}
+    result: dict[str, Any] = {
+        "candidates": results,
+        "training": training,
+        "judge": _judge_check(ctx),
+        **decision.to_result(),
+    }
     if curves:
         result["learning_curve"] = {name: [p.to_dict() for p in points] for name, points in curves.items()}
     return result
@@ -658,6 +684,18 @@ def _train_examples(ctx: StageContext, candidate: str) -> int:
     """The train rows of a candidate's (full) LoRA run, from its customize stage's output."""
     stage = ctx.store.get_stage(ctx.job.id, stage_key(StageKind.CUSTOMIZE, candidate))
     return int(((stage.output if stage is not None else None) or {}).get("train_examples") or 0)
+
+
+def _judge_check(ctx: StageContext) -> dict[str, Any]:
+    """How the job's judge check ended, for the result: ``completed`` (judge metrics are in the evals) or
+    ``skipped`` with the reason (none configured, or it did not answer)."""
+    stage = ctx.store.get_stage(ctx.job.id, stage_key(StageKind.JUDGE))
+    judge = ctx.settings.judge
+    return {
+        "status": stage.status.value if stage is not None else TaskStatus.SKIPPED.value,
+        "model": judge.model if judge.enabled else None,
+        "reason": stage.error if stage is not None else None,
+    }
 
 
 # ---- feedback loop ---------------------------------------------------------------------------------
@@ -711,9 +749,20 @@ STAGES: dict[StageKind, Callable[[StageContext], dict[str, Any]]] = {
 }
 
 
+def job_dir(settings: Settings, job_id: str) -> Path:
+    """The job's own folder: its evals, its deployments' logs, its report (deleted with the job)."""
+    return settings.home / "jobs" / job_id
+
+
 def eval_dir(settings: Settings, job_id: str, candidate: str, eval_type: str) -> Path:
     """Where an evaluation of a job stores its samples and summary."""
-    return settings.home / "jobs" / job_id / "evals" / folder_name(candidate) / eval_type
+    return job_dir(settings, job_id) / "evals" / folder_name(candidate) / eval_type
+
+
+def training_run_name(job_id: str, candidate_run_id: int) -> str:
+    """The LoRA run of a job's candidate (``<home>/training/<name>``): the job's and the candidate run's, so a
+    retried customize stage resumes the same run from its checkpoint."""
+    return f"{job_id[:12]}{candidate_run_id:04d}"
 
 
 def folder_name(name: str) -> str:

@@ -151,9 +151,10 @@ def cancel_job(job_id: JobIdDep, service: ServiceDep) -> CancelResponse:
     responses={**_ERRORS, **error_responses({409: "The job has not finished: cancel it first."})},
 )
 def delete_job(job_id: JobIdDep, service: ServiceDep) -> DeleteResponse:
-    """Delete a finished job with everything it made: its rows, datasets, eval results and adapters."""
-    service.delete(job_id)
-    return DeleteResponse(id=job_id, message="Job deleted with its datasets, eval results and adapters.")
+    """Delete a finished job with everything it made: its rows, its folder (eval results, deployment logs),
+    datasets, LoRA runs (checkpoints, optimizer state, adapters) and registered adapters. The answer lists
+    what was removed and the bytes freed."""
+    return DeleteResponse.of(job_id, service.delete(job_id).removal)
 
 
 @router.get("/{job_id}/events", response_model=EventsPublic, responses=_ERRORS)
