@@ -96,6 +96,12 @@ class TrainConfig(BaseModel):
         "adapter as it is (its keys/values are context, as at serving time), and only each row's own tokens "
         "train the adapter: a step costs about half on a routing workload's ~1,000-token prefix.",
     )
+    frozen_cache: bool = Field(
+        True,
+        description="With layers_fraction < 1: compute the layers below the adapter once per run (the shared "
+        "prefix once, each row the first time it is drawn) and start every step at the first adapted layer. "
+        "Same loss and gradients; a step skips the lower layers' forward pass.",
+    )
     device: str = "auto"
     dtype: str = "auto"
     threads: int | None = Field(None, ge=1)

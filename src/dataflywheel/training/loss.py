@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from dataflywheel.training.frozen import FrozenLayers
+
 IGNORE = -100
 
 
@@ -81,7 +83,7 @@ def shared_prefix_len(examples: Sequence[Example]) -> int:
     return max(n, 0)
 
 
-def _cache_kwarg(decoder: Any) -> str:
+def cache_kwarg(decoder: Any) -> str:
     import inspect
 
     params = inspect.signature(decoder.forward).parameters
@@ -173,7 +175,7 @@ def batch_loss(
     return _plain_loss(model, rows, pad_id=pad_id, device=device, decision_weight=decision_weight)
 
 
-def _left_padded(
+def left_padded(
     seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(ids, mask, positions) of left-padded rows; positions count a row's own tokens from 0."""
@@ -193,7 +195,7 @@ def _left_padded(
 def _plain_loss(
     model: Any, rows: Sequence[Example], *, pad_id: int, device: torch.device, decision_weight: float
 ) -> BatchLoss:
-    ids, mask, positions = _left_padded([r.prompt + r.completion for r in rows], pad_id, device)
+    ids, mask, positions = left_padded([r.prompt + r.completion for r in rows], pad_id, device)
     keep = max(len(r.completion) for r in rows) + 1
     decoder, head = _split_model(model)
     out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
@@ -221,7 +223,7 @@ def _shared_prefix_loss(
     from transformers import DynamicCache
 
     decoder, head = _split_model(model)
-    kwarg = _cache_kwarg(decoder)
+    kwarg = cache_kwarg(decoder)
     prefix_ids = torch.tensor([list(rows[0].prompt[:prefix])], dtype=torch.long, device=device)
     prefix_cache = DynamicCache()
     with torch.set_grad_enabled(prefix_gradients and torch.is_grad_enabled()):
@@ -230,7 +232,7 @@ def _shared_prefix_loss(
     layers: list[Any] = list(prefix_cache.layers)
     prefix_kv = [(layer.keys, layer.values) for layer in layers]
     suffixes = [r.prompt[prefix:] + r.completion for r in rows]
-    ids, suffix_mask, positions = _left_padded(suffixes, pad_id, device)
+    ids, suffix_mask, positions = left_padded(suffixes, pad_id, device)
     # Expanded views: the backward pass sums the rows' gradients into the one prefix computation.
     cache = DynamicCache(
         ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in prefix_kv]
@@ -244,5 +246,57 @@ def _shared_prefix_loss(
         target_tokens=sum(len(r.completion) for r in rows),
         target_weight=target_weight(rows, decision_weight),
         computed_tokens=prefix + int(ids.numel()),
+        prefix_tokens=prefix,
+    )
+
+
+def frozen_batch_loss(
+    model: Any,
+    rows: Sequence[Example],
+    frozen: FrozenLayers,
+    *,
+    decision_weight: float = 1.0,
+    prefix_gradients: bool = True,
+) -> BatchLoss:
+    """The loss of :func:`batch_loss`, run from the first adapted layer up: the lower layers' work on the
+    run's shared prefix and on each row comes from ``frozen`` (:mod:`dataflywheel.training.frozen`)."""
+    import torch
+    from transformers import DynamicCache
+
+    decoder, head = _split_model(model)
+    kwarg = cache_kwarg(decoder)
+    device = frozen.device
+    lower_kv, prefix_hidden = frozen.prefix_state()
+    hidden_rows = frozen.rows_hidden(rows)
+    prefix = len(frozen.prefix)
+    batch = len(rows)
+    upper_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+    if prefix_hidden is not None:
+        prefix_cache = DynamicCache(config=decoder.config)
+        positions = torch.arange(prefix, device=device).unsqueeze(0)
+        with torch.set_grad_enabled(prefix_gradients and torch.is_grad_enabled()), frozen.upper():
+            decoder(inputs_embeds=prefix_hidden, position_ids=positions, use_cache=True, **{kwarg: prefix_cache})
+        upper_kv = [(layer.keys, layer.values) for layer in list(prefix_cache.layers)[frozen.split :]]
+    width = max(h.shape[0] for h in hidden_rows)
+    inputs = hidden_rows[0].new_zeros((batch, width, hidden_rows[0].shape[1]))
+    suffix_mask = torch.zeros((batch, width), dtype=torch.long, device=device)
+    for i, h in enumerate(hidden_rows):
+        inputs[i, width - h.shape[0] :] = h
+        suffix_mask[i, width - h.shape[0] :] = 1
+    positions = (suffix_mask.cumsum(dim=1) - 1).clamp(min=0) + prefix
+    mask = torch.cat([torch.ones((batch, prefix), dtype=torch.long, device=device), suffix_mask], dim=1)
+    # Expanded views: the backward pass sums the rows' gradients into the one prefix computation.
+    cache = DynamicCache(
+        ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in lower_kv + upper_kv]
+    )
+    with frozen.upper():
+        out = decoder(inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=True, **{kwarg: cache})
+    keep = max(len(r.completion) for r in rows) + 1
+    labels = _labels(rows, keep, device)
+    return BatchLoss(
+        loss_sum=_loss_sum(head, out.last_hidden_state, labels, rows, decision_weight),
+        target_tokens=sum(len(r.completion) for r in rows),
+        target_weight=target_weight(rows, decision_weight),
+        computed_tokens=prefix + int(suffix_mask.numel()),
         prefix_tokens=prefix,
     )

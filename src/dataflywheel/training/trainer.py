@@ -41,7 +41,8 @@ from dataflywheel.models.engine import available_cores, resolve_device, resolve_
 from dataflywheel.training.balance import class_counts, epoch_order, epoch_rng, row_class
 from dataflywheel.training.config import TrainConfig
 from dataflywheel.training.examples import TokenizedRows, TrainingDataError, tokenize_rows
-from dataflywheel.training.loss import Example, batch_loss, target_weight
+from dataflywheel.training.frozen import FrozenLayers, frozen_split
+from dataflywheel.training.loss import Example, batch_loss, frozen_batch_loss, shared_prefix_len, target_weight
 from dataflywheel.training.validation import score_rows
 
 if TYPE_CHECKING:
@@ -234,6 +235,7 @@ class LoRATrainer:
         labels = [row_class(train_rows[e.index]) for e in train.examples]
         lengths = [e.tokens for e in train.examples]
         scored_val = [val_rows[e.index] for e in val.examples] if cfg.select_best_epoch else []
+        frozen = self._frozen_layers(model, train.examples, pad_id, device)
 
         steps_per_epoch = math.ceil(len(train.examples) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
@@ -273,15 +275,25 @@ class LoRATrainer:
                     if self._should_cancel():
                         optimizer.zero_grad(set_to_none=True)
                         raise TrainingCancelled(f"training cancelled at step {step + 1} of {total_steps}")
-                    part = batch_loss(
-                        model,
-                        [train.examples[i] for i in micro],
-                        pad_id=pad_id,
-                        device=device,
-                        min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
-                        decision_weight=cfg.decision_weight,
-                        prefix_gradients=cfg.prefix_gradients,
-                    )
+                    micro_rows = [train.examples[i] for i in micro]
+                    if frozen is not None:
+                        part = frozen_batch_loss(
+                            model,
+                            micro_rows,
+                            frozen,
+                            decision_weight=cfg.decision_weight,
+                            prefix_gradients=cfg.prefix_gradients,
+                        )
+                    else:
+                        part = batch_loss(
+                            model,
+                            micro_rows,
+                            pad_id=pad_id,
+                            device=device,
+                            min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
+                            decision_weight=cfg.decision_weight,
+                            prefix_gradients=cfg.prefix_gradients,
+                        )
                     (part.loss_sum / targets).backward()  # type: ignore[no-untyped-call]
                     step_loss += float(part.loss_sum.detach())
                     computed_tokens += part.computed_tokens
@@ -430,6 +442,23 @@ class LoRATrainer:
         except ValueError as exc:
             raise TrainingError(f"lora.target_modules {cfg.target_modules!r}: {exc}") from exc
         return model, tokenizer
+
+    def _frozen_layers(
+        self, model: Any, examples: Sequence[Example], pad_id: int, device: torch.device
+    ) -> FrozenLayers | None:
+        """The cache of the layers below the adapter (``frozen_cache``), or None when every layer is adapted
+        or the model's decoder is not of the usual shape."""
+        cfg = self.config
+        if not cfg.frozen_cache:
+            return None
+        adapted = top_layers(getattr(model.config, "num_hidden_layers", None), cfg.layers_fraction)
+        split = frozen_split(model, adapted)
+        if split is None:
+            return None
+        prefix = shared_prefix_len(examples) if cfg.shared_prefix else 0
+        if prefix < cfg.min_prefix_tokens:
+            prefix = 0
+        return FrozenLayers(model, split, tuple(examples[0].prompt[:prefix]), device, pad_id=pad_id)
 
     def _validate(self, model: Any, examples: Sequence[Example], pad_id: int, device: torch.device) -> float:
         import torch
