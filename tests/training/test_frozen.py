@@ -95,3 +95,31 @@ def test_the_split_needs_frozen_layers_below_the_adapter(upper_lora: Any, tiny_m
     assert frozen_split(upper_lora, [0, 1]) is None  # nothing below the first adapted layer
     plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     assert frozen_split(plain, [1]) is None  # no adapter: the lower layer's weights train
+
+
+def test_a_reused_prefix_is_the_last_one_computed_until_refreshed(upper_lora: Any, examples: list[Example]) -> None:
+    frozen = _frozen(upper_lora, examples)
+    rows = examples[:3]
+
+    def loss(reuse: bool, prefix_gradients: bool = False) -> float:
+        with torch.no_grad():
+            out = frozen_batch_loss(
+                upper_lora, rows, frozen, prefix_gradients=prefix_gradients, reuse_prefix=reuse
+            )
+        return float(out.loss_sum)
+
+    fresh = loss(False)
+    assert frozen.upper_kv and loss(True) == pytest.approx(fresh, rel=1e-6)
+    lora_b = next(p for n, p in upper_lora.named_parameters() if "layers.1.self_attn.v_proj.lora_B" in n)
+    saved = lora_b.detach().clone()
+    try:
+        with torch.no_grad():
+            lora_b.add_(0.5)  # an optimizer step that moved the adapter
+        moved = loss(True, prefix_gradients=True)  # with prefix gradients nothing is reused
+        stale = loss(True)
+        assert moved != pytest.approx(fresh, rel=1e-4)
+        assert stale != pytest.approx(moved, rel=1e-4)  # the rows attend to the old prefix
+        assert loss(False) == pytest.approx(moved, rel=1e-5)  # a refresh catches up
+    finally:
+        with torch.no_grad():
+            lora_b.copy_(saved)

@@ -102,6 +102,13 @@ class TrainConfig(BaseModel):
         "prefix once, each row the first time it is drawn) and start every step at the first adapted layer. "
         "Same loss and gradients; a step skips the lower layers' forward pass.",
     )
+    prefix_refresh_steps: int = Field(
+        1,
+        ge=1,
+        description="With frozen_cache and prefix_gradients false: recompute the adapted layers' keys/values of "
+        "the shared prefix every this many optimizer steps, reusing them in between (1: every step, exact; "
+        "more: the rows attend to a prefix made with an adapter up to that many steps old, a cheaper step).",
+    )
     device: str = "auto"
     dtype: str = "auto"
     threads: int | None = Field(None, ge=1)

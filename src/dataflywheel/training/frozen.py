@@ -99,6 +99,9 @@ class FrozenLayers:
     _prefix_hidden: torch.Tensor | None = field(default=None, init=False, repr=False)
     _rows: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
     _cached_bytes: int = field(default=0, init=False)
+    upper_kv: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list, init=False, repr=False)
+    """The adapted layers' keys/values of the prefix as last computed without gradients (see
+    :func:`~dataflywheel.training.loss.frozen_batch_loss`'s ``reuse_prefix``)."""
     computed_rows: int = field(default=0, init=False)
     """Rows run through the lower layers so far (a row reused from the cache is not counted again)."""
 

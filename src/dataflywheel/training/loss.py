@@ -257,9 +257,14 @@ def frozen_batch_loss(
     *,
     decision_weight: float = 1.0,
     prefix_gradients: bool = True,
+    reuse_prefix: bool = False,
 ) -> BatchLoss:
     """The loss of :func:`batch_loss`, run from the first adapted layer up: the lower layers' work on the
-    run's shared prefix and on each row comes from ``frozen`` (:mod:`dataflywheel.training.frozen`)."""
+    run's shared prefix and on each row comes from ``frozen`` (:mod:`dataflywheel.training.frozen`).
+
+    ``reuse_prefix`` (only without ``prefix_gradients``): the adapted layers' keys/values of the prefix are
+    the ones the last computation left in ``frozen``, made with the adapter as it was then (an approximation
+    once the optimizer has stepped since: the trainer refreshes them every ``prefix_refresh_steps``)."""
     import torch
     from transformers import DynamicCache
 
@@ -271,12 +276,16 @@ def frozen_batch_loss(
     prefix = len(frozen.prefix)
     batch = len(rows)
     upper_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-    if prefix_hidden is not None:
+    if reuse_prefix and not prefix_gradients and frozen.upper_kv:
+        upper_kv = frozen.upper_kv
+    elif prefix_hidden is not None:
         prefix_cache = DynamicCache(config=decoder.config)
         positions = torch.arange(prefix, device=device).unsqueeze(0)
         with torch.set_grad_enabled(prefix_gradients and torch.is_grad_enabled()), frozen.upper():
             decoder(inputs_embeds=prefix_hidden, position_ids=positions, use_cache=True, **{kwarg: prefix_cache})
         upper_kv = [(layer.keys, layer.values) for layer in list(prefix_cache.layers)[frozen.split :]]
+        if not prefix_gradients:
+            frozen.upper_kv = [(k.detach(), v.detach()) for k, v in upper_kv]
     width = max(h.shape[0] for h in hidden_rows)
     inputs = hidden_rows[0].new_zeros((batch, width, hidden_rows[0].shape[1]))
     suffix_mask = torch.zeros((batch, width), dtype=torch.long, device=device)

@@ -283,6 +283,7 @@ class LoRATrainer:
                             frozen,
                             decision_weight=cfg.decision_weight,
                             prefix_gradients=cfg.prefix_gradients,
+                            reuse_prefix=step % cfg.prefix_refresh_steps != 0,
                         )
                     else:
                         part = batch_loss(
