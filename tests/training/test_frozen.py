@@ -63,7 +63,9 @@ def test_frozen_lower_layers_give_the_same_loss_and_gradients(
     batches = [examples[:4], examples[2:], examples[:4]]  # the third reuses cached rows only
     for rows in batches:
         upper_lora.zero_grad(set_to_none=True)
-        full = batch_loss(upper_lora, rows, pad_id=0, device=CPU, min_prefix_tokens=1, prefix_gradients=prefix_gradients)
+        full = batch_loss(
+            upper_lora, rows, pad_id=0, device=CPU, min_prefix_tokens=1, prefix_gradients=prefix_gradients
+        )
         full.loss_sum.backward()
         expected = _grads(upper_lora)
         upper_lora.zero_grad(set_to_none=True)
@@ -103,9 +105,7 @@ def test_a_reused_prefix_is_the_last_one_computed_until_refreshed(upper_lora: An
 
     def loss(reuse: bool, prefix_gradients: bool = False) -> float:
         with torch.no_grad():
-            out = frozen_batch_loss(
-                upper_lora, rows, frozen, prefix_gradients=prefix_gradients, reuse_prefix=reuse
-            )
+            out = frozen_batch_loss(upper_lora, rows, frozen, prefix_gradients=prefix_gradients, reuse_prefix=reuse)
         return float(out.loss_sum)
 
     fresh = loss(False)

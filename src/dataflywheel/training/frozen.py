@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dataflywheel.training.loss import Example, cache_kwarg, left_padded
+from dataflywheel.training.loss import Example, cache_kwarg, layer_kv, left_padded
 
 if TYPE_CHECKING:
     import torch
@@ -130,7 +130,7 @@ class FrozenLayers:
             cache = DynamicCache()
             with torch.no_grad(), self.lower():
                 out = self.decoder(input_ids=ids, use_cache=True, **{cache_kwarg(self.decoder): cache})
-            self._prefix_kv = [(layer.keys, layer.values) for layer in list(cache.layers)[: self.split]]
+            self._prefix_kv = layer_kv(cache, 0, self.split)
             self._prefix_hidden = out.last_hidden_state.detach()
         return self._prefix_kv, self._prefix_hidden
 
@@ -171,4 +171,3 @@ class FrozenLayers:
         hidden = out.last_hidden_state
         width = hidden.shape[1]
         return [hidden[i, width - len(s) :].clone() for i, s in enumerate(suffixes)]
-

@@ -90,6 +90,12 @@ def cache_kwarg(decoder: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+def layer_kv(cache: Any, start: int = 0, stop: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(keys, values) of a ``DynamicCache``'s layers ``[start, stop)``."""
+    layers: list[Any] = list(cache.layers)[start:stop]
+    return [(layer.keys, layer.values) for layer in layers]
+
+
 def _labels(rows: Sequence[Example], keep: int, device: torch.device) -> torch.Tensor:
     """Targets of the last ``keep`` logits of each left-padded row: logit ``k`` predicts the token after it,
     so completion token ``j`` of a row with ``c`` completion tokens is the target of ``k = keep - c + j - 1``."""
@@ -229,8 +235,7 @@ def _shared_prefix_loss(
     with torch.set_grad_enabled(prefix_gradients and torch.is_grad_enabled()):
         decoder(input_ids=prefix_ids, use_cache=True, **{kwarg: prefix_cache})
     batch = len(rows)
-    layers: list[Any] = list(prefix_cache.layers)
-    prefix_kv = [(layer.keys, layer.values) for layer in layers]
+    prefix_kv = layer_kv(prefix_cache)
     suffixes = [r.prompt[prefix:] + r.completion for r in rows]
     ids, suffix_mask, positions = left_padded(suffixes, pad_id, device)
     # Expanded views: the backward pass sums the rows' gradients into the one prefix computation.
@@ -283,7 +288,7 @@ def frozen_batch_loss(
         positions = torch.arange(prefix, device=device).unsqueeze(0)
         with torch.set_grad_enabled(prefix_gradients and torch.is_grad_enabled()), frozen.upper():
             decoder(inputs_embeds=prefix_hidden, position_ids=positions, use_cache=True, **{kwarg: prefix_cache})
-        upper_kv = [(layer.keys, layer.values) for layer in list(prefix_cache.layers)[frozen.split :]]
+        upper_kv = layer_kv(prefix_cache, frozen.split)
         if not prefix_gradients:
             frozen.upper_kv = [(k.detach(), v.detach()) for k, v in upper_kv]
     width = max(h.shape[0] for h in hidden_rows)
@@ -299,7 +304,9 @@ def frozen_batch_loss(
         ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in lower_kv + upper_kv]
     )
     with frozen.upper():
-        out = decoder(inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=True, **{kwarg: cache})
+        out = decoder(
+            inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=True, **{kwarg: cache}
+        )
     keep = max(len(r.completion) for r in rows) + 1
     labels = _labels(rows, keep, device)
     return BatchLoss(
