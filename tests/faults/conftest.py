@@ -9,6 +9,7 @@ that nothing was lost or duplicated (:func:`count_items`), then records its outc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -194,10 +195,8 @@ def start(env: FaultEnv, argv: list[str], name: str) -> subprocess.Popen[bytes]:
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the process and its group (its stage children too), as a crash or an OOM kill of the service."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
     wait_gone(proc.pid, timeout=10)
 
