@@ -16,8 +16,10 @@ concurrent writers wait for each other instead of failing.
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
@@ -93,6 +95,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
     from dataflywheel.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 DEFAULT_STALE_AFTER_S: Final = 60.0
@@ -949,6 +953,60 @@ class JobStore:
                 )
                 for w, c, n, i, st, ts in s.execute(stmt)
             ]
+
+
+# A connection the database dropped (a restart, a failover, pg_terminate_backend) fails the transaction that
+# was using it; the pool reconnects on the next checkout. These methods are run once more then: each is one
+# transaction that either committed or did not, and running it again is harmless (reads, conditional updates,
+# transition-checked changes that are no-ops when repeated, fenced writes that refuse a second try). Creating
+# a job and appending an event are left out: a retry after a commit whose answer was lost would double them.
+_RETRIED_ON_DISCONNECT: Final = (
+    "get_job",
+    "job_detail",
+    "list_jobs",
+    "set_job_status",
+    "update_job",
+    "request_cancel",
+    "is_cancel_requested",
+    "add_candidate_run",
+    "set_candidate_stage",
+    "update_candidate_run",
+    "upsert_evaluation",
+    "upsert_customization",
+    "upsert_judge",
+    "set_datasets",
+    "get_stage",
+    "list_stages",
+    "start_stage",
+    "heartbeat_stage",
+    "reclaim_stage",
+    "finish_stage",
+    "list_events",
+    "unfinished_jobs",
+    "claim_job",
+    "heartbeat",
+    "release_job",
+    "workloads",
+)
+
+
+def _retry_on_disconnect(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: JobStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
+                raise
+            logger.warning("job store at %s: connection lost in %s, trying once more", self.url, method.__name__)
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+for _name in _RETRIED_ON_DISCONNECT:
+    setattr(JobStore, _name, _retry_on_disconnect(getattr(JobStore, _name)))
 
 
 # Helpers (inside a transaction) --------------------------------------------------------------------
