@@ -61,6 +61,7 @@ from dataflywheel.serving.service import InvalidRequestError, ModelNotFoundError
 from dataflywheel.training.adapters import AdapterNotFoundError
 from dataflywheel.training.examples import TrainingDataError
 from dataflywheel.training.trainer import TrainingCancelled, TrainingError
+from dataflywheel.workflow.driver import DriverDisplaced
 from dataflywheel.workflow.stages import StageCancelled, StageSkipped
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ STATUS: Final[dict[type[FlywheelError], int]] = {
     StageLeaseHeldError: 409,
     StaleAttemptError: 409,
     StageCancelled: 409,
+    DriverDisplaced: 409,
     StageSkipped: 409,
     EvalCancelled: 409,
     TrainingCancelled: 409,
