@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fuzz test-slow lint bench clean
+.PHONY: demo test test-fuzz test-faults test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(VENV)/.installed-dev
 # Schemathesis against the live API (~2,000 requests, 60-90 s on 2 cores); prints its counts.
 test-fuzz: $(VENV)/.installed-dev
 	$(BIN)/pytest -q -m fuzz -s tests/api/test_fuzz.py
+
+# Faults with real processes and services (kill -9 serve and Celery workers, a Redis restart, PostgreSQL
+# connections terminated, a full disk; ~3 minutes on 2 cores); prints its counts.
+test-faults: $(VENV)/.installed-dev
+	$(BIN)/pytest -q -m faults tests/faults
 
 test-slow: $(VENV)/.installed-dev
 	$(BIN)/pytest -q -m slow -s --timeout 1800

@@ -255,9 +255,54 @@ class ExecutorSettings(_Section):
         None, ge=1, description="Evals and trainings computing at once; null: 1 on a CPU-only machine, 4 per GPU."
     )
     broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (executor celery).")
-    stage_attempts: int = Field(2, ge=1, le=10, description="Runs of a stage before it counts as failed.")
-    heartbeat_s: float = Field(5.0, gt=0, description="How often a running job's owner says it is alive.")
-    stale_after_s: float = Field(60.0, gt=0, description="A job whose owner is silent this long is taken over.")
+    stage_attempts: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="Attempts of a stage whose owner (process, worker) died before the stage ends crashed, with "
+        "the reason; it holds under Celery too.",
+    )
+    heartbeat_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often a running job's driver and each running stage attempt renew their lease; also how "
+        "often flywheel serve looks for orphaned jobs.",
+    )
+    stale_after_s: float = Field(
+        60.0,
+        gt=0,
+        description="A job or stage whose owner has been silent this long counts as dead: it is taken over (a "
+        "stage re-run, or ended crashed when no attempt is left) within this time. Several heartbeats long.",
+    )
+    visibility_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Celery (Redis) broker: a delivered stage task not acknowledged for this long is delivered "
+        "again. Stage tasks are acknowledged when they start, so it never fires while a stage runs: a worker "
+        "killed mid-stage is covered by the driver taking over its silent stage within stale_after_s; this only "
+        "re-delivers tasks a dead worker had reserved but not started.",
+    )
+    resend_after_s: float = Field(
+        900.0,
+        gt=0,
+        description="Celery: a stage task sent this long ago that has not started is sent again (a broker restart "
+        "without persistence loses queued tasks); the stage's lease makes a duplicate a no-op.",
+    )
+    isolate_compute: bool = Field(
+        True,
+        description="Embedded executor: run the stages that compute (evals, LoRA runs, curation) in a child "
+        "process (spawned, niced), so that the API in this process stays fast while they run.",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> ExecutorSettings:
+        if self.stale_after_s <= 2 * self.heartbeat_s:
+            raise ValueError(
+                f"stale_after_s ({self.stale_after_s}) must exceed two heartbeats (heartbeat_s {self.heartbeat_s}): "
+                "a live owner would be taken for dead"
+            )
+        return self
+
     eval_concurrency: int = Field(8, ge=1, description="Requests an eval keeps in flight.")
     eval_max_tokens: int = Field(128, ge=1, description="Answer length limit of eval requests.")
 

@@ -43,7 +43,7 @@ def _versions(store: JobStore) -> list[str]:
 
 def test_one_linear_history_whose_head_builds_every_table() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0001"]
+    assert script.get_heads() == ["0002"]
     assert set(Base.metadata.tables) == TABLES
 
 
@@ -52,7 +52,7 @@ def test_migrated_schema_matches_the_models(store_url: str) -> None:
         with store.engine.connect() as conn:
             assert set(inspect(conn).get_table_names()) == TABLES | {VERSION_TABLE}
         assert _diff(store) == []
-        assert _versions(store) == ["0001"]
+        assert _versions(store) == ["0002"]
 
 
 def test_upgrade_is_idempotent_and_keeps_data(store_url: str) -> None:
@@ -62,7 +62,7 @@ def test_upgrade_is_idempotent_and_keeps_data(store_url: str) -> None:
         store.upgrade()
     with JobStore(store_url) as again:
         assert again.get_job(job.id) == job
-        assert _versions(again) == ["0001"]
+        assert _versions(again) == ["0002"]
         assert _diff(again) == []
 
 
@@ -87,7 +87,7 @@ def test_concurrent_opens_of_a_new_database_all_succeed(store_url: str) -> None:
     try:
         job = stores[0].create_job("w", "c", {})
         assert stores[1].set_job_status(job.id, JobStatus.RUNNING).status is JobStatus.RUNNING
-        assert _versions(stores[2]) == ["0001"]
+        assert _versions(stores[2]) == ["0002"]
     finally:
         for s in stores:
             s.close()

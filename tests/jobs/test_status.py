@@ -31,7 +31,15 @@ TABLES = [
 
 
 def test_enum_values_are_the_documented_strings() -> None:
-    assert [s.value for s in JobStatus] == ["pending", "running", "cancelling", "completed", "failed", "cancelled"]
+    assert [s.value for s in JobStatus] == [
+        "pending",
+        "running",
+        "cancelling",
+        "completed",
+        "failed",
+        "cancelled",
+        "crashed",
+    ]
     assert [s.value for s in CandidateStage] == [
         "pending",
         "deploying",
@@ -42,7 +50,15 @@ def test_enum_values_are_the_documented_strings() -> None:
         "failed",
         "cancelled",
     ]
-    assert [s.value for s in TaskStatus] == ["pending", "running", "completed", "failed", "cancelled", "skipped"]
+    assert [s.value for s in TaskStatus] == [
+        "pending",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+        "skipped",
+        "crashed",
+    ]
     assert [k.value for k in JobKind] == ["flywheel", "curation"]
     assert JobStatus("running") is JobStatus.RUNNING
     assert JobStatus.RUNNING == "running"  # type: ignore[comparison-overlap]
@@ -116,7 +132,7 @@ def test_error_names_entity_old_and_new() -> None:
     assert "job 3f2a" in str(err) and "completed" in str(err) and "running" in str(err)
     assert "terminal" in str(err)
 
-    with pytest.raises(IllegalTransitionError, match=r"may go to cancelled, failed"):
+    with pytest.raises(IllegalTransitionError, match=r"may go to cancelled, crashed, failed"):
         check_transition("job 3f2a", JobStatus.CANCELLING, JobStatus.COMPLETED)
 
 

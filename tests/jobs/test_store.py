@@ -26,9 +26,12 @@ from dataflywheel.jobs import (
     JobRunningError,
     JobStatus,
     JobStore,
+    StageLeaseHeldError,
+    StaleAttemptError,
     TaskStatus,
     open_job_store,
 )
+from dataflywheel.jobs.records import StageLease
 from dataflywheel.settings import Settings
 
 
@@ -496,9 +499,11 @@ def test_stages_count_attempts_and_keep_outputs(store: JobStore) -> None:
 
     retry = store.start_stage(job.id, "datasets", "worker-2")
     assert (retry.attempts, retry.owner, retry.error, retry.finished_at) == (2, "worker-2", None, None)
-    # a worker died mid-stage: the next one starts it again
-    third = store.start_stage(job.id, "datasets", "worker-3")
-    assert third.attempts == 3
+    # a worker died mid-stage: once its lease is stale, the next one starts it again
+    with pytest.raises(StageLeaseHeldError, match="not started twice"):
+        store.start_stage(job.id, "datasets", "worker-3")
+    third = store.start_stage(job.id, "datasets", "worker-3", stale_after_s=0)
+    assert third.attempts == 3 and third.heartbeat_at is not None
     done = store.finish_stage(job.id, "datasets", TaskStatus.COMPLETED, output={"eval": 100, "train": 800})
     assert done.output == {"eval": 100, "train": 800} and done.finished_at is not None
     assert store.get_stage(job.id, "datasets") == done
@@ -519,6 +524,65 @@ def test_stages_count_attempts_and_keep_outputs(store: JobStore) -> None:
     store.set_job_status(job.id, JobStatus.FAILED)
     with pytest.raises(JobFinishedError):
         store.start_stage(job.id, "late", "worker-3")
+
+
+def test_a_stage_running_under_a_live_lease_is_not_started_twice(store: JobStore) -> None:
+    # Before leases, start_stage let a running stage start again: two Celery workers could train into one run.
+    job = store.create_job("w", "c", {})
+    first = store.start_stage(job.id, "customize:m", "worker-1", attempt=1)
+    assert first.lease() == StageLease(job.id, "customize:m", 1, "worker-1")
+    with pytest.raises(StageLeaseHeldError):  # a redelivery while worker-1 heartbeats
+        store.start_stage(job.id, "customize:m", "worker-2", attempt=2)
+    assert store.heartbeat_stage(first.lease())
+    with pytest.raises(StaleAttemptError, match="attempt 1 already ran"):  # a duplicate of attempt 1
+        store.start_stage(job.id, "customize:m", "worker-2", attempt=1, stale_after_s=0)
+    stage = store.get_stage(job.id, "customize:m")
+    assert stage is not None and (stage.attempts, stage.owner) == (1, "worker-1")  # nothing written
+
+
+def test_a_stale_attempt_writes_nothing_once_its_stage_was_taken_over(store: JobStore) -> None:
+    job = store.create_job("w", "c", {})
+    run = store.add_candidate_run(job.id, "m")
+    old = store.start_stage(job.id, "base-eval:m", "worker-1").lease()
+    assert store.reclaim_stage(job.id, "base-eval:m", stale_after_s=60, max_attempts=3) is None  # alive
+    pending = store.reclaim_stage(job.id, "base-eval:m", stale_after_s=0, max_attempts=3)
+    assert pending is not None and pending.status == TaskStatus.PENDING
+    new = store.start_stage(job.id, "base-eval:m", "worker-2", attempt=2).lease()
+    assert not store.heartbeat_stage(old)  # the old owner learns it lost the lease
+    with pytest.raises(StaleAttemptError, match="lost its lease"):
+        store.finish_stage(job.id, "base-eval:m", TaskStatus.COMPLETED, output={"by": "worker-1"}, fence=old)
+    with pytest.raises(StaleAttemptError):
+        store.upsert_evaluation(run.id, "base-eval", fence=old, status=TaskStatus.COMPLETED, scores={"x": 1.0})
+    with pytest.raises(StaleAttemptError):
+        store.set_datasets(job.id, [("eval", 1, None, None)], fence=old)
+    assert store.job_detail(job.id).candidates[0].evaluations == () and store.job_detail(job.id).datasets == ()
+    done = store.finish_stage(job.id, "base-eval:m", TaskStatus.COMPLETED, output={"by": "worker-2"}, fence=new)
+    assert done.output == {"by": "worker-2"} and done.attempts == 2
+
+
+def test_a_stage_whose_owners_keep_dying_ends_crashed_with_the_reason(store: JobStore) -> None:
+    job = store.create_job("w", "c", {})
+    store.start_stage(job.id, "customize:m", "worker-1")
+    assert store.reclaim_stage(job.id, "customize:m", stale_after_s=0, max_attempts=2) is not None
+    store.start_stage(job.id, "customize:m", "worker-2")
+    crashed = store.reclaim_stage(job.id, "customize:m", stale_after_s=0, max_attempts=2)
+    assert crashed is not None and crashed.status == TaskStatus.CRASHED
+    assert crashed.error and "died on all 2 attempt(s)" in crashed.error and "worker-2" in crashed.error
+    with pytest.raises(IllegalTransitionError):  # a late redelivery cannot revive it
+        store.start_stage(job.id, "customize:m", "worker-3", stale_after_s=0)
+    # the cap holds at start too (a Celery redelivery that no driver saw): attempts used up -> crashed
+    store.start_stage(job.id, "judge", "worker-1")
+    again = store.start_stage(job.id, "judge", "worker-2", stale_after_s=0, max_attempts=1)
+    assert again.status == TaskStatus.CRASHED and again.attempts == 1
+    store.set_job_status(job.id, JobStatus.RUNNING)
+    assert store.set_job_status(job.id, JobStatus.CRASHED, error=crashed.error).status.terminal
+
+
+def test_cancelling_takes_a_dead_owners_stage_to_cancelled(store: JobStore) -> None:
+    job = store.create_job("w", "c", {})
+    store.start_stage(job.id, "base-eval:m", "worker-1")
+    taken = store.reclaim_stage(job.id, "base-eval:m", stale_after_s=0, max_attempts=2, cancelled=True)
+    assert taken is not None and taken.status == TaskStatus.CANCELLED and "had died" in (taken.error or "")
 
 
 # Events ---------------------------------------------------------------------------------------------

@@ -187,7 +187,9 @@ def test_a_job_whose_process_is_killed_is_resumed_by_the_next_one(home: Path, tm
         events = [e.message for e in service.store.list_events(job_id, limit=1000)]
     assert done.status == JobStatus.COMPLETED, done.error
     assert stages["datasets"].attempts == 1 and stages["deploy:tiny-random-llama"].attempts == 1
-    assert stages["customize:tiny-random-llama"].attempts == 2
+    # The LoRA run's child process outlives the killed `flywheel run` and, its lease alive, is waited for
+    # (attempt 1); had it died too, its stale lease would have been taken over (attempt 2, from the checkpoint).
+    assert stages["customize:tiny-random-llama"].attempts in (1, 2)
     assert {e.eval_type for e in run.evaluations} == {"base-eval", "icl-eval", "customized-eval"}
     assert run.customization is not None and run.customization.metrics["epochs"][-1]["epoch"] == 3
     assert any("resumed by" in m for m in events)

@@ -61,7 +61,8 @@ def create_api(
     """The API app over ``service`` (default: a :class:`FlywheelService` of ``settings``, made at start-up).
 
     The app's lifespan owns the service: it makes it (unless given), resumes unfinished jobs that no live
-    process drives (``recover``), and closes it at shutdown, the given one too. With ``start_jobs`` False,
+    process drives (``recover``: at start-up, then every heartbeat while jobs are started here), and closes it
+    at shutdown, the given one too. With ``start_jobs`` False,
     created jobs are stored but not driven (they stay pending): a seam for tests, and for an API process
     that leaves the work to another one (which picks them up with ``recover``).
 
@@ -78,6 +79,8 @@ def create_api(
                 resumed = await asyncio.to_thread(svc.recover)
                 if resumed:
                     logger.info("resumed %d unfinished job(s): %s", len(resumed), ", ".join(resumed))
+                if start_jobs:  # and every heartbeat from now on: an owner may die at any time
+                    svc.start_recovery()
             yield
         finally:
             state.service = None

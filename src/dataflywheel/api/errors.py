@@ -45,7 +45,14 @@ from dataflywheel.evaluation.judge import JudgeError
 from dataflywheel.evaluation.runner import EvalCancelled, EvalError
 from dataflywheel.export import ExportError
 from dataflywheel.feedback.pipeline import CurationCancelled
-from dataflywheel.jobs.errors import IllegalTransitionError, JobFinishedError, JobNotFoundError, JobRunningError
+from dataflywheel.jobs.errors import (
+    IllegalTransitionError,
+    JobFinishedError,
+    JobNotFoundError,
+    JobRunningError,
+    StageLeaseHeldError,
+    StaleAttemptError,
+)
 from dataflywheel.models.client import EndpointError
 from dataflywheel.models.deployments import DeploymentError
 from dataflywheel.models.engine import GenerationInputError, UnknownAdapterError
@@ -54,6 +61,7 @@ from dataflywheel.serving.service import InvalidRequestError, ModelNotFoundError
 from dataflywheel.training.adapters import AdapterNotFoundError
 from dataflywheel.training.examples import TrainingDataError
 from dataflywheel.training.trainer import TrainingCancelled, TrainingError
+from dataflywheel.workflow.driver import DriverDisplaced
 from dataflywheel.workflow.stages import StageCancelled, StageSkipped
 
 logger = logging.getLogger(__name__)
@@ -101,7 +109,10 @@ STATUS: Final[dict[type[FlywheelError], int]] = {
     JobFinishedError: 409,
     JobRunningError: 409,
     IllegalTransitionError: 409,
+    StageLeaseHeldError: 409,
+    StaleAttemptError: 409,
     StageCancelled: 409,
+    DriverDisplaced: 409,
     StageSkipped: 409,
     EvalCancelled: 409,
     TrainingCancelled: 409,

@@ -20,7 +20,9 @@ def serve_api(
     ),
     log_level: str = typer.Option("info", "--log-level", help=f"Server log level: {', '.join(LOG_LEVELS)}."),
     recover: bool = typer.Option(
-        True, "--recover/--no-recover", help="Resume unfinished jobs whose process died (at start-up)."
+        True,
+        "--recover/--no-recover",
+        help="Resume unfinished jobs whose process died (at start, then every heartbeat).",
     ),
 ) -> None:
     """Serve the flywheel API: create and follow jobs, load logs. Jobs run inside this process (executor

@@ -283,7 +283,7 @@ def worker(
             from dataflywheel.workflow.celery_app import make_celery
         except ImportError as exc:
             raise ConfigError("flywheel worker needs celery: pip install 'data-flywheel[celery]'") from exc
-        app = make_celery(settings.executor.broker_url)
+        app = make_celery(settings.executor.broker_url, settings.executor.visibility_timeout_s)
         console.print(f"worker on {settings.executor.broker_url} queues {queues}", highlight=False)
         app.worker_main(
             [

@@ -12,7 +12,14 @@ managed by Alembic migrations that run when the store opens::
 
 from __future__ import annotations
 
-from dataflywheel.jobs.errors import IllegalTransitionError, JobFinishedError, JobNotFoundError, JobRunningError
+from dataflywheel.jobs.errors import (
+    IllegalTransitionError,
+    JobFinishedError,
+    JobNotFoundError,
+    JobRunningError,
+    StageLeaseHeldError,
+    StaleAttemptError,
+)
 from dataflywheel.jobs.records import (
     CandidateRunDetail,
     CandidateRunRecord,
@@ -71,7 +78,9 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "JudgeRecord",
+    "StageLeaseHeldError",
     "StageRecord",
+    "StaleAttemptError",
     "TaskStatus",
     "WorkloadSummary",
     "allowed_next",

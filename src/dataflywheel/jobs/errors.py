@@ -34,3 +34,14 @@ class IllegalTransitionError(FlywheelError):
         self.new = new
         choices = ", ".join(sorted(allowed)) if allowed else "nothing (it is terminal)"
         super().__init__(f"{entity}: illegal transition from {old!s} to {new!s}; from {old!s} it may go to {choices}")
+
+
+class StageLeaseHeldError(FlywheelError):
+    """A stage was to start while another attempt runs it under a live lease (its owner heartbeats): a
+    duplicate delivery (a Celery redelivery, a re-sent task) must not run a stage twice at once."""
+
+
+class StaleAttemptError(FlywheelError):
+    """A stage attempt wrote after its lease was taken over (its heartbeat went stale and the stage was
+    re-queued or crashed), or a delivery names an attempt that already ran. Nothing was written: the fence
+    check is in the same transaction as the write."""

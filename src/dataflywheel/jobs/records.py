@@ -147,6 +147,27 @@ class StageRecord:
     started_at: datetime | None
     finished_at: datetime | None
     owner: str | None
+    heartbeat_at: datetime | None = None
+    """When the running attempt's owner last said it is alive (its lease)."""
+
+    def lease(self) -> StageLease:
+        """The lease of this record's attempt (for fenced writes and heartbeats)."""
+        return StageLease(self.job_id, self.key, self.attempts, self.owner)
+
+
+@dataclass(frozen=True, slots=True)
+class StageLease:
+    """Who runs which attempt of a stage: the fencing token of its writes.
+
+    A write that carries a lease (``fence=``) succeeds only while the stage is still running that attempt;
+    once the attempt's owner went silent and the stage was taken over, the write raises
+    :class:`~dataflywheel.jobs.errors.StaleAttemptError` and changes nothing.
+    """
+
+    job_id: str
+    key: str
+    attempt: int
+    owner: str | None
 
 
 @dataclass(frozen=True, slots=True)

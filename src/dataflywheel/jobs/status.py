@@ -43,6 +43,11 @@ class JobStatus(StrEnum):
     """A stage failed; ``error`` holds the first error."""
     CANCELLED = "cancelled"
     """Stopped on request."""
+    CRASHED = "crashed"
+    """The infrastructure died under it, not the work: a stage whose owner (process, worker) died more often
+    than ``executor.stage_attempts`` allows. ``error`` says which stage and which owner. Distinct from
+    *failed* (the work itself raised), as Prefect separates them: a crashed job may well succeed when run
+    again."""
 
     @property
     def terminal(self) -> bool:
@@ -81,6 +86,9 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     """Not needed (e.g. customization of a model that is not customizable, a disabled judge)."""
+    CRASHED = "crashed"
+    """Its owner died (no heartbeat for ``executor.stale_after_s``) on every attempt that
+    ``executor.stage_attempts`` allows: an infrastructure death, not an error of the work (that is *failed*)."""
 
     @property
     def terminal(self) -> bool:
@@ -100,23 +108,31 @@ class EventKind(StrEnum):
     LOG = "log"
 
 
-JOB_TERMINAL: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+JOB_TERMINAL: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CRASHED})
 JOB_UNFINISHED: Final = frozenset(set(JobStatus) - JOB_TERMINAL)
 CANDIDATE_TERMINAL: Final = frozenset({CandidateStage.COMPLETED, CandidateStage.FAILED, CandidateStage.CANCELLED})
-TASK_TERMINAL: Final = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED})
+TASK_TERMINAL: Final = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED, TaskStatus.CRASHED}
+)
 
 JOB_TRANSITIONS: Final[Mapping[JobStatus, frozenset[JobStatus]]] = {
     # A pending job can be cancelled outright when no worker holds it, or fail before it starts
     # (e.g. its configuration is refused).
-    JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.PENDING: frozenset(
+        {JobStatus.RUNNING, JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.CRASHED}
+    ),
     # running -> pending: the worker died; recovery re-queues the job so that it resumes.
-    JobStatus.RUNNING: frozenset({JobStatus.PENDING, JobStatus.CANCELLING, JobStatus.COMPLETED, JobStatus.FAILED}),
-    # Once cancellation is requested the job ends cancelled, or failed when stopping itself fails;
+    # running -> crashed: a stage's owners died more often than its attempts allow.
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.PENDING, JobStatus.CANCELLING, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CRASHED}
+    ),
+    # Once cancellation is requested the job ends cancelled, or failed (crashed) when stopping itself fails;
     # work that finished meanwhile does not make it completed.
-    JobStatus.CANCELLING: frozenset({JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.CANCELLING: frozenset({JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.CRASHED}),
     JobStatus.COMPLETED: frozenset(),
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELLED: frozenset(),
+    JobStatus.CRASHED: frozenset(),
 }
 
 _CANDIDATE_ACTIVE = frozenset(
@@ -145,17 +161,15 @@ CANDIDATE_TRANSITIONS: Final[Mapping[CandidateStage, frozenset[CandidateStage]]]
 
 TASK_TRANSITIONS: Final[Mapping[TaskStatus, frozenset[TaskStatus]]] = {
     # pending -> completed: a result that needed no work (e.g. reused from a finished stage).
-    TaskStatus.PENDING: frozenset(
-        {TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED}
-    ),
-    # running -> pending: re-queued after its worker died; running -> skipped: it found nothing to do.
-    TaskStatus.RUNNING: frozenset(
-        {TaskStatus.PENDING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED}
-    ),
+    TaskStatus.PENDING: TASK_TERMINAL | {TaskStatus.RUNNING},
+    # running -> pending: re-queued after its worker died; running -> skipped: it found nothing to do;
+    # running -> crashed: its owner died and no attempt is left.
+    TaskStatus.RUNNING: TASK_TERMINAL | {TaskStatus.PENDING},
     TaskStatus.COMPLETED: frozenset(),
     TaskStatus.FAILED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
     TaskStatus.SKIPPED: frozenset(),
+    TaskStatus.CRASHED: frozenset(),
 }
 
 _S = TypeVar("_S", JobStatus, CandidateStage, TaskStatus)

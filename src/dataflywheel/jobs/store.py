@@ -16,8 +16,10 @@ concurrent writers wait for each other instead of failing.
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
@@ -44,7 +46,14 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from dataflywheel.errors import DependencyMissingError, FlywheelError, StoreError
-from dataflywheel.jobs.errors import IllegalTransitionError, JobFinishedError, JobNotFoundError, JobRunningError
+from dataflywheel.jobs.errors import (
+    IllegalTransitionError,
+    JobFinishedError,
+    JobNotFoundError,
+    JobRunningError,
+    StageLeaseHeldError,
+    StaleAttemptError,
+)
 from dataflywheel.jobs.records import (
     CandidateRunDetail,
     CandidateRunRecord,
@@ -55,6 +64,7 @@ from dataflywheel.jobs.records import (
     JobDetail,
     JobRecord,
     JudgeRecord,
+    StageLease,
     StageRecord,
     WorkloadSummary,
 )
@@ -85,6 +95,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
     from dataflywheel.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 DEFAULT_STALE_AFTER_S: Final = 60.0
@@ -210,6 +222,7 @@ class JobStore:
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         parsed = _parse_url(url)
+        self._dsn = url
         self.url: str = parsed.render_as_string(hide_password=True)
         """The URL, password masked."""
         self.dialect: str = parsed.get_backend_name()
@@ -288,6 +301,12 @@ class JobStore:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    @property
+    def dsn(self) -> str | None:
+        """The URL with its password, to open this same store in a child process (never log it); None for an
+        in-memory SQLite store, which no other process can open."""
+        return None if self.url in ("sqlite://", "sqlite:///:memory:") else self._dsn
 
     @property
     def engine(self) -> Engine:
@@ -500,28 +519,36 @@ class JobStore:
                 )
             return _run_record(run)
 
-    def update_candidate_run(self, run_id: int, **fields: Any) -> CandidateRunRecord:
-        """Set some of ``deployment`` (JSON: base_url...), ``started_at``, ``finished_at``, ``runtime_s``."""
+    def update_candidate_run(
+        self, run_id: int, *, fence: StageLease | None = None, **fields: Any
+    ) -> CandidateRunRecord:
+        """Set some of ``deployment`` (JSON: base_url...), ``started_at``, ``finished_at``, ``runtime_s``.
+        With ``fence``, only while that stage attempt still holds its lease (:class:`StaleAttemptError`)."""
         _check_fields("update_candidate_run", fields, _RUN_FIELDS)
         fields = _clean_values(fields)
         with self._tx("update candidate run", write=True) as s:
             run = _lock_run(s, run_id)
+            _check_fence(s, fence)
             for name, value in fields.items():
                 setattr(run, name, value)
             return _run_record(run)
 
-    def upsert_evaluation(self, run_id: int, eval_type: str, **fields: Any) -> EvaluationRecord:
+    def upsert_evaluation(
+        self, run_id: int, eval_type: str, *, fence: StageLease | None = None, **fields: Any
+    ) -> EvaluationRecord:
         """Create or update the ``eval_type`` evaluation of a candidate run.
 
         Fields: ``status`` (transition-checked; running sets ``started_at``, a terminal status sets
         ``finished_at`` and ``runtime_s``), ``progress`` (0-100), ``done``, ``total``, ``eta_s``,
         ``scores``, ``artifact_path``, ``error`` (the first is kept), ``started_at``, ``finished_at``,
-        ``runtime_s`` (explicit values win over the derived ones).
+        ``runtime_s`` (explicit values win over the derived ones). With ``fence`` (the writing stage attempt's
+        lease) nothing is written once that attempt was taken over: :class:`StaleAttemptError`.
         """
         _check_fields("upsert_evaluation", fields, _EVAL_FIELDS)
         fields = _clean_values(fields)
         with self._tx("upsert evaluation", write=True) as s:
             run = _lock_run(s, run_id)
+            _check_fence(s, fence)
             ev = s.scalar(
                 select(Evaluation).where(Evaluation.candidate_run_id == run_id, Evaluation.eval_type == eval_type)
             )
@@ -539,17 +566,20 @@ class JobStore:
             s.flush()
             return _eval_record(ev)
 
-    def upsert_customization(self, run_id: int, **fields: Any) -> CustomizationRecord:
+    def upsert_customization(
+        self, run_id: int, *, fence: StageLease | None = None, **fields: Any
+    ) -> CustomizationRecord:
         """Create or update the customization of a candidate run (same rules as :meth:`upsert_evaluation`).
 
         Fields: ``status``, ``progress``, ``epochs_completed``, ``total_epochs``, ``steps_completed``,
         ``total_steps``, ``loss``, ``tokens_per_s``, ``eta_s``, ``adapter_name``, ``adapter_path``,
-        ``metrics``, ``error``, ``started_at``, ``finished_at``, ``runtime_s``.
+        ``metrics``, ``error``, ``started_at``, ``finished_at``, ``runtime_s``; ``fence`` as there.
         """
         _check_fields("upsert_customization", fields, _CUSTOM_FIELDS)
         fields = _clean_values(fields)
         with self._tx("upsert customization", write=True) as s:
             run = _lock_run(s, run_id)
+            _check_fence(s, fence)
             cu = s.scalar(select(Customization).where(Customization.candidate_run_id == run_id))
             if cu is None:
                 cu = Customization(
@@ -582,15 +612,21 @@ class JobStore:
             return _judge_record(judge)
 
     def set_datasets(
-        self, job_id: str, datasets: Iterable[tuple[str, int, str | None, str | None]]
+        self,
+        job_id: str,
+        datasets: Iterable[tuple[str, int, str | None, str | None]],
+        *,
+        fence: StageLease | None = None,
     ) -> list[DatasetRecord]:
-        """Replace the job's datasets with ``(name, num_records, path, build_id)`` tuples."""
+        """Replace the job's datasets with ``(name, num_records, path, build_id)`` tuples (``fence``: only while
+        that stage attempt holds its lease)."""
         rows = list(datasets)
         names = [r[0] for r in rows]
         if len(set(names)) != len(names):
             raise ValueError(f"dataset names must be unique, got {names}")
         with self._tx("set datasets", write=True) as s:
             _lock_job(s, job_id)
+            _check_fence(s, fence)
             s.execute(delete(Dataset).where(Dataset.job_id == job_id))
             added = [
                 Dataset(job_id=job_id, name=name, num_records=num, path=path, build_id=build_id)
@@ -614,14 +650,28 @@ class JobStore:
                 _stage_record(st) for st in s.scalars(select(Stage).where(Stage.job_id == job_id).order_by(Stage.id))
             ]
 
-    def start_stage(self, job_id: str, key: str, owner: str | None = None) -> StageRecord:
-        """Mark the stage running for ``owner``, counting one more attempt, and clear the previous
-        attempt's output and error (they stay in the events).
+    def start_stage(
+        self,
+        job_id: str,
+        key: str,
+        owner: str | None = None,
+        *,
+        attempt: int | None = None,
+        stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        max_attempts: int | None = None,
+    ) -> StageRecord:
+        """Start an attempt of the stage for ``owner``: mark it running, count one more attempt (the new
+        lease's fencing token), take the lease (``heartbeat_at`` now) and clear the previous attempt's
+        output and error (they stay in the events). Returns the record: running with the new lease, or
+        *crashed* when ``max_attempts`` were used up by owners that died (the caller then runs nothing).
 
-        Unlike the task transition table, a running, failed or cancelled stage may start again: running
-        means its worker died, failed or cancelled is a retry. A completed or skipped stage raises
+        Refused, writing nothing: a stage running under a live lease (its owner heartbeat within
+        ``stale_after_s``) raises :class:`StageLeaseHeldError`, so a stage never runs twice at once; a
+        delivery of an ``attempt`` that already ran (``attempts >= attempt``: a duplicate message) raises
+        :class:`StaleAttemptError`. A completed, skipped or crashed stage raises
         :class:`IllegalTransitionError` (its output is what resuming relies on); a finished job raises
-        :class:`JobFinishedError`.
+        :class:`JobFinishedError`. A running stage whose lease is stale (its worker died), or a failed or
+        cancelled one (a retry), may start again.
         """
         with self._tx("start stage", write=True) as s:
             job = _lock_job(s, job_id)
@@ -631,7 +681,7 @@ class JobStore:
             if stage is None:
                 stage = Stage(job_id=job_id, key=key, status=TaskStatus.PENDING, attempts=0)
                 s.add(stage)
-            elif stage.status in (TaskStatus.COMPLETED, TaskStatus.SKIPPED):
+            elif stage.status in (TaskStatus.COMPLETED, TaskStatus.SKIPPED, TaskStatus.CRASHED):
                 raise IllegalTransitionError(
                     f"stage {key} of job {job_id}",
                     stage.status.value,
@@ -639,10 +689,28 @@ class JobStore:
                     frozenset(),
                 )
             now = utcnow()
+            if attempt is not None and stage.attempts >= attempt:
+                raise StaleAttemptError(
+                    f"stage {key} of job {job_id}: attempt {attempt} already ran (attempts: {stage.attempts})"
+                )
+            if stage.status is TaskStatus.RUNNING and _lease_live(stage, now, stale_after_s):
+                raise StageLeaseHeldError(
+                    f"stage {key} of job {job_id} runs as attempt {stage.attempts} of {stage.owner}, "
+                    f"alive {(now - _last_beat(stage)).total_seconds():.1f} s ago: not started twice"
+                )
+            if (
+                max_attempts is not None
+                and stage.attempts >= max_attempts
+                and stage.status in (TaskStatus.RUNNING, TaskStatus.PENDING)
+            ):
+                _crash_stage(s, stage, now, max_attempts)
+                s.flush()
+                return _stage_record(stage)
             stage.status = TaskStatus.RUNNING
             stage.attempts += 1
             stage.owner = owner
             stage.started_at = now
+            stage.heartbeat_at = now
             stage.finished_at = None
             stage.output = None
             stage.error = None
@@ -658,6 +726,76 @@ class JobStore:
             s.flush()
             return _stage_record(stage)
 
+    def heartbeat_stage(self, lease: StageLease) -> bool:
+        """Renew a running attempt's lease; False when it is no longer that attempt's (taken over or ended):
+        the attempt should then stop, and its writes would be refused anyway."""
+        stmt = (
+            update(Stage)
+            .where(
+                Stage.job_id == lease.job_id,
+                Stage.key == lease.key,
+                Stage.attempts == lease.attempt,
+                Stage.status == TaskStatus.RUNNING,
+            )
+            .values(heartbeat_at=utcnow())
+        )
+        return self._update_one("heartbeat stage", stmt)
+
+    def reclaim_stage(
+        self,
+        job_id: str,
+        key: str,
+        *,
+        stale_after_s: float,
+        max_attempts: int,
+        attempt: int | None = None,
+        owner_dead: bool = False,
+        cancelled: bool = False,
+    ) -> StageRecord | None:
+        """Take a running stage away from its dead owner; None (nothing written) unless it runs under a lease
+        older than ``stale_after_s`` (or ``owner_dead``: the caller saw the owner exit), as ``attempt`` when
+        given.
+
+        The stage goes back to pending for another attempt, to *crashed* with the reason when its
+        ``max_attempts`` are used up, or to cancelled when the job is being ``cancelled``. Its old owner, if
+        it still lives, loses the lease: its heartbeats and fenced writes fail from now on.
+        """
+        with self._tx("reclaim stage", write=True) as s:
+            _lock_job(s, job_id)
+            stage = s.scalar(select(Stage).where(Stage.job_id == job_id, Stage.key == key))
+            now = utcnow()
+            if stage is None or stage.status is not TaskStatus.RUNNING:
+                return None
+            if attempt is not None and stage.attempts != attempt:
+                return None
+            if not owner_dead and _lease_live(stage, now, stale_after_s):
+                return None
+            silent = (now - _last_beat(stage)).total_seconds()
+            if cancelled:
+                new, error = TaskStatus.CANCELLED, f"job cancelled; its owner {stage.owner} had died"
+            elif stage.attempts >= max_attempts:
+                _crash_stage(s, stage, now, max_attempts)
+                s.flush()
+                return _stage_record(stage)
+            else:
+                new, error = TaskStatus.PENDING, None
+            stage.status = new
+            if new.terminal:
+                stage.finished_at = now
+                stage.error = error
+            why = "exited" if owner_dead else f"silent for {silent:.1f} s"
+            _add_event(
+                s,
+                job_id,
+                EventKind.STAGE,
+                f"stage {key}: attempt {stage.attempts} of {stage.owner} taken over (owner {why}): -> {new.value}",
+                stage=key,
+                data={"from": TaskStatus.RUNNING.value, "to": new.value, "attempt": stage.attempts, "error": error},
+                ts=now,
+            )
+            s.flush()
+            return _stage_record(stage)
+
     def finish_stage(
         self,
         job_id: str,
@@ -665,11 +803,15 @@ class JobStore:
         status: TaskStatus,
         output: dict[str, Any] | None = None,
         error: str | None = None,
+        *,
+        fence: StageLease | None = None,
     ) -> StageRecord:
-        """Record the end of a stage: ``status`` is completed, failed, cancelled or skipped.
+        """Record the end of a stage: ``status`` is completed, failed, cancelled, skipped or crashed.
 
         A stage that never started may be finished directly (e.g. skipped). Finishing again with the same
         status is a no-op; any other change of a finished stage raises :class:`IllegalTransitionError`.
+        With ``fence`` (the attempt's lease), the stage must still be running that attempt, checked in this
+        same transaction: a stale attempt raises :class:`StaleAttemptError` and writes nothing.
         """
         new = TaskStatus(status)
         if new not in TASK_TERMINAL:
@@ -677,6 +819,8 @@ class JobStore:
         with self._tx("finish stage", write=True) as s:
             _lock_job(s, job_id)
             stage = s.scalar(select(Stage).where(Stage.job_id == job_id, Stage.key == key))
+            if fence is not None:
+                _check_fence(s, fence, stage)
             if stage is None:
                 stage = Stage(job_id=job_id, key=key, status=TaskStatus.PENDING, attempts=0)
                 s.add(stage)
@@ -811,6 +955,60 @@ class JobStore:
             ]
 
 
+# A connection the database dropped (a restart, a failover, pg_terminate_backend) fails the transaction that
+# was using it; the pool reconnects on the next checkout. These methods are run once more then: each is one
+# transaction that either committed or did not, and running it again is harmless (reads, conditional updates,
+# transition-checked changes that are no-ops when repeated, fenced writes that refuse a second try). Creating
+# a job and appending an event are left out: a retry after a commit whose answer was lost would double them.
+_RETRIED_ON_DISCONNECT: Final = (
+    "get_job",
+    "job_detail",
+    "list_jobs",
+    "set_job_status",
+    "update_job",
+    "request_cancel",
+    "is_cancel_requested",
+    "add_candidate_run",
+    "set_candidate_stage",
+    "update_candidate_run",
+    "upsert_evaluation",
+    "upsert_customization",
+    "upsert_judge",
+    "set_datasets",
+    "get_stage",
+    "list_stages",
+    "start_stage",
+    "heartbeat_stage",
+    "reclaim_stage",
+    "finish_stage",
+    "list_events",
+    "unfinished_jobs",
+    "claim_job",
+    "heartbeat",
+    "release_job",
+    "workloads",
+)
+
+
+def _retry_on_disconnect(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: JobStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
+                raise
+            logger.warning("job store at %s: connection lost in %s, trying once more", self.url, method.__name__)
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+for _name in _RETRIED_ON_DISCONNECT:
+    setattr(JobStore, _name, _retry_on_disconnect(getattr(JobStore, _name)))
+
+
 # Helpers (inside a transaction) --------------------------------------------------------------------
 def _reason(exc: DBAPIError) -> str:
     return str(exc.orig).strip() if exc.orig is not None else str(exc)
@@ -827,6 +1025,51 @@ def _lock_job(s: Session, job_id: str) -> Job:
     if job is None:
         raise _job_not_found(job_id)
     return job
+
+
+def _last_beat(stage: Stage) -> datetime:
+    """When the stage's owner was last heard of (a row from before leases has only ``started_at``)."""
+    return stage.heartbeat_at or stage.started_at or utcnow()
+
+
+def _lease_live(stage: Stage, now: datetime, stale_after_s: float) -> bool:
+    return now - _last_beat(stage) < timedelta(seconds=stale_after_s)
+
+
+def _crash_stage(s: Session, stage: Stage, now: datetime, max_attempts: int) -> None:
+    """End a stage whose owners died on every attempt allowed: *crashed*, with who died, never stuck."""
+    error = (
+        f"stage {stage.key}: its owner died on all {stage.attempts} attempt(s) (last owner {stage.owner}); "
+        f"executor.stage_attempts is {max_attempts}"
+    )
+    old = stage.status
+    stage.status = TaskStatus.CRASHED
+    stage.finished_at = now
+    stage.error = error
+    _add_event(
+        s,
+        stage.job_id,
+        EventKind.STAGE,
+        _change_message(f"stage {stage.key}", old, TaskStatus.CRASHED, error),
+        stage=stage.key,
+        data={"from": old.value, "to": TaskStatus.CRASHED.value, "error": error},
+        ts=now,
+    )
+
+
+def _check_fence(s: Session, fence: StageLease | None, stage: Stage | None = None) -> None:
+    """Refuse a write of a stage attempt that no longer holds its lease. The stage row is read locked (FOR
+    UPDATE on PostgreSQL; SQLite serializes writers), so a takeover cannot slip between check and write."""
+    if fence is None:
+        return
+    if stage is None:
+        stage = s.scalar(select(Stage).where(Stage.job_id == fence.job_id, Stage.key == fence.key).with_for_update())
+    if stage is None or stage.status is not TaskStatus.RUNNING or stage.attempts != fence.attempt:
+        now = "absent" if stage is None else f"{stage.status.value}, attempt {stage.attempts} of {stage.owner}"
+        raise StaleAttemptError(
+            f"stage {fence.key} of job {fence.job_id}: attempt {fence.attempt} of {fence.owner} lost its lease "
+            f"(the stage is {now}); its write was refused"
+        )
 
 
 def _lock_run(s: Session, run_id: int) -> CandidateRun:

@@ -262,6 +262,10 @@ class Stage(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """The running attempt's lease: refreshed by its owner every ``executor.heartbeat_s``; older than
+    ``executor.stale_after_s``, the owner counts as dead and the stage may be taken over. ``attempts`` is
+    the lease's fencing token."""
 
 
 class JobEvent(Base):

@@ -2,9 +2,12 @@
 is free, skip what can no longer run, honour cancellation, and settle the job's final status.
 
 The driver keeps no state of its own beyond what is in flight: everything it decides from is in the job
-store (stage statuses and outputs), so a driver started after a crash picks the job up where it stopped:
-finished stages are not run again; a stage left ``running`` by a dead process is re-queued (up to
-``executor.stage_attempts`` runs) with the embedded executor, and left to Celery's redelivery with Celery.
+store (stage statuses, outputs and leases), so a driver started after a crash picks the job up where it
+stopped: finished stages are not run again. A stage ``running`` under a live lease is waited for, wherever
+it runs; one whose owner went silent for ``executor.stale_after_s`` (a killed process, a killed Celery
+worker) is taken over and run again, up to ``executor.stage_attempts`` attempts, after which it ends
+*crashed* and so does the job if it cannot do without it: never stuck. The same holds while the job is
+being cancelled: a dead owner's stage is then marked cancelled, so the cancellation completes.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from dataflywheel.errors import FlywheelError
+from dataflywheel.errors import FlywheelError, StoreError
 from dataflywheel.jobs import JobStore
 from dataflywheel.jobs.records import StageRecord
 from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskStatus
+from dataflywheel.jobs.tables import utcnow
 from dataflywheel.models.registry import resolve_model
 from dataflywheel.settings import Settings
-from dataflywheel.workflow.executors import Executor, ResourcePool
+from dataflywheel.workflow.executors import AttemptHandle, Executor, NoHandle, ResourcePool
 from dataflywheel.workflow.job_files import remove_files, training_files
 from dataflywheel.workflow.plan import Resource, StageKind, StageSpec, plan_curation, plan_job, stage_key
 from dataflywheel.workflow.stages import deploy_candidate, deployment_alive, job_settings
@@ -30,7 +35,23 @@ logger = logging.getLogger(__name__)
 __all__ = ["JobDriver", "job_candidates"]
 
 POLL_S = 0.2
-TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED})
+TERMINAL = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED, TaskStatus.CRASHED}
+)
+UNSUCCESSFUL = frozenset({TaskStatus.FAILED, TaskStatus.CRASHED})
+
+
+@dataclass
+class Submission:
+    """An attempt of a stage this driver sent (or adopted from a dead driver) and waits for."""
+
+    attempt: int
+    sent_at: float
+    handle: AttemptHandle
+
+
+class DriverDisplaced(FlywheelError):
+    """Another process took the job over (this one's heartbeat went stale): this driver stops."""
 
 
 def job_candidates(settings: Settings, config: dict[str, object]) -> list[str]:
@@ -50,8 +71,9 @@ class JobDriver:
     owner: str
     job_id: str
     stop_event: threading.Event = field(default_factory=threading.Event)
-    _in_flight: set[str] = field(default_factory=set)
+    _in_flight: dict[str, Submission] = field(default_factory=dict)
     _last_beat: float = 0.0
+    _store_down_since: float | None = None
 
     # ---- the loop --------------------------------------------------------------------------------------
     def run(self) -> JobStatus:
@@ -73,19 +95,47 @@ class JobDriver:
         self._recover_deployments(settings, plan)
         try:
             while not self.stop_event.is_set():
-                self._heartbeat()
-                stages = {s.key: s for s in self.store.list_stages(self.job_id)}
-                self._settle_in_flight(plan, stages)
-                cancelling = self.store.is_cancel_requested(self.job_id)
-                for spec in plan:
-                    self._step(spec, stages, cancelling)
-                finalize = stages.get(plan[-1].key)
-                if finalize is not None and finalize.status in TERMINAL and not self._in_flight:
-                    return self._finish(plan, stages, cancelling)
+                try:
+                    done = self._poll(plan)
+                except DriverDisplaced:
+                    logger.warning(
+                        "job %s was taken over by another process: %s stops driving it", self.job_id, self.owner
+                    )
+                    break
+                except StoreError as exc:
+                    done = None
+                    self._store_trouble(exc)
+                if done is not None:
+                    return done
                 time.sleep(POLL_S)
         finally:
             self._release_all(plan)
         return self.store.get_job(self.job_id).status
+
+    def _poll(self, plan: list[StageSpec]) -> JobStatus | None:
+        """One look at the job: settle, take over or send its stages; its final status once it has ended."""
+        self._heartbeat()
+        stages = {s.key: s for s in self.store.list_stages(self.job_id)}
+        cancelling = self.store.is_cancel_requested(self.job_id)
+        self._watch_in_flight(plan, stages, cancelling)
+        for spec in plan:
+            self._step(spec, stages, cancelling)
+        self._store_down_since = None
+        finalize = stages.get(plan[-1].key)
+        if finalize is not None and finalize.status in TERMINAL and not self._in_flight:
+            return self._finish(plan, stages, cancelling)
+        return None
+
+    def _store_trouble(self, exc: StoreError) -> None:
+        """A job store that fails for a moment (a dropped connection) is waited out; one that stays down for
+        ``stale_after_s`` ends the driving (the job fails with the reason, or the next owner resumes it)."""
+        now = time.monotonic()
+        if self._store_down_since is None:
+            self._store_down_since = now
+        logger.warning("job %s: the job store failed, retrying: %s", self.job_id, exc)
+        if now - self._store_down_since > self.settings.executor.stale_after_s:
+            raise exc
+        time.sleep(min(1.0, self.settings.executor.heartbeat_s))
 
     def _step(self, spec: StageSpec, stages: dict[str, StageRecord], cancelling: bool) -> None:
         stage = stages.get(spec.key)
@@ -94,7 +144,7 @@ class JobDriver:
         if spec.key in self._in_flight:
             return
         if stage is not None and stage.status == TaskStatus.RUNNING:
-            self._orphaned(spec, stage)
+            self._adopt(spec, stage)
             return
         deps = [stages.get(d) for d in spec.deps]
         if any(d is None or d.status not in TERMINAL for d in deps):
@@ -110,26 +160,79 @@ class JobDriver:
             return
         self._submit(spec)
 
-    def _submit(self, spec: StageSpec) -> None:
-        self._in_flight.add(spec.key)
-        self.executor.submit(self.job_id, spec.key, spec.queue)
+    def _submit(self, spec: StageSpec, attempt: int | None = None) -> None:
+        """Send the next attempt of ``spec`` (``attempt``: that one again, a delivery that may be lost)."""
+        if attempt is None:
+            stage = self.store.get_stage(self.job_id, spec.key)
+            attempt = (stage.attempts if stage is not None else 0) + 1
+        handle = self.executor.submit(self.job_id, spec, attempt)
+        self._in_flight[spec.key] = Submission(attempt, time.monotonic(), handle)
 
-    def _orphaned(self, spec: StageSpec, stage: StageRecord) -> None:
-        """A stage ``running`` that this driver did not start: its worker died (embedded), or it is still
-        on a Celery worker (left alone: Celery redelivers a task whose worker died)."""
-        if self.executor.kind == "celery":
-            return
-        if stage.attempts >= self.settings.executor.stage_attempts:
-            self.store.finish_stage(
-                self.job_id,
-                spec.key,
-                TaskStatus.FAILED,
-                error=f"{spec.key}: its worker died {stage.attempts} times (last owner {stage.owner})",
-            )
-            return
-        logger.warning("re-running stage %s of job %s (attempt %d)", spec.key, self.job_id, stage.attempts + 1)
+    def _adopt(self, spec: StageSpec, stage: StageRecord) -> None:
+        """A stage ``running`` that this driver did not send: an attempt of a process that died with the job's
+        previous driver, or one still running on a Celery worker or in an orphaned child process. Waited for
+        like one of ours (its slots taken, whatever the limits); taken over if its lease goes stale."""
         self._acquire(spec, force=True)
-        self._submit(spec)
+        self._in_flight[spec.key] = Submission(stage.attempts, time.monotonic(), NoHandle())
+
+    def _watch_in_flight(self, plan: list[StageSpec], stages: dict[str, StageRecord], cancelling: bool) -> None:
+        """Settle the attempts that ended; take over those whose owner died; send again what was lost."""
+        by_key = {s.key: s for s in plan}
+        ex = self.settings.executor
+        for key, sub in list(self._in_flight.items()):
+            stage = stages.get(key)
+            spec = by_key[key]
+            if stage is not None and stage.status in TERMINAL:
+                self._settle(spec, stage)
+                continue
+            started = stage is not None and stage.attempts >= sub.attempt
+            if stage is not None and started and stage.status == TaskStatus.RUNNING:
+                ended = sub.handle.ended()
+                if ended or self._stale(stage):
+                    self._take_over(spec, stage, owner_dead=ended, cancelling=cancelling)
+            elif stage is not None and started:  # taken over (pending again): the next attempt
+                self._submit(spec)
+            elif sub.handle.ended() and time.monotonic() - sub.sent_at > ex.heartbeat_s:
+                # It ran nothing (the store failed before it started, or it was refused): send it again.
+                self._submit(spec, sub.attempt)
+            elif time.monotonic() - sub.sent_at > ex.stale_after_s and cancelling:
+                # Never started (its worker is gone, its message lost): cancel it here, so the cancel completes.
+                self.store.finish_stage(self.job_id, key, TaskStatus.CANCELLED, error="job cancelled before it started")
+            elif self.executor.kind == "celery" and time.monotonic() - sub.sent_at > ex.resend_after_s:
+                logger.warning(
+                    "stage %s of job %s has not started: sending attempt %d again", key, self.job_id, sub.attempt
+                )
+                self._submit(spec, sub.attempt)
+
+    def _stale(self, stage: StageRecord) -> bool:
+        beat = stage.heartbeat_at or stage.started_at
+        return beat is None or utcnow() - beat > timedelta(seconds=self.settings.executor.stale_after_s)
+
+    def _take_over(self, spec: StageSpec, stage: StageRecord, *, owner_dead: bool, cancelling: bool) -> None:
+        """The stage's owner died: run it again (a new attempt, a new lease), or end it crashed when no attempt
+        is left, or cancelled when the job is being cancelled."""
+        ex = self.settings.executor
+        taken = self.store.reclaim_stage(
+            self.job_id,
+            spec.key,
+            stale_after_s=ex.stale_after_s,
+            max_attempts=ex.stage_attempts,
+            attempt=stage.attempts,
+            owner_dead=owner_dead,
+            cancelled=cancelling,
+        )
+        if taken is None:  # it renewed its lease meanwhile, or ended
+            return
+        logger.warning(
+            "stage %s of job %s: owner %s of attempt %d died -> %s",
+            spec.key,
+            self.job_id,
+            stage.owner,
+            stage.attempts,
+            taken.status.value,
+        )
+        if taken.status == TaskStatus.PENDING:
+            self._submit(spec, taken.attempts + 1)
 
     def _blocked(self, spec: StageSpec, stages: dict[str, StageRecord]) -> str | None:
         """Why ``spec`` cannot run now that its dependencies have ended (None: it can)."""
@@ -158,21 +261,15 @@ class JobDriver:
             return f"{c} was not customized"
         return None
 
-    def _settle_in_flight(self, plan: list[StageSpec], stages: dict[str, StageRecord]) -> None:
-        by_key = {s.key: s for s in plan}
-        for key in list(self._in_flight):
-            stage = stages.get(key)
-            if stage is None or stage.status not in TERMINAL:
-                continue
-            self._in_flight.discard(key)
-            spec = by_key[key]
-            for resource in spec.resources:
-                # A deployment keeps its model slot until it is shut down.
-                keep = resource == Resource.MODEL_SLOT and spec.kind == StageKind.DEPLOY
-                if not keep or stage.status != TaskStatus.COMPLETED:
-                    self.resources.release(resource, self._holder(spec, resource))
-            if spec.kind == StageKind.SHUTDOWN:
-                self.resources.release(Resource.MODEL_SLOT, f"{self.job_id}/{spec.candidate}")
+    def _settle(self, spec: StageSpec, stage: StageRecord) -> None:
+        """An attempt ended: give back its slots (a deployment keeps its model slot until shutdown)."""
+        self._in_flight.pop(spec.key, None)
+        for resource in spec.resources:
+            keep = resource == Resource.MODEL_SLOT and spec.kind == StageKind.DEPLOY
+            if not keep or stage.status != TaskStatus.COMPLETED:
+                self.resources.release(resource, self._holder(spec, resource))
+        if spec.kind == StageKind.SHUTDOWN:
+            self.resources.release(Resource.MODEL_SLOT, f"{self.job_id}/{spec.candidate}")
 
     def _holder(self, spec: StageSpec, resource: Resource) -> str:
         if resource == Resource.MODEL_SLOT:
@@ -199,8 +296,9 @@ class JobDriver:
     def _heartbeat(self) -> None:
         now = time.monotonic()
         if now - self._last_beat >= self.settings.executor.heartbeat_s:
+            if not self.store.heartbeat(self.job_id, self.owner):
+                raise DriverDisplaced(f"job {self.job_id} is no longer held by {self.owner}")
             self._last_beat = now
-            self.store.heartbeat(self.job_id, self.owner)
 
     # ---- recovery --------------------------------------------------------------------------------------
     def _recover_deployments(self, settings: Settings, plan: list[StageSpec]) -> None:
@@ -249,7 +347,7 @@ class JobDriver:
         failures: list[str] = []
         for run in detail.candidates:
             own = [stages.get(s.key) for s in plan if s.candidate == run.candidate]
-            failed = [s for s in own if s is not None and s.status == TaskStatus.FAILED]
+            failed = [s for s in own if s is not None and s.status in UNSUCCESSFUL]
             if run.stage.terminal:
                 continue
             if cancelling:
@@ -265,13 +363,17 @@ class JobDriver:
             self.store.set_job_status(self.job_id, status, error="cancelled by request")
             return status
         critical = [stages.get(s.key) for s in plan if s.critical]
-        broken = [s for s in critical if s is not None and s.status == TaskStatus.FAILED]
+        broken = [s for s in critical if s is not None and s.status in UNSUCCESSFUL]
+        # A job that cannot go on because an owner died is crashed, not failed: the work itself did not fail.
+        crashed = {s.error for s in stages.values() if s.status == TaskStatus.CRASHED}
         if broken:
-            self.store.set_job_status(self.job_id, JobStatus.FAILED, error=broken[0].error)
-            return JobStatus.FAILED
+            status = JobStatus.CRASHED if broken[0].status == TaskStatus.CRASHED else JobStatus.FAILED
+            self.store.set_job_status(self.job_id, status, error=broken[0].error)
+            return status
         if detail.candidates and len(failures) == len(detail.candidates):
-            self.store.set_job_status(self.job_id, JobStatus.FAILED, error=f"every candidate failed: {failures[0]}")
-            return JobStatus.FAILED
+            status = JobStatus.CRASHED if failures[0] in crashed else JobStatus.FAILED
+            self.store.set_job_status(self.job_id, status, error=f"every candidate failed: {failures[0]}")
+            return status
         if self._export() and self.store.is_cancel_requested(self.job_id):
             # Cancelled while it was exported: a cancelling job ends cancelled, finished work or not.
             self._discard_training()

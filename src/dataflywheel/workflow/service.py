@@ -2,7 +2,11 @@
 
 One :class:`FlywheelService` per process (the API server, ``flywheel run``). It owns the job store, the
 executor (embedded threads or Celery), the resource slots shared by every job it drives, and one driver
-thread per job. On start it takes over jobs whose owner went silent (a crashed process) and resumes them.
+thread per job. It takes over jobs whose owner went silent (a crashed process) and resumes them: once at
+start (:meth:`FlywheelService.recover`) and, in a serving process, every heartbeat from then on
+(:meth:`FlywheelService.start_recovery`). Looking once is not enough: a process restarted at once (systemd's
+``Restart=always``) finds its predecessor's heartbeat still fresh, and the job is only orphaned
+``stale_after_s`` later.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class FlywheelService:
         self._drivers: dict[str, tuple[JobDriver, threading.Thread]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._recovery_stop = threading.Event()
+        self._recovery: threading.Thread | None = None
 
     # ---- jobs ------------------------------------------------------------------------------------------
     def create_job(
@@ -189,6 +195,26 @@ class FlywheelService:
                 resumed.append(job.id)
         return resumed
 
+    def start_recovery(self) -> None:
+        """Look for orphaned jobs every ``executor.heartbeat_s`` from a background thread, for as long as the
+        service is open, so a job whose owner dies is taken over within about ``stale_after_s`` plus one
+        heartbeat, whenever that happens (a job's stages are taken over by its driver the same way)."""
+        with self._lock:
+            if self._recovery is not None or self._closed:
+                return
+            self._recovery = threading.Thread(target=self._recover_forever, name="flywheel-recovery", daemon=True)
+        self._recovery.start()
+
+    def _recover_forever(self) -> None:
+        while not self._recovery_stop.wait(self.settings.executor.heartbeat_s):
+            try:
+                resumed = self.recover()
+            except FlywheelError as exc:  # the store is unreachable for now: look again next time
+                logger.warning("looking for orphaned jobs failed: %s", exc)
+                continue
+            if resumed:
+                logger.warning("took over %d orphaned job(s): %s", len(resumed), ", ".join(resumed))
+
     def running(self) -> list[str]:
         with self._lock:
             return list(self._drivers)
@@ -197,6 +223,10 @@ class FlywheelService:
         with self._lock:
             self._closed = True
             drivers = list(self._drivers.values())
+            recovery = self._recovery
+        self._recovery_stop.set()
+        if recovery is not None:
+            recovery.join(wait)
         for driver, _ in drivers:
             driver.stop_event.set()
         for _, thread in drivers:

@@ -4,6 +4,12 @@ candidate's deployment) and writes its outputs and progress back there.
 
 :func:`execute_stage` is the one entry point: it marks the stage running, runs it, and records how it ended
 (completed with its output, failed with the error, cancelled, or skipped with the reason).
+
+Leases and fencing. Each attempt of a stage holds a lease in the job store (its owner, its attempt number as
+the fencing token, a heartbeat every ``executor.heartbeat_s``). A stage running under a live lease is not
+started again (a duplicate delivery exits at once), and an attempt whose lease was taken over (its owner
+went silent for ``executor.stale_after_s`` and the stage was re-queued) stops at its next cancellation check
+and writes no result: its result writes carry the lease and are refused in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import httpx
 
 from dataflywheel.errors import FlywheelError
 from dataflywheel.jobs import JobStore
-from dataflywheel.jobs.records import CandidateRunDetail, JobRecord
+from dataflywheel.jobs.errors import IllegalTransitionError, JobFinishedError, StageLeaseHeldError, StaleAttemptError
+from dataflywheel.jobs.records import CandidateRunDetail, JobRecord, StageLease
 from dataflywheel.jobs.status import CandidateStage, TaskStatus
 from dataflywheel.settings import Settings, with_overrides
 from dataflywheel.workflow.plan import StageKind, parse_stage_key, stage_key
@@ -31,6 +38,7 @@ from dataflywheel.workflow.plan import StageKind, parse_stage_key, stage_key
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "LeaseKeeper",
     "StageCancelled",
     "StageContext",
     "StageSkipped",
@@ -64,9 +72,15 @@ class StageContext:
     _cancelled: bool = False
     _last_progress: dict[str, float] = field(default_factory=dict)
     _run_id: int | None = None
+    lease: StageLease | None = None
+    """This attempt's lease: its result writes pass it as ``fence``."""
+    keeper: LeaseKeeper | None = None
 
     def should_cancel(self) -> bool:
-        """Whether the job is being cancelled (asks the store at most twice a second)."""
+        """Whether the job is being cancelled, or this attempt lost its lease (asks the store at most twice a
+        second): either way the work should stop."""
+        if self.keeper is not None and self.keeper.lost.is_set():
+            return True
         now = time.monotonic()
         if not self._cancelled and now - self._cancel_checked > 0.5:
             self._cancel_checked = now
@@ -111,39 +125,102 @@ def job_settings(settings: Settings, job: JobRecord) -> Settings:
     )
 
 
-def execute_stage(store: JobStore, settings: Settings, job_id: str, key: str, owner: str) -> TaskStatus:
-    """Run stage ``key`` of ``job_id`` and record its end; returns the status it ended with."""
+class LeaseKeeper:
+    """Renews a stage attempt's lease every ``heartbeat_s`` from a thread of its own (a stage busy in native
+    code still heartbeats); ``lost`` is set once the lease was taken over. A failed renewal (the store
+    unreachable for a moment) is retried: only ``stale_after_s`` of silence loses the lease."""
+
+    def __init__(self, store: JobStore, lease: StageLease, heartbeat_s: float) -> None:
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(store, lease, heartbeat_s), name=f"lease-{lease.key}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, store: JobStore, lease: StageLease, heartbeat_s: float) -> None:
+        while not self._stop.wait(heartbeat_s):
+            try:
+                if not store.heartbeat_stage(lease):
+                    logger.warning(
+                        "stage %s of job %s lost its lease (attempt %d)", lease.key, lease.job_id, lease.attempt
+                    )
+                    self.lost.set()
+                    return
+            except FlywheelError as exc:
+                logger.warning("stage %s of job %s: heartbeat failed: %s", lease.key, lease.job_id, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def execute_stage(
+    store: JobStore, settings: Settings, job_id: str, key: str, owner: str, *, attempt: int | None = None
+) -> TaskStatus | None:
+    """Run stage ``key`` of ``job_id`` as ``attempt`` (None: whichever is next) and record its end; returns
+    the status it ended with, or None when this delivery ran nothing and wrote nothing: another attempt holds
+    a live lease, this attempt already ran, the stage or the job has ended, or the lease was lost midway."""
     job = store.get_job(job_id)
     kind, candidate = parse_stage_key(key)
-    ctx = StageContext(store, job_settings(settings, job), job, key, kind, candidate)
-    store.start_stage(job_id, key, owner)
+    ex = settings.executor
+    try:
+        stage = store.start_stage(
+            job_id, key, owner, attempt=attempt, stale_after_s=ex.stale_after_s, max_attempts=ex.stage_attempts
+        )
+    except (StageLeaseHeldError, StaleAttemptError, IllegalTransitionError, JobFinishedError) as exc:
+        logger.info("stage %s of job %s not started: %s", key, job_id, exc)
+        return None
+    if stage.status is not TaskStatus.RUNNING:  # crashed: every attempt's owner died
+        return stage.status
+    lease = stage.lease()
+    keeper = LeaseKeeper(store, lease, ex.heartbeat_s)
+    ctx = StageContext(store, job_settings(settings, job), job, key, kind, candidate, lease=lease, keeper=keeper)
+    try:
+        return _run_attempt(ctx)
+    except StaleAttemptError as exc:
+        logger.warning("stage %s of job %s: %s", key, job_id, exc)
+        return None
+    finally:
+        keeper.stop()
+
+
+def _run_attempt(ctx: StageContext) -> TaskStatus | None:
+    store, job_id, key, kind, fence = ctx.store, ctx.job.id, ctx.key, ctx.kind, ctx.lease
     try:
         if ctx.should_cancel() and kind not in (StageKind.SHUTDOWN, StageKind.FINALIZE):
             raise StageCancelled("job cancelled")
         output = STAGES[kind](ctx)
+    except StaleAttemptError:
+        raise
     except StageSkipped as exc:
-        store.finish_stage(job_id, key, TaskStatus.SKIPPED, error=str(exc))
+        store.finish_stage(job_id, key, TaskStatus.SKIPPED, error=str(exc), fence=fence)
         return TaskStatus.SKIPPED
     except StageCancelled as exc:
+        if ctx.keeper is not None and ctx.keeper.lost.is_set():
+            logger.warning("stage %s of job %s stopped: its lease was taken over; nothing written", key, job_id)
+            return None
         _mark_cancelled(ctx)
-        store.finish_stage(job_id, key, TaskStatus.CANCELLED, error=str(exc))
+        store.finish_stage(job_id, key, TaskStatus.CANCELLED, error=str(exc), fence=fence)
         return TaskStatus.CANCELLED
     except Exception as exc:
         logger.exception("stage %s of job %s failed", key, job_id)
         message = f"{key}: {exc}" if isinstance(exc, FlywheelError) else f"{key}: {type(exc).__name__}: {exc}"
         _mark_failed(ctx, message)
-        store.finish_stage(job_id, key, TaskStatus.FAILED, error=message)
+        store.finish_stage(job_id, key, TaskStatus.FAILED, error=message, fence=fence)
         return TaskStatus.FAILED
-    store.finish_stage(job_id, key, TaskStatus.COMPLETED, output=output)
+    store.finish_stage(job_id, key, TaskStatus.COMPLETED, output=output, fence=fence)
     return TaskStatus.COMPLETED
 
 
 def _mark_failed(ctx: StageContext, message: str) -> None:
     with _quiet():
         if ctx.kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL):
-            ctx.store.upsert_evaluation(ctx.run_id(), ctx.kind.value, status=TaskStatus.FAILED, error=message)
+            ctx.store.upsert_evaluation(
+                ctx.run_id(), ctx.kind.value, fence=ctx.lease, status=TaskStatus.FAILED, error=message
+            )
         elif ctx.kind == StageKind.CUSTOMIZE:
-            ctx.store.upsert_customization(ctx.run_id(), status=TaskStatus.FAILED, error=message)
+            ctx.store.upsert_customization(ctx.run_id(), fence=ctx.lease, status=TaskStatus.FAILED, error=message)
         elif ctx.kind == StageKind.JUDGE:
             ctx.store.upsert_judge(ctx.job.id, status=TaskStatus.FAILED, error=message)
 
@@ -151,9 +228,9 @@ def _mark_failed(ctx: StageContext, message: str) -> None:
 def _mark_cancelled(ctx: StageContext) -> None:
     with _quiet():
         if ctx.kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL):
-            ctx.store.upsert_evaluation(ctx.run_id(), ctx.kind.value, status=TaskStatus.CANCELLED)
+            ctx.store.upsert_evaluation(ctx.run_id(), ctx.kind.value, fence=ctx.lease, status=TaskStatus.CANCELLED)
         elif ctx.kind == StageKind.CUSTOMIZE:
-            ctx.store.upsert_customization(ctx.run_id(), status=TaskStatus.CANCELLED)
+            ctx.store.upsert_customization(ctx.run_id(), fence=ctx.lease, status=TaskStatus.CANCELLED)
 
 
 class _quiet:
@@ -185,6 +262,7 @@ def run_datasets(ctx: StageContext) -> dict[str, Any]:
             (name, counts.get(name, 0), str(build.path / f"{name}.jsonl"), build.path.name)
             for name in ("eval", "icl", "train", "val")
         ],
+        fence=ctx.lease,
     )
     ctx.store.update_job(job.id, num_records=build.stats.total_records)
     return {
@@ -269,7 +347,7 @@ def run_deploy(ctx: StageContext) -> dict[str, Any]:
     run_id = ctx.run_id()
     ctx.store.set_candidate_stage(run_id, CandidateStage.DEPLOYING)
     info = deploy_candidate(ctx.settings, ctx.candidate or "", ctx.job.id)
-    ctx.store.update_candidate_run(run_id, deployment=info)
+    ctx.store.update_candidate_run(run_id, fence=ctx.lease, deployment=info)
     ctx.store.set_candidate_stage(run_id, CandidateStage.EVALUATING)
     return info
 
@@ -384,6 +462,7 @@ def run_evaluation(ctx: StageContext) -> dict[str, Any]:
     ctx.store.upsert_evaluation(
         run_id,
         eval_type.value,
+        fence=ctx.lease,
         status=TaskStatus.COMPLETED,
         progress=100.0,
         done=summary.samples,
@@ -542,6 +621,7 @@ def run_customize(ctx: StageContext) -> dict[str, Any]:
         raise StageCancelled(str(exc)) from exc
     ctx.store.upsert_customization(
         run_id,
+        fence=ctx.lease,
         status=TaskStatus.COMPLETED,
         progress=100.0,
         adapter_name=result.adapter.name,
