@@ -40,7 +40,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,6 +78,39 @@ def _burn(ctx: Any) -> dict[str, Any]:
     return {"burned": x}
 
 
+LOAD_ENV = "FLYWHEEL_BENCH_LOAD"
+
+
+def _train(ctx: Any) -> dict[str, Any]:
+    """A compute stage that runs a real LoRA run (SmolLM2-135M with the ``tiny`` recipe, or the tiny random
+    Llama where the SmolLM2 package is missing, on 64 synthetic routing rows) for ``$FLYWHEEL_BENCH_BURN_S``
+    s, then stops it (it honours the job's cancellation too)."""
+    from dataflywheel.curation.training_format import to_training_row
+    from dataflywheel.models.registry import SMOLLM2, TINY_LLAMA, local_model_dir, resolve_model, unavailable_reason
+    from dataflywheel.synth.generator import SynthConfig, generate
+    from dataflywheel.training.config import TrainConfig
+    from dataflywheel.training.recipes import RECIPES, recipe_values
+    from dataflywheel.training.trainer import LoRATrainer, TrainingCancelled
+
+    deadline = time.monotonic() + float(os.environ.get(BURN_ENV, "30"))
+    spec = resolve_model(SMOLLM2, ctx.settings)
+    if unavailable_reason(spec) is not None:
+        spec = resolve_model(TINY_LLAMA, ctx.settings)
+    model_dir = local_model_dir(spec, ctx.settings)
+    rows = [to_training_row(r) for r in generate(SynthConfig(records=64, seed=3))]
+    values = {**recipe_values(RECIPES["tiny"], len(rows)), "epochs": 100, "select_best_epoch": False}
+    run_dir = Path(ctx.settings.home) / "bench-training" / ctx.key.replace(":", "_")
+    trainer = LoRATrainer(
+        model_dir,
+        TrainConfig(**values),
+        run_dir,
+        should_cancel=lambda: time.monotonic() > deadline or ctx.should_cancel(),
+    )
+    with suppress(TrainingCancelled):
+        trainer.train(rows)
+    return {"trained_until": "deadline"}
+
+
 def _install_burn_stages() -> None:
     """Evals burn, deploy/shutdown/finalize do nothing. Runs at import when ``$FLYWHEEL_BENCH_BURN_S`` is set,
     so the spawned stage processes (which import this script as ``__mp_main__``) run the same stages."""
@@ -85,7 +118,7 @@ def _install_burn_stages() -> None:
     from dataflywheel.workflow.plan import EVAL_KINDS, StageKind
 
     for kind in EVAL_KINDS:
-        stages.STAGES[kind] = _burn
+        stages.STAGES[kind] = _train if os.environ.get(LOAD_ENV) == "train" else _burn
     for kind in (StageKind.DEPLOY, StageKind.SHUTDOWN, StageKind.FINALIZE):
         stages.STAGES[kind] = lambda ctx: {}
 
@@ -403,7 +436,8 @@ def while_computing(home: Path, isolate: bool, args: argparse.Namespace) -> tupl
             time.sleep(0.2)
         else:
             raise SystemExit("the job's eval never started")
-        time.sleep(2.0 if isolate else 0.5)  # the child process is past its imports: it burns now
+        # Past the child's imports (and, for a LoRA run, the model's load): it computes now.
+        time.sleep((20.0 if args.load == "train" else 2.0) if isolate else (15.0 if args.load == "train" else 0.5))
         busy = measure(list_jobs, args.requests, 5)
         still = service.store.get_stage(job.id, "base-eval:remote")
         if still is None or still.status.value != "running":
@@ -418,6 +452,7 @@ def main_while_training(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     os.environ[BURN_ENV] = str(args.burn_s)
+    os.environ[LOAD_ENV] = args.load
     _install_burn_stages()
     table = Table(
         title=f"GET /api/jobs while a job computes in the same flywheel serve ({os.cpu_count()} cores, "
@@ -454,6 +489,12 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--while-training", action="store_true", help="GET /api/jobs while a job computes.")
     parser.add_argument("--burn-s", type=float, default=30.0, help="--while-training: seconds each eval burns.")
+    parser.add_argument(
+        "--load",
+        choices=["burn", "train"],
+        default="burn",
+        help="--while-training: what the eval stage does: a pure-Python CPU burn, or a real LoRA run of SmolLM2",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.while_training:

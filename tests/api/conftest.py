@@ -67,7 +67,9 @@ def make_job(
         return store.request_cancel(job.id)
     if status is JobStatus.RUNNING:
         return store.get_job(job.id)
-    return store.set_job_status(job.id, status, error="boom" if status is JobStatus.FAILED else None)
+    return store.set_job_status(
+        job.id, status, error="boom" if status in (JobStatus.FAILED, JobStatus.CRASHED) else None
+    )
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:

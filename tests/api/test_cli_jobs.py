@@ -152,10 +152,13 @@ def test_watch_follows_the_job_to_its_end_and_prints_the_result(server: Server) 
     assert f"job {job.id} completed" in out
 
 
-def test_watch_exits_1_when_the_job_fails(server: Server) -> None:
-    job = make_job(server.store, JobStatus.FAILED)
+@pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.CRASHED])
+def test_watch_exits_1_when_the_job_fails_or_crashed(server: Server, status: JobStatus) -> None:
+    job = make_job(server.store, status)
+    started = time.monotonic()
     out = flywheel(server, "jobs", "watch", job.id, code=1).output
-    assert "failed: boom" in out
+    assert f"{status.value}: boom" in out
+    assert time.monotonic() - started < 10  # a crashed job is over: watch does not wait on it
 
 
 def test_create_watch_json(server: Server) -> None:

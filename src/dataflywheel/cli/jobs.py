@@ -23,6 +23,7 @@ from rich.table import Column, Table
 from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
 from dataflywheel.cli.run import result_table
 from dataflywheel.errors import ConfigError, RemoteServiceError
+from dataflywheel.jobs.status import JOB_TERMINAL, TASK_TERMINAL
 
 __all__ = ["ApiClient", "ApiError", "jobs_app", "parse_assignments", "result_table"]
 
@@ -31,7 +32,9 @@ jobs_app = typer.Typer(
     no_args_is_help=True,
 )
 
-TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+TERMINAL: Final = frozenset(s.value for s in JOB_TERMINAL)
+"""Job statuses ``jobs watch`` stops at (a crashed job too: it never changes again)."""
+TASK_ENDED: Final = frozenset(s.value for s in TASK_TERMINAL)
 EVAL_TYPES: Final = ("base-eval", "icl-eval", "customized-eval")
 # The scores a person compares first, with short column names; others stay in --json.
 KEY_METRICS: Final = {
@@ -44,6 +47,7 @@ KEY_METRICS: Final = {
 _STATUS_STYLE: Final = {
     "completed": "green",
     "failed": "red",
+    "crashed": "bold red",
     "cancelled": "yellow",
     "cancelling": "yellow",
     "running": "cyan",
@@ -366,7 +370,7 @@ class JobProgress:
             for c in nim["customizations"]:
                 percent = 100.0 if c["status"] == "completed" else c["progress"]
                 tasks["customization"] = (percent, c["status"], c["error"] or _training_detail(c))
-            done = [t[0] if t[1] not in TERMINAL | {"skipped"} else 100.0 for t in tasks.values()]
+            done = [t[0] if t[1] not in TASK_ENDED else 100.0 for t in tasks.values()]
             overall = sum(done) / 4  # 3 evaluations and a customization
             self._set(
                 name,
