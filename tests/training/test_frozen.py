@@ -123,3 +123,27 @@ def test_a_reused_prefix_is_the_last_one_computed_until_refreshed(upper_lora: An
     finally:
         with torch.no_grad():
             lora_b.copy_(saved)
+
+
+def test_the_trainer_with_the_frozen_cache_trains_as_without(tiny_model_dir: str, tmp_path: Any) -> None:
+    from dataflywheel.training.config import TrainConfig
+    from dataflywheel.training.trainer import LoRATrainer
+
+    rows = routing_rows(12, seed=2)
+    common = {
+        "epochs": 2,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "layers_fraction": 0.5,
+        "prefix_gradients": False,
+        "select_best_epoch": False,
+        "dropout": 0.0,
+    }
+    losses = {}
+    for frozen in (False, True):
+        cfg = TrainConfig(**common, frozen_cache=frozen)
+        metrics = LoRATrainer(tiny_model_dir, cfg, tmp_path / f"run-{frozen}").train(rows).metrics
+        losses[frozen] = [e["train_loss"] for e in metrics["epochs"]]
+        assert metrics["frozen_layers"] == (1 if frozen else None)  # the lower of the 2 layers was cached
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+    assert losses[True][1] != pytest.approx(losses[True][0], rel=1e-3)  # it trained

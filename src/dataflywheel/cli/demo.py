@@ -115,7 +115,7 @@ def demo(
     settings = with_overrides(
         settings,
         data_split={"eval_size": eval_records, "limit": limit, "min_total_records": min(50, limit)},
-        executor={"eval_max_tokens": 64},
+        executor={"eval_max_tokens": 64, "isolate_compute": False},  # no API here: stages in threads
     )
     settings, examples = example_prices(settings, model, config.teacher_model)
     if examples:

@@ -25,9 +25,10 @@ Measured on the demo's data (2 cores): ~6.5 s per step (8.5 s before, with prefi
 vocabulary projection); validation tool-name accuracy 0.37, 0.56, 0.74, 0.74 after 30, 60, 90 and 120 steps,
 where the eval score with prefix gradients was 0.567 after 60 steps (other rows: indicative only); the demo's
 customized eval after 120 steps: 0.800 [0.67, 0.93]. So it makes 120 steps, in about the time 80 took.
-The layers below the adapter run once per run, not once per step (``frozen_cache``, exact: see
+Optionally the layers below the adapter run once per run, not once per step (``frozen_cache``, exact: see
 :mod:`dataflywheel.training.frozen`): 1.19x over 2 epochs of 48 rows, 1.5x on every epoch after the first
-(``benchmarks/frozen_layers.py``). Measured and not adopted: the top third of the layers with the adapted
+(``benchmarks/frozen_layers.py``), but 1.03x on the demo's class-balanced rows (new rows keep being drawn):
+not turned on by a recipe. Measured and not adopted: the top third of the layers with the adapted
 layers' prefix keys/values refreshed every 4 steps (``prefix_refresh_steps``) made the demo's steps ~4.7 s
 and its customized eval 0.77 [0.60, 0.90] (best epoch 3), below the top half's 0.800.
 Every recipe except ``blueprint`` turns on class balance, decision-token weighting and best-epoch selection

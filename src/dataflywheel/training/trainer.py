@@ -369,6 +369,7 @@ class LoRATrainer:
             codec=codec,
             runtime=time.monotonic() - started,
         )
+        metrics["frozen_layers"] = frozen.split if frozen is not None else None
         adapter = self._write_adapter(model, tokenizer, metrics)
         self._emit(
             "done",
