@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dataflywheel.training.loss import Example, cache_kwarg, layer_kv, left_padded
+from dataflywheel.training.loss import Example, cache_kwarg, expanded_cache, layer_kv, left_padded
 
 if TYPE_CHECKING:
     import torch
@@ -158,7 +158,7 @@ class FrozenLayers:
         suffixes = [(r.prompt + r.completion)[p:] for r in rows]
         ids, suffix_mask, positions = left_padded(suffixes, self.pad_id, self.device)
         batch = len(rows)
-        cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv])
+        cache = expanded_cache(kv, batch)
         mask = torch.cat([torch.ones((batch, p), dtype=torch.long, device=self.device), suffix_mask], dim=1)
         with torch.no_grad(), self.lower():
             out = self.decoder(

@@ -96,6 +96,29 @@ def layer_kv(cache: Any, start: int = 0, stop: int | None = None) -> list[tuple[
     return [(layer.keys, layer.values) for layer in layers]
 
 
+def expanded_cache(kv: Sequence[tuple[torch.Tensor, torch.Tensor]], batch: int) -> Any:
+    """A ``DynamicCache`` holding batch-1 keys/values ``kv`` expanded (views, not copies) to ``batch`` rows:
+    the backward pass sums the rows' gradients into the one prefix computation."""
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv])
+
+
+def _completion_loss(
+    head: Any, hidden: torch.Tensor, rows: Sequence[Example], decision_weight: float, *, computed: int, prefix: int
+) -> BatchLoss:
+    """The :class:`BatchLoss` of ``rows`` from the decoder's final hidden states (completions right-aligned)."""
+    keep = max(len(r.completion) for r in rows) + 1
+    labels = _labels(rows, keep, hidden.device)
+    return BatchLoss(
+        loss_sum=_loss_sum(head, hidden, labels, rows, decision_weight),
+        target_tokens=sum(len(r.completion) for r in rows),
+        target_weight=target_weight(rows, decision_weight),
+        computed_tokens=computed,
+        prefix_tokens=prefix,
+    )
+
+
 def _labels(rows: Sequence[Example], keep: int, device: torch.device) -> torch.Tensor:
     """Targets of the last ``keep`` logits of each left-padded row: logit ``k`` predicts the token after it,
     so completion token ``j`` of a row with ``c`` completion tokens is the target of ``k = keep - c + j - 1``."""
@@ -202,17 +225,9 @@ def _plain_loss(
     model: Any, rows: Sequence[Example], *, pad_id: int, device: torch.device, decision_weight: float
 ) -> BatchLoss:
     ids, mask, positions = left_padded([r.prompt + r.completion for r in rows], pad_id, device)
-    keep = max(len(r.completion) for r in rows) + 1
     decoder, head = _split_model(model)
     out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
-    labels = _labels(rows, keep, device)
-    return BatchLoss(
-        loss_sum=_loss_sum(head, out.last_hidden_state, labels, rows, decision_weight),
-        target_tokens=sum(len(r.completion) for r in rows),
-        target_weight=target_weight(rows, decision_weight),
-        computed_tokens=int(ids.numel()),
-        prefix_tokens=0,
-    )
+    return _completion_loss(head, out.last_hidden_state, rows, decision_weight, computed=int(ids.numel()), prefix=0)
 
 
 def _shared_prefix_loss(
@@ -238,20 +253,11 @@ def _shared_prefix_loss(
     prefix_kv = layer_kv(prefix_cache)
     suffixes = [r.prompt[prefix:] + r.completion for r in rows]
     ids, suffix_mask, positions = left_padded(suffixes, pad_id, device)
-    # Expanded views: the backward pass sums the rows' gradients into the one prefix computation.
-    cache = DynamicCache(
-        ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in prefix_kv]
-    )
+    cache = expanded_cache(prefix_kv, batch)
     mask = torch.cat([torch.ones((batch, prefix), dtype=torch.long, device=device), suffix_mask], dim=1)
     out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions + prefix, use_cache=True, **{kwarg: cache})
-    keep = max(len(r.completion) for r in rows) + 1
-    labels = _labels(rows, keep, device)
-    return BatchLoss(
-        loss_sum=_loss_sum(head, out.last_hidden_state, labels, rows, decision_weight),
-        target_tokens=sum(len(r.completion) for r in rows),
-        target_weight=target_weight(rows, decision_weight),
-        computed_tokens=prefix + int(ids.numel()),
-        prefix_tokens=prefix,
+    return _completion_loss(
+        head, out.last_hidden_state, rows, decision_weight, computed=prefix + int(ids.numel()), prefix=prefix
     )
 
 
@@ -299,20 +305,11 @@ def frozen_batch_loss(
         suffix_mask[i, width - h.shape[0] :] = 1
     positions = (suffix_mask.cumsum(dim=1) - 1).clamp(min=0) + prefix
     mask = torch.cat([torch.ones((batch, prefix), dtype=torch.long, device=device), suffix_mask], dim=1)
-    # Expanded views: the backward pass sums the rows' gradients into the one prefix computation.
-    cache = DynamicCache(
-        ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in lower_kv + upper_kv]
-    )
+    cache = expanded_cache(lower_kv + upper_kv, batch)
     with frozen.upper():
         out = decoder(
             inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=True, **{kwarg: cache}
         )
-    keep = max(len(r.completion) for r in rows) + 1
-    labels = _labels(rows, keep, device)
-    return BatchLoss(
-        loss_sum=_loss_sum(head, out.last_hidden_state, labels, rows, decision_weight),
-        target_tokens=sum(len(r.completion) for r in rows),
-        target_weight=target_weight(rows, decision_weight),
-        computed_tokens=prefix + int(suffix_mask.numel()),
-        prefix_tokens=prefix,
+    return _completion_loss(
+        head, out.last_hidden_state, rows, decision_weight, computed=prefix + int(suffix_mask.numel()), prefix=prefix
     )
