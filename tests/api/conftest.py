@@ -19,7 +19,7 @@ from dataflywheel.api import create_api
 from dataflywheel.jobs import CandidateStage, JobRecord, JobStatus, JobStore, TaskStatus
 from dataflywheel.settings import Settings, load_settings
 from dataflywheel.workflow.stages import eval_dir
-from tests.jobs.conftest import _drop_later, store_url  # noqa: F401  (fixtures: a store per backend)
+from tests.jobs.conftest import _drop_later, pg_schema_url, store_url  # noqa: F401  (fixtures: a store per backend)
 
 CANDIDATE = "tiny-random-llama"
 

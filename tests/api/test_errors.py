@@ -15,8 +15,9 @@ from dataflywheel.api import create_api
 from dataflywheel.api.errors import STATUS, status_for
 from dataflywheel.errors import FlywheelError
 from dataflywheel.evaluation.runner import EvalError
-from dataflywheel.models.client import EndpointError
+from dataflywheel.jobs.errors import JobStateError, StaleAttemptError
 from dataflywheel.models.deployments import DeploymentError
+from dataflywheel.models.endpoint import EndpointError
 from dataflywheel.settings import Settings
 from dataflywheel.training.adapters import AdapterNotFoundError
 from dataflywheel.training.trainer import TrainingError
@@ -45,6 +46,18 @@ def test_every_flywheel_error_of_every_module_has_a_4xx_or_503_status() -> None:
     assert [name for name, status in statuses.items() if status is None] == []
     assert {name: s for name, s in statuses.items() if s is not None and not (400 <= s < 500 or s == 503)} == {}
     assert FlywheelError not in STATUS  # a class must be placed on purpose, not caught by the root
+
+
+def test_a_new_subclass_takes_its_parents_status_without_an_entry() -> None:
+    class LeaseLost(JobStateError):
+        pass
+
+    class QuotaExceeded(EndpointError):
+        pass
+
+    assert LeaseLost not in STATUS and QuotaExceeded not in STATUS
+    assert status_for(LeaseLost) == 409 and status_for(QuotaExceeded) == 503
+    assert status_for(StaleAttemptError) == 409 and StaleAttemptError not in STATUS  # one entry for the group
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, s
 def more_jobs(store: JobStore) -> list[str]:
     """Jobs in the other states, and a curation, so that cancel and delete meet each case."""
     jobs = [make_job(store, status, candidates=(CANDIDATE,)).id for status in JobStatus]
-    curation = store.create_job(WORKLOAD, CLIENT, {"model": CANDIDATE}, kind=JobKind.CURATION)
+    curation = store.create_job(WORKLOAD, CLIENT, {"model": CANDIDATE}, kind=JobKind.FEEDBACK)
     return [*jobs, curation.id]
 
 

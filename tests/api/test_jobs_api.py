@@ -16,8 +16,9 @@ from sqlalchemy import create_engine
 
 from dataflywheel.api import create_api
 from dataflywheel.errors import StoreError
-from dataflywheel.jobs import JobStatus, JobStore
-from dataflywheel.settings import load_settings
+from dataflywheel.jobs import JobStatus, JobStore, TaskStatus
+from dataflywheel.settings import LoRASettings, TrainingSettings, load_settings
+from dataflywheel.training.config import TrainConfig
 from tests.api.conftest import CANDIDATE, DATASETS, Api, eval_folder, make_job, rich_job
 
 MISSING = "0" * 32
@@ -69,8 +70,6 @@ def test_create_refuses_unknown_keys_naming_them(api: Api, body: dict[str, Any],
     [
         ({"data_split_config": {"eval_size": -1}}, "eval_size"),
         ({"data_split_config": {"eval_sise": 5}}, "eval_sise"),
-        ({"training_config": {"epochs": 0}}, "training_config.epochs"),
-        ({"training_config": {"epoch": 1}}, "training_config.epoch"),
         ({"icl_config": {"max_examples": -1}}, "max_examples"),
         ({"recommendation_config": {"min_ratio": 1.5}}, "recommendation_config.min_ratio"),
         ({"recommendation_config": {"metric": "vibes"}}, "metric 'vibes' is unknown"),
@@ -83,6 +82,42 @@ def test_create_refuses_bad_overrides_with_422_naming_the_key(api: Api, body: di
     assert r.status_code == 422, r.text
     assert named in r.json()["detail"]
     assert api.store.list_jobs()[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("training_config", "loc"),
+    [
+        ({"epochs": 0}, ["epochs"]),
+        ({"epoch": 1}, ["epoch"]),  # a typo: refused, not ignored
+        ({"lora": {"rank_x": 2}}, ["lora", "rank_x"]),
+        ({"learning_rate": -1}, ["learning_rate"]),
+        ({"finetuning_type": "full"}, ["finetuning_type"]),
+    ],
+)
+def test_training_config_is_typed_and_a_bad_key_is_a_422_naming_it(
+    api: Api, training_config: dict[str, Any], loc: list[str]
+) -> None:
+    body = {"workload_id": "w", "client_id": "c", "candidates": [CANDIDATE], "training_config": training_config}
+    r = api.client.post("/api/jobs", json=body)
+    assert r.status_code == 422, r.text
+    assert [e["loc"] for e in r.json()["detail"]] == [["body", "training_config", *loc]]
+    assert api.store.list_jobs()[1] == 0
+
+
+def test_training_config_takes_the_blueprints_names_too(api: Api) -> None:
+    blueprint = {
+        "training_type": "sft",
+        "finetuning_type": "lora",
+        "epochs": 1,
+        "rank": 8,
+        "lora": {"adapter_dropout": 0.0, "lora_alpha": 16},
+    }
+    r = api.client.post(
+        "/api/jobs",
+        json={"workload_id": "w", "client_id": "c", "candidates": [CANDIDATE], "training_config": blueprint},
+    )
+    assert r.status_code == 202, r.text
+    assert api.store.get_job(r.json()["id"]).config["training_config"] == blueprint
 
 
 def test_create_validates_the_body(api: Api) -> None:
@@ -171,9 +206,34 @@ def test_detail_has_the_blueprint_shape_with_progress(api: Api) -> None:
     assert d["progress"] == pytest.approx(58.0) and d["eta_s"] == 30.0
 
 
+def test_detail_lists_each_stage_with_its_queue_and_the_worker_that_ran_it(api: Api) -> None:
+    from dataflywheel.api.schemas import JobDetailPublic
+    from dataflywheel.cli.jobs import job_tables
+
+    job = make_job(api.store, JobStatus.RUNNING, candidates=(CANDIDATE,))
+    api.store.start_stage(job.id, "datasets", "celery:cpu@host-a:101")
+    api.store.finish_stage(job.id, "datasets", TaskStatus.COMPLETED, {})
+    api.store.start_stage(job.id, f"deploy:{CANDIDATE}", "celery:accelerator@host-b:202")
+    d = api.client.get(f"/api/jobs/{job.id}").json()
+    assert [(st["key"], st["status"], st["queue"], st["attempts"], st["worker"]) for st in d["stages"]] == [
+        ("datasets", "completed", "flywheel.cpu", 1, "celery:cpu@host-a:101"),
+        (f"deploy:{CANDIDATE}", "running", "flywheel.accelerator", 1, "celery:accelerator@host-b:202"),
+    ]
+    console = Console(width=160, record=True, color_system=None)
+    console.print(job_tables(JobDetailPublic.model_validate(d)))
+    row = next(line for line in console.export_text().splitlines() if f"│ deploy:{CANDIDATE}" in line)
+    assert [c.strip() for c in row.split("│")[2:6]] == [
+        "running",
+        "1",
+        "flywheel.accelerator",
+        "celery:accelerator@host-b:202",
+    ]
+
+
 def test_a_finished_job_carries_cost_latency_and_the_recommendation(api: Api) -> None:
     """Typed fields next to the result; a candidate without a price costs null in the API and "unknown" in the
     CLI's table of the same answer, while the logged model (priced) has its cost."""
+    from dataflywheel.api.schemas import JobDetailPublic
     from dataflywheel.cli.jobs import job_tables
     from dataflywheel.settings import with_overrides
     from tests.helpers.finished_job import EvalPlan, make_finished_job
@@ -208,7 +268,7 @@ def test_a_finished_job_carries_cost_latency_and_the_recommendation(api: Api) ->
     assert "its cost is unknown (no price set" in rec["sentence"]
 
     console = Console(width=100, record=True, color_system=None)
-    console.print(job_tables(d))
+    console.print(job_tables(JobDetailPublic.model_validate(d)))
     lines = console.export_text().splitlines()
     text = " ".join(" ".join(lines).split())
     logged = next(line for line in lines if "│ logged model" in line)
@@ -220,6 +280,7 @@ def test_a_finished_job_carries_cost_latency_and_the_recommendation(api: Api) ->
 
 
 def test_a_result_stored_before_costs_existed_still_reads_and_renders(api: Api) -> None:
+    from dataflywheel.api.schemas import JobDetailPublic
     from dataflywheel.cli.jobs import job_tables
 
     job = make_job(api.store, JobStatus.COMPLETED, candidates=(CANDIDATE,))
@@ -237,7 +298,7 @@ def test_a_result_stored_before_costs_existed_still_reads_and_renders(api: Api) 
     odd = api.client.get(f"/api/jobs/{job.id}")
     assert odd.status_code == 200 and (odd.json()["cost"], odd.json()["latency"]) == (None, None)
     console = Console(width=80, record=True, color_system=None)
-    console.print(job_tables(odd.json()))
+    console.print(job_tables(JobDetailPublic.model_validate(odd.json())))
     text = console.export_text()
     assert "0.500" in text and "Recommendation" not in text and "Cost and latency" not in text
 
@@ -490,6 +551,27 @@ def test_api_key_guards_every_api_route_but_not_health_or_docs(
             assert client.get(open_path).status_code == 200
 
 
+def test_openapi_shows_the_settings_descriptions_of_training_config(api: Api) -> None:
+    """The schema of a job's training_config carries the same text as the training and lora settings (and so
+    as config/flywheel.yaml's comments); TrainConfig's own keys carry its descriptions."""
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    ref = {"$ref": "#/components/schemas/TrainingConfigOverrides"}
+    assert ref in schemas["JobCreate"]["properties"]["training_config"]["anyOf"]
+    overrides = schemas["TrainingConfigOverrides"]
+    assert overrides["additionalProperties"] is False
+    described = {name: p.get("description") for name, p in overrides["properties"].items()}
+    for section in (TrainingSettings, LoRASettings):
+        for name, field in section.model_fields.items():
+            assert described[name] == field.description, name
+    for name in ("decision_weight", "layers_fraction", "prefix_gradients", "patience"):
+        assert described[name] == TrainConfig.model_fields[name].description
+    assert [name for name, text in described.items() if not text] == []
+    assert {"minimum": 1, "type": "integer"} in overrides["properties"]["epochs"]["anyOf"]
+    lora = schemas["LoraOverrides"]["properties"]
+    assert lora["adapter_dim"]["description"] == LoRASettings.model_fields["adapter_dim"].description
+    assert lora["rank"]["description"] == "The blueprint's name of adapter_dim."
+
+
 def test_openapi_documents_the_routes(api: Api) -> None:
     spec = api.client.get("/openapi.json").json()
     assert spec["info"]["title"] == "data-flywheel"
@@ -521,6 +603,7 @@ def test_openapi_documents_the_routes(api: Api) -> None:
 
 
 # ---- one real job ----------------------------------------------------------------------------------------
+@pytest.mark.jobs
 def test_a_real_tiny_job_through_the_api(tmp_path: Path) -> None:
     """POST logs and a job, poll until completed, check the detail, events and downloads, then DELETE."""
     from dataflywheel.synth.generator import SynthConfig, write_jsonl

@@ -124,6 +124,7 @@ def test_human_output_is_tables(loaded: Path) -> None:
     assert "Split by class" in result.output and "ToReturnsDesk" in result.output and "eval.jsonl" in result.output
 
 
+@pytest.mark.jobs
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     args = [
         "demo",

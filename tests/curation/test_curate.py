@@ -153,3 +153,14 @@ def test_traffic_counts_every_well_formed_record_read_with_its_time_span() -> No
     assert stats.traffic() == {"records": 5, "first_timestamp": t0 + 50, "last_timestamp": t0 + 500}
     _, none = curate_records([tool_record("x", ts=0)], CFG)
     assert none.traffic() == {"records": 0, "first_timestamp": None, "last_timestamp": None}
+
+
+def test_records_a_promoted_candidate_answered_are_not_training_data() -> None:
+    teacher = tool_record("a", "lookup", {"x": 1})
+    teacher["proxy"] = {"answered_by": "candidate", "response_from": "teacher"}  # shadow/canary compare
+    candidate = tool_record("b", "lookup", {"x": 2})
+    candidate["proxy"] = {"answered_by": "candidate", "response_from": "candidate"}  # full routing
+    kept, stats = curate_records([teacher, candidate], DataSplitSettings())
+    assert [r["request"]["messages"][-1]["content"] for r in kept] == ["a"]
+    assert stats.removed_quality == 1
+    assert stats.reasons == {"quality: answered by a promoted candidate, not the logged model": 1}

@@ -38,6 +38,7 @@ def flywheel_eval(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.jobs
 def test_base_icl_and_customized_evals_against_serve_model(
     dataset_dir: Path, tiny_model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -58,6 +59,7 @@ def test_base_icl_and_customized_evals_against_serve_model(
     assert base["usage"]["prompt_tokens"] < icl["usage"]["prompt_tokens"]  # ICL prompts carry examples
 
 
+@pytest.mark.jobs
 def test_judge_on_a_stand_in_with_malformed_replies(
     dataset_dir: Path, tiny_model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -78,6 +80,7 @@ def test_judge_on_a_stand_in_with_malformed_replies(
     assert j["score"]["mean"] == pytest.approx(0.5)
 
 
+@pytest.mark.jobs
 def test_an_unreachable_judge_is_skipped_with_a_reason(
     dataset_dir: Path, tiny_model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

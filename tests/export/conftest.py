@@ -81,8 +81,8 @@ def _scripted_chat(monkeypatch: pytest.MonkeyPatch) -> None:
         raise DependencyMissingError("no embedder in these tests")
 
     monkeypatch.setattr(OpenAIClient, "chat", chat)
-    monkeypatch.setattr(stages, "deployment_alive", lambda info: True)
-    monkeypatch.setattr(stages, "_load_adapter", lambda base_url, name, path: None)
+    monkeypatch.setattr(stages.evaluation, "deployment_alive", lambda info: True)
+    monkeypatch.setattr(stages.evaluation, "_load_adapter", lambda base_url, name, path: None)
     monkeypatch.setattr(embedders, "make_embedder", no_embedder)
 
 

@@ -105,6 +105,7 @@ def _settings(home: Path, student: BackgroundServer, judge: BackgroundServer) ->
     )
 
 
+@pytest.mark.jobs
 def test_messy_student_outputs_are_normalized_judged_and_written_back_then_a_job_runs_on_them(
     home: Path, servers: tuple[BackgroundServer, BackgroundServer, Any]
 ) -> None:
@@ -112,14 +113,14 @@ def test_messy_student_outputs_are_normalized_judged_and_written_back_then_a_job
     settings = _settings(home, student, judge)
     config = {"model": "student-1b", "judge": "judge-70b", "target_client_id": TARGET}
     with FlywheelService(settings) as service:
-        dry = service.create_curation(WORKLOAD, CLIENT, {**config, "dry_run": True})
+        dry = service.create_feedback(WORKLOAD, CLIENT, {**config, "dry_run": True})
         dry = service.wait(dry.id, timeout=120)
         assert dry.status == JobStatus.COMPLETED, dry.error
-        assert dry.kind == JobKind.CURATION and dry.result["counts"]["written"] == 0
+        assert dry.kind == JobKind.FEEDBACK and dry.result["counts"]["written"] == 0
         with open_log_store(settings) as logs:
             assert logs.count(WORKLOAD, TARGET) == 0
 
-        job = service.wait(service.create_curation(WORKLOAD, CLIENT, config).id, timeout=120)
+        job = service.wait(service.create_feedback(WORKLOAD, CLIENT, config).id, timeout=120)
         assert job.status == JobStatus.COMPLETED, job.error
         counts = job.result["counts"]
         assert counts["inferred"] == 80
@@ -160,10 +161,10 @@ def test_a_rerun_after_a_crash_does_not_ask_judge_or_write_twice(
     settings = _settings(home, student, judge)
     config = {"model": "student-1b", "judge": "judge-70b", "target_client_id": TARGET}
     with FlywheelService(settings) as service:
-        job = service.create_curation(WORKLOAD, CLIENT, config, start=False)
+        job = service.create_feedback(WORKLOAD, CLIENT, config, start=False)
         folder = settings.home / "jobs" / job.id / "curation"
         # A crash mid-inference: 30 outputs stored, the last line cut in half.
-        first = service.wait(service.create_curation(WORKLOAD, CLIENT, config).id, timeout=120)
+        first = service.wait(service.create_feedback(WORKLOAD, CLIENT, config).id, timeout=120)
         lines = (settings.home / "jobs" / first.id / "curation" / OUTPUTS).read_bytes().splitlines()[:30]
         folder.mkdir(parents=True)
         (folder / OUTPUTS).write_bytes(b"\n".join(lines) + b'\n{"record_id": "cut')
@@ -185,7 +186,7 @@ def test_tiny_random_llama_as_the_student(home: Path) -> None:
     settings = job_settings(home)
     with FlywheelService(settings) as service:
         job = service.wait(
-            service.create_curation(WORKLOAD, CLIENT, {"model": "tiny-random-llama", "limit": 12, "max_tokens": 16}).id,
+            service.create_feedback(WORKLOAD, CLIENT, {"model": "tiny-random-llama", "limit": 12, "max_tokens": 16}).id,
             timeout=180,
         )
     assert job.status == JobStatus.COMPLETED, job.error
@@ -219,7 +220,7 @@ def test_a_curated_record_no_store_can_hold_is_counted_and_the_others_written(ho
         )
         config = {"model": "student-1b", "target_client_id": TARGET, "pass_rule": {"require_teacher_agreement": True}}
         with FlywheelService(settings) as service:
-            job = service.wait(service.create_curation(WORKLOAD, CLIENT, config).id, timeout=120)
+            job = service.wait(service.create_feedback(WORKLOAD, CLIENT, config).id, timeout=120)
     assert job.status == JobStatus.COMPLETED, job.error
     counts = job.result["counts"]
     assert counts["write_refused"] == 3 and counts["written"] == counts["passed"] - 3 > 0

@@ -42,7 +42,7 @@ def test_echoed_or_buried_verdicts_are_counted_unparsable_and_not_written_back(h
         )
         config = {"model": "student-1b", "judge": "judge-70b", "target_client_id": TARGET}
         with FlywheelService(settings) as service:
-            job = service.wait(service.create_curation(WORKLOAD, CLIENT, config).id, timeout=120)
+            job = service.wait(service.create_feedback(WORKLOAD, CLIENT, config).id, timeout=120)
         asked = [b for b in judge_app.state.standin.requests if "Reply with the number 1" not in str(b["messages"])]
     assert job.status == JobStatus.COMPLETED, job.error
     counts = job.result["counts"]

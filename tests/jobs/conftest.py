@@ -38,14 +38,9 @@ def _drop_later(postgres_url: str) -> Iterator[Callable[[str], None]]:
         future.result()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty job store database (a SQLite file, or a fresh PostgreSQL schema)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-        return
-    postgres_url: str = request.getfixturevalue("postgres_url")
-    drop_later: Callable[[str], None] = request.getfixturevalue("_drop_later")
+@pytest.fixture
+def pg_schema_url(postgres_url: str, _drop_later: Callable[[str], None]) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL schema (first on the connection's search_path), dropped afterwards."""
     import psycopg
 
     schema = f"fwtest_{uuid.uuid4().hex[:16]}"
@@ -58,7 +53,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             .render_as_string(hide_password=False)
         )
     finally:
-        drop_later(schema)
+        _drop_later(schema)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of an empty job store database (a SQLite file, or a fresh PostgreSQL schema)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
 
 
 @pytest.fixture

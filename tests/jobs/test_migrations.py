@@ -27,6 +27,8 @@ TABLES = {
     "fw_datasets",
     "fw_stages",
     "fw_job_events",
+    "fw_schedules",
+    "fw_route_events",
 }
 
 
@@ -43,7 +45,7 @@ def _versions(store: JobStore) -> list[str]:
 
 def test_one_linear_history_whose_head_builds_every_table() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0002"]
+    assert script.get_heads() == ["0006"]
     assert set(Base.metadata.tables) == TABLES
 
 
@@ -52,7 +54,7 @@ def test_migrated_schema_matches_the_models(store_url: str) -> None:
         with store.engine.connect() as conn:
             assert set(inspect(conn).get_table_names()) == TABLES | {VERSION_TABLE}
         assert _diff(store) == []
-        assert _versions(store) == ["0002"]
+        assert _versions(store) == ["0006"]
 
 
 def test_upgrade_is_idempotent_and_keeps_data(store_url: str) -> None:
@@ -62,7 +64,7 @@ def test_upgrade_is_idempotent_and_keeps_data(store_url: str) -> None:
         store.upgrade()
     with JobStore(store_url) as again:
         assert again.get_job(job.id) == job
-        assert _versions(again) == ["0002"]
+        assert _versions(again) == ["0006"]
         assert _diff(again) == []
 
 
@@ -87,7 +89,7 @@ def test_concurrent_opens_of_a_new_database_all_succeed(store_url: str) -> None:
     try:
         job = stores[0].create_job("w", "c", {})
         assert stores[1].set_job_status(job.id, JobStatus.RUNNING).status is JobStatus.RUNNING
-        assert _versions(stores[2]) == ["0002"]
+        assert _versions(stores[2]) == ["0006"]
     finally:
         for s in stores:
             s.close()
@@ -121,3 +123,26 @@ def test_a_database_from_a_newer_version_is_refused(store_url: str) -> None:
         conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
     with pytest.raises(StoreError, match="9999"):
         JobStore(store_url)
+
+
+def test_0003_renames_the_feedback_loops_kind_and_stage_and_old_values_still_load(store_url: str) -> None:
+    from dataflywheel.jobs.status import JobKind, TaskStatus
+
+    with JobStore(store_url) as store:
+        job = store.create_job("w", "c", {"model": "m"}, kind=JobKind.FEEDBACK)
+        store.start_stage(job.id, "feedback", "test")
+        store.finish_stage(job.id, "feedback", TaskStatus.COMPLETED, output={"n": 1})
+        config = alembic_config()
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0002")
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT kind FROM fw_jobs")).scalar() == "curation"
+            assert conn.execute(text("SELECT key FROM fw_stages")).scalar() == "curate"
+        # A row an older process wrote still loads, under the new name.
+        assert store.get_job(job.id).kind is JobKind.FEEDBACK
+        store.upgrade()
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT kind FROM fw_jobs")).scalar() == "feedback"
+        assert store.get_stage(job.id, "feedback") is not None  # the job resumes from its stage
+        assert store.list_jobs(kind=JobKind.FEEDBACK)[1] == 1

@@ -59,7 +59,7 @@ def test_enum_values_are_the_documented_strings() -> None:
         "skipped",
         "crashed",
     ]
-    assert [k.value for k in JobKind] == ["flywheel", "curation"]
+    assert [k.value for k in JobKind] == ["flywheel", "feedback"]
     assert JobStatus("running") is JobStatus.RUNNING
     assert JobStatus.RUNNING == "running"  # type: ignore[comparison-overlap]
 

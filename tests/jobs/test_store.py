@@ -58,10 +58,10 @@ def _race(calls: list[Callable[[], Any]]) -> list[Any]:
 # Create, get, list ----------------------------------------------------------------------------------
 def test_create_and_get_round_trip(store: JobStore) -> None:
     config = {"data_split_config": {"eval_size": 20}, "candidates": ["smollm2"], "nested": {"a": [1, 2.5, None]}}
-    job = store.create_job("wl-1", "client-a", config, kind=JobKind.CURATION)
+    job = store.create_job("wl-1", "client-a", config, kind=JobKind.FEEDBACK)
 
     assert len(job.id) == 32 and int(job.id, 16) >= 0
-    assert job.status is JobStatus.PENDING and job.kind is JobKind.CURATION
+    assert job.status is JobStatus.PENDING and job.kind is JobKind.FEEDBACK
     assert (job.workload_id, job.client_id, job.config) == ("wl-1", "client-a", config)
     assert job.num_records == 0 and job.progress == 0.0 and job.error is None and job.result is None
     assert job.created_at.tzinfo is UTC and abs(datetime.now(UTC) - job.created_at) < timedelta(seconds=10)
@@ -97,7 +97,7 @@ def test_list_filters_paginates_and_orders_newest_first(store: JobStore) -> None
         made.append(store.create_job(f"wl-{i % 2}", f"client-{i % 3}", {"i": i}))
     store.set_job_status(made[1].id, JobStatus.RUNNING)
     store.set_job_status(made[2].id, JobStatus.FAILED, error="boom")
-    curation = store.create_job("wl-0", "client-0", {}, kind=JobKind.CURATION)
+    curation = store.create_job("wl-0", "client-0", {}, kind=JobKind.FEEDBACK)
     newest_first = [curation.id] + [j.id for j in reversed(made)]
 
     jobs, total = store.list_jobs()
@@ -120,7 +120,7 @@ def test_list_filters_paginates_and_orders_newest_first(store: JobStore) -> None
     assert n == 2 and [j.id for j in some] == [made[2].id, made[1].id]
     pend_wl1, n = store.list_jobs(status=JobStatus.PENDING, workload_id="wl-1")
     assert n == 2 and {j.id for j in pend_wl1} == {made[3].id, made[5].id}
-    cur, n = store.list_jobs(kind=JobKind.CURATION)
+    cur, n = store.list_jobs(kind=JobKind.FEEDBACK)
     assert n == 1 and cur[0].id == curation.id
     none, n = store.list_jobs(workload_id="missing")
     assert (none, n) == ([], 0)
@@ -312,6 +312,19 @@ def test_job_detail_shape(store: JobStore) -> None:
     assert detail.judge is not None
     assert (detail.judge.kind, detail.judge.model, detail.judge.status) == ("remote", "judge-1", TaskStatus.COMPLETED)
     assert [(d.name, d.num_records, d.build_id) for d in detail.datasets] == [("eval", 10, "b1"), ("train", 80, "b1")]
+    assert detail.stages == ()
+
+
+def test_job_detail_lists_the_stages_with_the_worker_of_their_latest_attempt(store: JobStore) -> None:
+    job = store.create_job("w", "c", {})
+    store.start_stage(job.id, "datasets", "celery:cpu@h:11")
+    store.finish_stage(job.id, "datasets", TaskStatus.COMPLETED, {"n": 1})
+    store.start_stage(job.id, "deploy:m", "celery:gpu@h:12")
+    stages = store.job_detail(job.id).stages
+    assert [(st.key, st.status, st.owner, st.attempts) for st in stages] == [
+        ("datasets", TaskStatus.COMPLETED, "celery:cpu@h:11", 1),
+        ("deploy:m", TaskStatus.RUNNING, "celery:gpu@h:12", 1),
+    ]
 
 
 def test_job_detail_of_a_bare_job(store: JobStore) -> None:
@@ -333,7 +346,7 @@ def test_job_detail_takes_a_fixed_number_of_queries(store: JobStore) -> None:
         store.job_detail(job_id)
     finally:
         event.remove(store.engine, "before_cursor_execute", count)
-    assert len(statements) <= 4, statements
+    assert len(statements) <= 5, statements
 
 
 def test_add_candidate_run_is_idempotent(store: JobStore) -> None:

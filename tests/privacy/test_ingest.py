@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from dataflywheel.api import create_api
 from dataflywheel.cli.main import app
 from dataflywheel.errors import ConfigError
 from dataflywheel.logstore import LogQuery, open_log_store
+from dataflywheel.privacy.config import home_salt
 from dataflywheel.settings import Settings, load_settings
 from dataflywheel.synth.pii_corpus import pii_log_records
 
@@ -132,6 +134,28 @@ def test_without_a_salt_variable_a_private_salt_file_is_made_once(tmp_path: Path
     with open_log_store(settings):
         pass
     assert salt_file.read_text() == first
+
+
+def _salt_of(home: Path, start: Any) -> str:
+    start.wait()
+    try:
+        return home_salt(home).decode()
+    except ConfigError as exc:
+        return f"error: {exc}"
+
+
+def test_processes_opening_a_new_home_at_once_get_one_salt(tmp_path: Path) -> None:
+    """Found by the schedulers' race test: a second process read the salt file before the first had written
+    it ("is empty"). Six processes, ten new homes: one salt per home, no error, no temporary file left."""
+    context = multiprocessing.get_context("fork")
+    with context.Manager() as manager, context.Pool(6) as pool:
+        start = manager.Barrier(6)
+        for round_ in range(10):
+            home = tmp_path / f"home-{round_}"
+            salts = set(pool.starmap(_salt_of, [(home, start)] * 6))
+            assert len(salts) == 1 and len(next(iter(salts))) == 64, salts
+            assert [p.name for p in home.iterdir()] == ["privacy-salt"]
+            assert (home / "privacy-salt").stat().st_mode & 0o077 == 0
 
 
 def test_bad_privacy_settings_stop_at_start_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

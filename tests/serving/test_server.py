@@ -20,9 +20,9 @@ import httpx
 import openai
 import pytest
 
-from dataflywheel.models.client import OpenAIClient, SyncOpenAIClient, chat_payload
+from dataflywheel.models.client import EndpointError, OpenAIClient, SyncOpenAIClient, chat_payload
 from dataflywheel.models.engine import LocalEngine, UnknownAdapterError
-from dataflywheel.models.types import ChatRequest, ChatResult, Usage
+from dataflywheel.models.types import ChatRequest, ChatResult, SamplingParams, Usage
 from dataflywheel.serving.app import create_app
 from dataflywheel.serving.service import ChatService
 from tests.serving import ServerThread, make_lora_adapter
@@ -562,3 +562,19 @@ def test_real_engine_batches_concurrent_requests(real_server: tuple[LocalEngine,
         tokens = list(pool.map(ask, range(8)))
     assert all(t > 0 for t in tokens)
     assert service.batcher.stats.largest_batch > 1, service.batcher.stats
+
+
+def test_our_client_loads_an_adapter_into_our_server(
+    real_server: tuple[LocalEngine, ServerThread], tiny_model_dir: str, tmp_path: Path
+) -> None:
+    """The customized eval's call (vLLM's runtime LoRA API): a new alias is served at once; a folder that is
+    not an adapter is refused at once (a 400 is not retried) with the server's reason."""
+    adapter = make_lora_adapter(tiny_model_dir, tmp_path / "second-lora", seed=2)
+    with SyncOpenAIClient(real_server[1].base_url, backoff=0.01) as client:
+        client.load_lora_adapter("second-lora", str(adapter))
+        assert "second-lora" in client.models()
+        answer = client.chat(ChatRequest(messages=user("hi"), sampling=SamplingParams(max_tokens=4)), "second-lora")
+        assert answer.usage.completion_tokens > 0
+        with pytest.raises(EndpointError, match=r"HTTP 400") as info:
+            client.load_lora_adapter("broken", str(tmp_path / "no-such-folder"))
+        assert info.value.attempts == 1

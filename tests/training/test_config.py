@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dataflywheel.errors import ConfigError
-from dataflywheel.settings import Settings, load_settings
+from dataflywheel.settings import LoRASettings, Settings, TrainingSettings, load_settings
 from dataflywheel.training.config import TrainConfig
+from dataflywheel.training.recipes import RECIPES
 
 
 def test_without_a_model_size_the_middle_recipe_applies(settings: Settings) -> None:
@@ -101,3 +102,18 @@ def test_flat_and_blueprint_overrides_apply(settings: Settings) -> None:
 def test_bad_overrides_name_the_key(settings: Settings, overrides: dict[str, object], named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         TrainConfig.from_settings(settings, overrides)
+
+
+def test_each_default_and_description_has_one_source() -> None:
+    """A bare TrainConfig is the blueprint's run: the recipe's values where the blueprint recipe sets one, else
+    the training/lora settings' defaults; a key that is also a setting shows the setting's description."""
+    blueprint = RECIPES["blueprint"].values
+    settings = TrainingSettings.model_fields | LoRASettings.model_fields
+    for name, field in TrainConfig.model_fields.items():
+        if name in blueprint:
+            assert field.default == blueprint[name], name
+        elif name in settings and name != "recipe":
+            assert field.default == settings[name].default, name
+        if name in settings and name != "recipe":
+            assert field.description == settings[name].description, name
+        assert field.description, name

@@ -81,6 +81,30 @@ def test_frozen_lower_layers_give_the_same_loss_and_gradients(
     assert frozen.computed_rows == len(examples)  # every row ran through the lower layer once
 
 
+def test_without_prompt_gradients_the_loss_is_the_same_and_only_the_gradient_changes(
+    upper_lora: Any, examples: list[Example]
+) -> None:
+    frozen = _frozen(upper_lora, examples)
+    for rows in (examples[:4], examples[2:]):  # fresh rows, then cached ones
+        upper_lora.zero_grad(set_to_none=True)
+        full = frozen_batch_loss(upper_lora, rows, frozen, prefix_gradients=False, decision_weight=2.0)
+        full.loss_sum.backward()
+        expected = _grads(upper_lora)
+        upper_lora.zero_grad(set_to_none=True)
+        ours = frozen_batch_loss(
+            upper_lora, rows, frozen, prefix_gradients=False, prompt_gradients=False, decision_weight=2.0
+        )
+        ours.loss_sum.backward()
+        got = _grads(upper_lora)
+        assert float(ours.loss_sum) == pytest.approx(float(full.loss_sum), rel=1e-5)
+        assert ours.target_tokens == full.target_tokens
+        assert got.keys() == expected.keys()
+        # The queries' side still learns; the keys/values of the prompt no longer do through it.
+        assert all(float(g.abs().max()) > 0 for n, g in got.items() if "q_proj.lora_B" in n)
+        differs = [n for n in expected if not torch.allclose(got[n], expected[n], atol=1e-6)]
+        assert any("k_proj" in n or "v_proj" in n for n in differs)
+
+
 def test_rows_past_the_budget_are_recomputed_not_kept(upper_lora: Any, examples: list[Example]) -> None:
     frozen = _frozen(upper_lora, examples, budget=1)
     with torch.no_grad():
@@ -147,3 +171,16 @@ def test_the_trainer_with_the_frozen_cache_trains_as_without(tiny_model_dir: str
         assert metrics["frozen_layers"] == (1 if frozen else None)  # the lower of the 2 layers was cached
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
     assert losses[True][1] != pytest.approx(losses[True][0], rel=1e-3)  # it trained
+
+
+def test_a_sibling_cache_scores_other_rows_over_the_same_prefix(upper_lora: Any, examples: list[Example]) -> None:
+    train = _frozen(upper_lora, examples[:4])
+    val = train.sibling()
+    held_out = examples[4:]
+    assert val.covers(held_out) and val.prefix == train.prefix
+    with torch.no_grad():
+        full = batch_loss(upper_lora, held_out, pad_id=0, device=CPU, min_prefix_tokens=1, prefix_gradients=False)
+        ours = frozen_batch_loss(upper_lora, held_out, val, prefix_gradients=False)
+    assert float(ours.loss_sum) == pytest.approx(float(full.loss_sum), rel=1e-5)
+    assert val.computed_rows == len(held_out) and train.computed_rows == 0  # rows kept apart
+    assert not val.covers([Example(0, (1, 2), (3,))])

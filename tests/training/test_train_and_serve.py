@@ -57,6 +57,7 @@ def _answer(base: str, model: str, row: dict[str, Any]) -> str:
     return str(reply["choices"][0]["message"])
 
 
+@pytest.mark.jobs
 def test_train_registers_an_adapter_that_serve_model_serves(
     dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

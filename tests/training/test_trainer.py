@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from dataflywheel.training.config import TrainConfig
 from dataflywheel.training.examples import TrainingDataError
+from dataflywheel.training.history import EpochRecord, History
 from dataflywheel.training.trainer import (
     LoRATrainer,
     TrainingCancelled,
@@ -163,15 +164,16 @@ class _SavedModel:
 def test_best_epoch_is_kept_and_patience_stops_the_run(tmp_path: Path) -> None:
     trainer = LoRATrainer("unused", config(patience=2), tmp_path)
     model = _SavedModel()
-    history: dict[str, Any] = {"best": None, "stopped_early": False}
+    history = History()
     curve = [0.5, 0.75, 0.75, 0.5, 0.625, 0.9]  # validation accuracy per epoch
     for epoch, accuracy in enumerate(curve, start=1):
-        trainer._track_best(model, history, {"epoch": epoch, "val_function_name_accuracy": accuracy, "val_loss": 1.0})
-        if history["stopped_early"]:
+        if history.track_best(EpochRecord(epoch, 1.0, 1.0, epoch, accuracy, {}), trainer.config.patience):
+            trainer._save_best(model)
+        if history.stopped_early:
             break
     # Epoch 3 ties epoch 2 and wins (later: more training); epochs 4 and 5 did worse: stop before epoch 6.
-    assert history["best"]["epoch"] == 3 and history["best"]["accuracy"] == 0.75
-    assert epoch == 5 and history["stopped_early"]
+    assert history.best is not None and history.best.epoch == 3 and history.best.accuracy == 0.75
+    assert epoch == 5 and history.stopped_early
     assert (tmp_path / "best" / "which.txt").read_text() == "3"
 
 
@@ -193,6 +195,25 @@ def test_best_epoch_selection_scores_each_epoch_and_publishes_the_best(
     assert published.keys() == kept.keys()
     assert all(torch.equal(published[k], kept[k]) for k in published)
     assert sum(result.metrics["class_counts"].values()) == 8
+
+
+def test_eval_delay_scores_only_after_the_delay_and_always_the_last_epoch(
+    tiny_model_dir: str, rows: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    seen: list[TrainProgress] = []
+    cfg = config(epochs=3, select_best_epoch=True, patience=3, eval_delay=1, val_max_tokens=8)
+    result = LoRATrainer(tiny_model_dir, cfg, tmp_path / "run", progress=seen.append).train(rows[:8], rows[8:])
+    epochs = result.metrics["epochs"]
+    assert [("val_function_name_accuracy" in e) for e in epochs] == [False, True, True]
+    assert all(e["val_loss"] is not None for e in epochs)  # the loss curve stays whole
+    assert [p.epochs_completed for p in seen if p.phase == "scoring"] == [2, 3]
+    assert result.metrics["best_epoch"] in (2, 3)
+
+    # A delay past the last epoch still scores the last one: best-epoch selection always has a score.
+    late = config(epochs=2, select_best_epoch=True, eval_delay=5, val_max_tokens=8)
+    result = LoRATrainer(tiny_model_dir, late, tmp_path / "late").train(rows[:8], rows[8:])
+    assert [("val_function_name_accuracy" in e) for e in result.metrics["epochs"]] == [False, True]
+    assert result.metrics["best_epoch"] == 2
 
 
 def test_top_layers_and_length_grouping() -> None:

@@ -240,3 +240,38 @@ def test_a_running_jobs_page_follows_its_progress_live(page: Any, server: Server
     expect(stage.locator(".detail")).to_contain_text("24/30 samples", timeout=TIMEOUT_MS)  # no reload
     page.click("#live [data-cancel]")
     expect(page.locator("#job-status")).to_have_text("cancelling")
+
+
+def test_promote_to_a_canary_then_roll_back_from_the_job_page(page: Any, server: Server) -> None:
+    """The promotion card: a person fills the form (canary 30%, where the adapter is served, a reason) and
+    presses Promote (the job's recommendation passes the gate: no override needed); the card and the job store
+    show the route; Roll back returns all traffic to the big model, with the reason the page gives."""
+    from playwright.sync_api import expect
+
+    job = server.store.get_job(server.job_id)
+    page.goto(f"/jobs/{server.job_id}")
+    card = page.locator("#promotion")
+    expect(card.locator("#route-now")).to_have_text("All traffic goes to the big model.")
+    card.locator("select[name=mode]").select_option("canary")
+    card.locator("input[name=canary_share]").fill("0.3")
+    card.locator("input[name=base_url]").fill("http://127.0.0.1:8001/v1")
+    card.locator("input[name=model]").fill("candidate-adapter")
+    card.locator("input[name=reason]").fill("tried on a third of traffic first")
+    card.locator("[data-promote]").click()
+    expect(card.locator("#promote-result")).to_have_text("promoted: canary")
+    expect(card.locator("#route-now")).to_contain_text("canary 30% to ")
+    expect(card.locator("#route-now")).to_contain_text("as candidate-adapter at http://127.0.0.1:8001/v1")
+    route = server.store.current_route(job.workload_id, job.client_id)
+    assert route is not None and route.active and route.mode is not None and route.mode.value == "canary"
+    assert route.canary_share == 0.3 and not route.override and route.reason == "tried on a third of traffic first"
+    assert route.candidate == server.result()["recommendation"]["candidate"]
+    assert route.job_id == server.job_id and route.target is not None and route.target.model == "candidate-adapter"
+    shot(page, "promotion.png", full_page=True)
+
+    card.locator("[data-rollback]").click()
+    expect(card.locator("#promote-result")).to_have_text("rolled back")
+    expect(card.locator("#route-now")).to_have_text(
+        "All traffic goes to the big model (rolled back: from the job page)."
+    )
+    after = server.store.current_route(job.workload_id, job.client_id)
+    assert after is not None and not after.active and after.reason == "from the job page"

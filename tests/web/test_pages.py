@@ -218,14 +218,14 @@ def test_a_job_page_with_3_candidates_and_3_evals_renders_in_under_300_ms(site: 
 def test_a_feedback_loop_jobs_page_shows_its_report_and_its_stage(site: Site) -> None:
     from dataflywheel.jobs.status import JobKind
 
-    job = site.store.create_job("primary_assistant", "northwind-1", {"student": "m"}, kind=JobKind.CURATION)
+    job = site.store.create_job("primary_assistant", "northwind-1", {"student": "m"}, kind=JobKind.FEEDBACK)
     site.store.set_job_status(job.id, JobStatus.RUNNING)
-    site.store.start_stage(job.id, "curate", "test")
-    site.store.finish_stage(job.id, "curate", TaskStatus.COMPLETED, output={"counts": {"inferred": 12}})
+    site.store.start_stage(job.id, "feedback", "test")
+    site.store.finish_stage(job.id, "feedback", TaskStatus.COMPLETED, output={"counts": {"inferred": 12}})
     site.store.update_job(job.id, result={"counts": {"inferred": 12, "written": 9}})
     site.store.set_job_status(job.id, JobStatus.COMPLETED)
     html = site.client.get(f"/jobs/{job.id}").text
-    [stage] = find(html, "tr", data_stage="curate")
+    [stage] = find(html, "tr", data_stage="feedback")
     assert stage.attrs["data-status"] == "completed"
     assert '"written": 9' in html and not find(html, "section", id="results")
     assert not find(html, "section", id="samples")

@@ -1,4 +1,5 @@
-"""A home with a small synthetic workload loaded, and settings for quick jobs on the tiny model."""
+"""A home with a small synthetic workload loaded, settings for quick jobs on the tiny model, and the job store
+of a whole-job test: SQLite under the home, or PostgreSQL (a fresh schema, :mod:`tests.jobs.conftest`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataflywheel.ingest.jsonl import load_file
 from dataflywheel.logstore import open_log_store
 from dataflywheel.settings import Settings, load_settings
 from dataflywheel.synth.generator import SynthConfig, write_jsonl
+from tests.jobs.conftest import _drop_later, pg_schema_url  # noqa: F401  (fixtures: a PostgreSQL schema)
 
 WORKLOAD, CLIENT = "primary_assistant", "northwind-1"
 QUICK_TRAINING = {"epochs": 1, "batch_size": 8, "adapter_dim": 4, "threads": 2}
@@ -22,7 +24,7 @@ ENV = {
     "FLYWHEEL_DATA_SPLIT__MIN_TOTAL_RECORDS": "20",
     "FLYWHEEL_EXECUTOR__EVAL_MAX_TOKENS": "24",
     "FLYWHEEL_EXECUTOR__HEARTBEAT_S": "0.5",
-    "FLYWHEEL_EXECUTOR__STALE_AFTER_S": "3",
+    "FLYWHEEL_EXECUTOR__STALE_AFTER_S": "5",
     "FLYWHEEL_CURATION_WORKERS": "0",
 }
 
@@ -32,7 +34,7 @@ def job_settings(home: Path, **changes: Any) -> Settings:
         home=home,
         curation_workers=0,
         data_split=changes.pop("data_split", {"eval_size": 8, "limit": 40, "min_total_records": 20}),
-        executor={"eval_max_tokens": 24, "heartbeat_s": 0.5, "stale_after_s": 3, **changes.pop("executor", {})},
+        executor={"eval_max_tokens": 24, "heartbeat_s": 0.5, "stale_after_s": 5, **changes.pop("executor", {})},
         **changes,
     )
 
@@ -55,3 +57,16 @@ def home(loaded_home_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "home"
     shutil.copytree(loaded_home_template, target)
     return target
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres])])
+def job_store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The job store of a whole-job test, run once on SQLite and once on PostgreSQL (a fresh schema, skipped
+    saying why where no server answers, failed under ``FLYWHEEL_REQUIRE_SERVICES=1``). Whole-job tests are
+    marked ``jobs`` (out of the fast suite: ``make test-jobs``). Set as
+    ``FLYWHEEL_JOB_STORE__URL``, so :func:`job_settings` and every process the test starts (``flywheel run``,
+    workers) use it."""
+    sqlite = f"sqlite:///{tmp_path / 'jobs.db'}"
+    url: str = sqlite if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
+    monkeypatch.setenv("FLYWHEEL_JOB_STORE__URL", url)
+    return url

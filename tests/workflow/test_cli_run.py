@@ -9,10 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from dataflywheel.cli.main import app
+from dataflywheel.jobs import JobStatus, JobStore
 from tests.workflow.conftest import CLIENT, ENV, WORKLOAD
 
 
-def test_flywheel_run_prints_the_result_table_then_json(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.jobs
+def test_flywheel_run_prints_the_result_table_then_json(
+    home: Path, job_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FLYWHEEL_HOME", str(home))
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
@@ -48,6 +52,9 @@ def test_flywheel_run_prints_the_result_table_then_json(home: Path, monkeypatch:
     assert detail["job"]["status"] == "completed"
     (run,) = detail["candidates"]
     assert {e["eval_type"] for e in run["evaluations"]} == {"base-eval", "icl-eval", "customized-eval"}
+    with JobStore(job_store_url) as store:  # both runs' jobs are in the job store the settings name
+        jobs, count = store.list_jobs()
+    assert count == 2 and jobs[0].id == detail["job"]["id"] and all(j.status == JobStatus.COMPLETED for j in jobs)
 
 
 def test_a_bad_recommendation_override_stops_flywheel_run_before_a_job_exists(

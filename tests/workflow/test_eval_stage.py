@@ -92,7 +92,7 @@ def run_stage(tmp_path: Path, rows: list[dict[str, Any]], monkeypatch: pytest.Mo
         return ChatResult({"role": "assistant", "content": "We open at nine."}, "stop", Usage(5, 5))
 
     monkeypatch.setattr(OpenAIClient, "chat", chat)
-    monkeypatch.setattr(stages, "deployment_alive", lambda info: True)
+    monkeypatch.setattr(stages.evaluation, "deployment_alive", lambda info: True)
     settings = load_settings(home=tmp_path / "home")
     job = SimpleNamespace(id="job-1", config={})
     ctx = stages.StageContext(FakeStore(datasets), settings, job, "base-eval:cand", StageKind.BASE_EVAL, "cand")  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from dataflywheel.api import create_api
@@ -41,6 +42,7 @@ def _under(path: Path, folders: list[Path]) -> bool:
     return any(path == f or path.is_relative_to(f) for f in folders)
 
 
+@pytest.mark.jobs
 def test_a_cancelled_job_keeps_no_weights_and_deleting_a_job_removes_all_it_made_and_nothing_else(
     home: Path,
 ) -> None:

@@ -33,11 +33,13 @@ def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):  # type: ig
     raise AssertionError("timed out")
 
 
-def test_a_full_job_completes_with_all_three_evaluations(home: Path) -> None:
+@pytest.mark.jobs
+def test_a_full_job_completes_with_all_three_evaluations(home: Path, job_store_url: str) -> None:
     settings = job_settings(home)
     with FlywheelService(settings) as service:
         job = service.create_job(WORKLOAD, CLIENT, TINY)
         assert job.status == JobStatus.PENDING
+        assert service.store.dsn == job_store_url
         done = service.wait(job.id, timeout=300)
         assert done.status == JobStatus.COMPLETED, done.error
         detail = service.store.job_detail(job.id)
@@ -92,6 +94,7 @@ def test_bad_job_configurations_are_refused_before_a_job_exists(home: Path) -> N
         assert service.store.list_jobs()[1] == 0
 
 
+@pytest.mark.jobs
 def test_cancel_during_training_stops_it_and_shuts_the_model_down(home: Path) -> None:
     settings = job_settings(home)
     config = {**TINY, "training_config": {**QUICK_TRAINING, "epochs": 200}}
@@ -120,6 +123,7 @@ def test_cancel_during_training_stops_it_and_shuts_the_model_down(home: Path) ->
     assert not pid_alive(int(run.deployment["pid"]))
 
 
+@pytest.mark.jobs
 def test_cancel_during_an_eval_stops_it(home: Path) -> None:
     settings = job_settings(
         home,
@@ -144,7 +148,10 @@ def test_cancel_during_an_eval_stops_it(home: Path) -> None:
     assert all(e.done < 30 for e in evals.values())
 
 
-def test_a_job_whose_process_is_killed_is_resumed_by_the_next_one(home: Path, tmp_path: Path) -> None:
+@pytest.mark.jobs
+def test_a_job_whose_process_is_killed_is_resumed_by_the_next_one(
+    home: Path, tmp_path: Path, job_store_url: str
+) -> None:
     env = {**os.environ, **ENV, "FLYWHEEL_HOME": str(home)}
     training = ",".join(f"{k}={v}" for k, v in {**QUICK_TRAINING, "epochs": 3, "batch_size": 4}.items())
     argv = [
@@ -197,6 +204,7 @@ def test_a_job_whose_process_is_killed_is_resumed_by_the_next_one(home: Path, tm
     assert json.dumps(done.result)  # the result was written by the resumed driver
 
 
+@pytest.mark.jobs
 def test_a_learning_curve_trains_and_scores_each_fraction_of_the_train_split(home: Path) -> None:
     settings = job_settings(home)
     with FlywheelService(settings) as service:

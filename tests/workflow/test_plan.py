@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from dataflywheel.workflow.plan import Queue, Resource, StageKind, parse_stage_key, plan_job, stage_key
+from dataflywheel.workflow.plan import (
+    Queue,
+    Resource,
+    StageKind,
+    parse_stage_key,
+    plan_feedback,
+    plan_job,
+    stage_key,
+    stage_queue,
+)
 
 
 def test_every_stage_follows_its_dependencies_and_customize_overlaps_the_evals() -> None:
@@ -36,3 +45,11 @@ def test_a_candidate_that_cannot_be_customized_has_no_customize_stages() -> None
 def test_stage_keys_round_trip(candidate: str | None) -> None:
     key = stage_key(StageKind.CUSTOMIZED_EVAL, candidate)
     assert parse_stage_key(key) == (StageKind.CUSTOMIZED_EVAL, candidate)
+
+
+def test_the_stages_that_hold_a_model_go_to_the_accelerator_queue_the_rest_to_the_cpu_queue() -> None:
+    accelerator = {StageKind.DEPLOY, StageKind.CUSTOMIZE, StageKind.SHUTDOWN}
+    for spec in plan_job(["a", "remote"], {"remote": False}):
+        assert spec.queue == stage_queue(spec.kind) == (Queue.ACCELERATOR if spec.kind in accelerator else Queue.CPU)
+    (feedback,) = plan_feedback()
+    assert feedback.queue == Queue.ACCELERATOR

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -44,19 +44,13 @@ from dataflywheel.errors import (
 from dataflywheel.evaluation.judge import JudgeError
 from dataflywheel.evaluation.runner import EvalCancelled, EvalError
 from dataflywheel.export import ExportError
-from dataflywheel.feedback.pipeline import CurationCancelled
-from dataflywheel.jobs.errors import (
-    IllegalTransitionError,
-    JobFinishedError,
-    JobNotFoundError,
-    JobRunningError,
-    StageLeaseHeldError,
-    StaleAttemptError,
-)
-from dataflywheel.models.client import EndpointError
+from dataflywheel.feedback.pipeline import FeedbackCancelled
+from dataflywheel.jobs.errors import JobNotFoundError, JobStateError
 from dataflywheel.models.deployments import DeploymentError
+from dataflywheel.models.endpoint import EndpointError
 from dataflywheel.models.engine import GenerationInputError, UnknownAdapterError
 from dataflywheel.models.registry import ModelLoadError
+from dataflywheel.promotion.errors import PromotionInputError
 from dataflywheel.serving.service import InvalidRequestError, ModelNotFoundError, ServingError
 from dataflywheel.training.adapters import AdapterNotFoundError
 from dataflywheel.training.examples import TrainingDataError
@@ -105,18 +99,15 @@ STATUS: Final[dict[type[FlywheelError], int]] = {
     AdapterNotFoundError: 404,
     UnknownAdapterError: 404,
     ModelNotFoundError: 404,
-    # 409: the state of the job forbids it
-    JobFinishedError: 409,
-    JobRunningError: 409,
-    IllegalTransitionError: 409,
-    StageLeaseHeldError: 409,
-    StaleAttemptError: 409,
+    # 409: the state of the job forbids it (finished, running, an illegal change, a stage's lease) or the work
+    # was cancelled or skipped
+    JobStateError: 409,
     StageCancelled: 409,
     DriverDisplaced: 409,
     StageSkipped: 409,
     EvalCancelled: 409,
     TrainingCancelled: 409,
-    CurationCancelled: 409,
+    FeedbackCancelled: 409,
     # 422: bad input, named
     ConfigError: 422,
     RecordError: 422,
@@ -125,6 +116,7 @@ STATUS: Final[dict[type[FlywheelError], int]] = {
     TrainingDataError: 422,
     GenerationInputError: 422,
     InvalidRequestError: 422,
+    PromotionInputError: 422,
     # 503: something the request needs is unavailable or failed
     StoreError: 503,
     DependencyMissingError: 503,
@@ -168,12 +160,42 @@ DESCRIPTIONS: Final[dict[int, str]] = {
 }
 
 
-def error_responses(statuses: Mapping[int, str | None]) -> dict[int | str, dict[str, Any]]:
+def error_responses(statuses: Mapping[int, str | None]) -> dict[int | str, dict[str, object]]:
     """OpenAPI ``responses`` for error statuses, each with the error body's schema and a description: the
     route's own, or the standard one (:data:`DESCRIPTIONS`) where it gives None."""
     return {
         status: {"model": ErrorPublic, "description": text or DESCRIPTIONS[status]} for status, text in statuses.items()
     }
+
+
+BODY_NOT_JSON: Final = "The body is not JSON (FastAPI's 400 before any validation)."
+
+
+def document_body_errors(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI document the 400 that FastAPI answers, before any route runs, to a request body
+    it cannot decode (bytes that are not UTF-8): every operation taking a body lists it, with the error body's
+    schema, unless the route already describes its own 400."""
+    build = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if isinstance(operation, dict) and "requestBody" in operation:
+                        operation.setdefault("responses", {}).setdefault(
+                            "400",
+                            {
+                                "description": BODY_NOT_JSON,
+                                "content": {
+                                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}
+                                },
+                            },
+                        )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def check_job_id(job_id: str) -> str:

@@ -13,10 +13,13 @@ with the blueprint's ``jobs`` key kept as an alias of ``data``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, computed_field, create_model
+from pydantic.config import JsonDict
 
+from dataflywheel.api.derived import deployment_status, job_progress, task_runtime
+from dataflywheel.api.stage_schema import StagePublic
 from dataflywheel.decision.schema import CostReport, LatencyRow, Recommendation, read_stored
 from dataflywheel.jobs.records import (
     CandidateRunDetail,
@@ -29,11 +32,15 @@ from dataflywheel.jobs.records import (
     JudgeRecord,
 )
 from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskStatus
+from dataflywheel.projection import project
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.records.model import ID_MAX_LENGTH
-from dataflywheel.settings import DataSplitSettings, ICLSettings, RecommendationSettings
+from dataflywheel.settings import DataSplitSettings, ICLSettings, RecommendationSettings, TrainingSettings
+from dataflywheel.training.config import FIXED_KEYS, LORA_ALIASES, TrainConfig
 from dataflywheel.workflow.job_files import FileKind, Removal
 
 __all__ = [
+    "EXAMPLE_WORKLOAD",
     "MAX_OFFSET",
     "NAME_MAX_LENGTH",
     "NO_NUL",
@@ -55,12 +62,17 @@ __all__ = [
     "JudgePublic",
     "LogsIngested",
     "LogsRefused",
+    "LoraOverrides",
     "NimPublic",
+    "RecordId",
     "RemovedFilePublic",
+    "StagePublic",
+    "TrainingConfigOverrides",
     "WorkloadPublic",
     "WorkloadsPublic",
     "deployment_status",
     "job_progress",
+    "request_config",
 ]
 
 
@@ -71,6 +83,18 @@ NAME_MAX_LENGTH: Final = 1024
 MAX_OFFSET: Final = 1_000_000_000
 """The largest ``offset`` of a paginated list (pages beyond the data are empty; beyond this, a 422)."""
 ModelName = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NO_NUL)]
+RecordId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL)]
+"""A workload or client id as a request body names it."""
+
+
+EXAMPLE_WORKLOAD: Final[JsonDict] = {"workload_id": "primary_assistant", "client_id": "northwind-1"}
+"""The workload and client the request examples name."""
+
+
+def request_config(*examples: JsonDict) -> ConfigDict:
+    """A request body's config: unknown keys refused (422 naming them), ``examples`` shown in the schema."""
+    shown: list[JsonValue] = [*examples]
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": shown})
 
 
 def _keys(model: type[BaseModel]) -> str:
@@ -86,6 +110,61 @@ class ErrorPublic(BaseModel):
 
 
 # ---- requests --------------------------------------------------------------------------------------------
+def _override(name: str, description: str | None = None) -> tuple[object, object]:
+    """A :class:`TrainConfig` field as an override: its type (or null: not overridden), its constraints and
+    its description (the training and lora settings' own, see :mod:`dataflywheel.training.config`)."""
+    field = TrainConfig.model_fields[name]
+    annotation: Any = field.annotation | None  # type: ignore[operator]
+    if field.metadata:
+        annotation = Annotated[(annotation, *field.metadata)]
+    return annotation, Field(None, description=description or field.description)
+
+
+def _lora_keys(*, ours: bool) -> dict[str, tuple[object, object]]:
+    """The LoRA keys by our names (``ours``) or by the blueprint's (``rank`` for ``adapter_dim``...)."""
+    return {
+        alias: _override(target, None if alias == target else f"The blueprint's name of {target}.")
+        for alias, target in LORA_ALIASES.items()
+        if (alias == target) == ours
+    }
+
+
+_OVERRIDES = ConfigDict(extra="forbid")
+
+if TYPE_CHECKING:  # the fields are made from TrainConfig's below; to a type checker these are plain models
+
+    class LoraOverrides(BaseModel):
+        pass
+
+    class TrainingConfigOverrides(BaseModel):
+        pass
+
+else:
+    LoraOverrides = create_model(
+        "LoraOverrides",
+        __config__=_OVERRIDES,
+        __doc__="The blueprint's lora object of a job's training_config: the adapter's shape, by our names or its.",
+        **_lora_keys(ours=True),
+        **_lora_keys(ours=False),
+    )
+    TrainingConfigOverrides = create_model(
+        "TrainingConfigOverrides",
+        __config__=_OVERRIDES,
+        __doc__="A job's LoRA hyperparameters: each key overrides the recipe and the training and lora settings; "
+        "null or absent keys are not overridden. Unknown keys are refused (422, naming the key).",
+        **{
+            name: _override(name, TrainingSettings.model_fields[name].description if name == "recipe" else None)
+            for name in TrainConfig.model_fields
+        },
+        **_lora_keys(ours=False),
+        lora=(LoraOverrides | None, Field(None, description=LoraOverrides.__doc__)),
+        **{
+            key: (Literal[value] | None, Field(None, description=f"The blueprint's {key}: only {value} is supported."))
+            for key, value in FIXED_KEYS.items()
+        },
+    )
+
+
 class JobCreate(BaseModel):
     """A flywheel job: which logs to curate (workload and client) and what to override for this job.
 
@@ -93,31 +172,21 @@ class JobCreate(BaseModel):
     Unknown keys, here or inside an override, are refused with 422 naming them.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "workload_id": "primary_assistant",
-                    "client_id": "northwind-1",
-                    "data_split_config": {"eval_size": 20, "val_ratio": 0.1, "min_total_records": 50},
-                    "training_config": {"epochs": 2, "batch_size": 16, "lora": {"adapter_dim": 32}},
-                    "candidates": ["smollm2-135m-instruct"],
-                }
-            ]
-        },
+    model_config = request_config(
+        {
+            **EXAMPLE_WORKLOAD,
+            "data_split_config": {"eval_size": 20, "val_ratio": 0.1, "min_total_records": 50},
+            "training_config": {"epochs": 2, "batch_size": 16, "lora": {"adapter_dim": 32}},
+            "candidates": ["smollm2-135m-instruct"],
+        }
     )
 
-    workload_id: str = Field(
-        min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL, description="The workload whose logs are curated."
-    )
-    client_id: str = Field(
-        min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL, description="The client whose logs are curated."
-    )
+    workload_id: RecordId = Field(description="The workload whose logs are curated.")
+    client_id: RecordId = Field(description="The client whose logs are curated.")
     data_split_config: dict[str, Any] | None = Field(
         None, description=f"Overrides of the data_split settings; keys: {_keys(DataSplitSettings)}."
     )
-    training_config: dict[str, Any] | None = Field(
+    training_config: TrainingConfigOverrides | None = Field(
         None,
         description="Overrides of the LoRA hyperparameters: flat keys (epochs, batch_size, learning_rate, "
         'adapter_dim, alpha, dropout, ...) or the blueprint\'s shape ({"epochs": 2, "lora": '
@@ -161,8 +230,8 @@ class JobCreated(BaseModel):
     message: str
 
 
-class JobListItem(BaseModel):
-    """A job in a list (no candidates: see ``GET /api/jobs/{id}`` for those)."""
+class _JobHead(BaseModel):
+    """The fields a job shows in a list and in its detail alike."""
 
     id: str
     kind: JobKind
@@ -172,23 +241,17 @@ class JobListItem(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobListItem(_JobHead):
+    """A job in a list (no candidates: see ``GET /api/jobs/{id}`` for those)."""
+
     num_records: int
     error: str | None
 
     @classmethod
     def of(cls, job: JobRecord) -> JobListItem:
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            workload_id=job.workload_id,
-            client_id=job.client_id,
-            status=job.status,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            num_records=job.num_records,
-            error=job.error,
-        )
+        return project(cls, job)
 
 
 class JobsPublic(BaseModel):
@@ -222,19 +285,7 @@ class EvaluationPublic(BaseModel):
 
     @classmethod
     def of(cls, ev: EvaluationRecord, now: datetime) -> EvaluationPublic:
-        return cls(
-            eval_type=ev.eval_type,
-            status=ev.status,
-            scores=ev.scores,
-            started_at=ev.started_at,
-            finished_at=ev.finished_at,
-            runtime_seconds=_runtime(ev.runtime_s, ev.started_at, ev.finished_at, now),
-            progress=ev.progress,
-            done=ev.done,
-            total=ev.total,
-            eta_s=ev.eta_s,
-            error=ev.error,
-        )
+        return project(cls, ev, runtime_seconds=task_runtime(ev.runtime_s, ev.started_at, ev.finished_at, now))
 
 
 class CustomizationPublic(BaseModel):
@@ -257,21 +308,11 @@ class CustomizationPublic(BaseModel):
 
     @classmethod
     def of(cls, cu: CustomizationRecord, now: datetime) -> CustomizationPublic:
-        return cls(
-            status=cu.status,
-            started_at=cu.started_at,
-            finished_at=cu.finished_at,
-            runtime_seconds=_runtime(cu.runtime_s, cu.started_at, cu.finished_at, now),
-            progress=cu.progress,
-            epochs_completed=cu.epochs_completed,
-            total_epochs=cu.total_epochs,
-            steps_completed=cu.steps_completed,
-            total_steps=cu.total_steps,
-            loss=cu.loss,
-            tokens_per_s=cu.tokens_per_s,
-            eta_s=cu.eta_s,
+        return project(
+            cls,
+            cu,
+            runtime_seconds=task_runtime(cu.runtime_s, cu.started_at, cu.finished_at, now),
             customized_model=cu.adapter_name,
-            error=cu.error,
         )
 
 
@@ -294,7 +335,7 @@ class NimPublic(BaseModel):
             model_name=run.candidate,
             status=run.stage,
             deployment_status=deployment_status(run),
-            runtime_seconds=_runtime(run.runtime_s, run.started_at, run.finished_at, now),
+            runtime_seconds=task_runtime(run.runtime_s, run.started_at, run.finished_at, now),
             evaluations=[EvaluationPublic.of(e, now) for e in run.evaluations],
             customizations=[] if run.customization is None else [CustomizationPublic.of(run.customization, now)],
             error=run.error,
@@ -330,17 +371,9 @@ class DatasetPublic(BaseModel):
         return cls(name=d.name, num_records=d.num_records, path=d.path, url=f"/api/jobs/{job_id}/datasets/{d.name}")
 
 
-class JobDetailPublic(BaseModel):
+class JobDetailPublic(_JobHead):
     """Everything about a job: its status, candidates (evaluations, customization), datasets and result."""
 
-    id: str
-    kind: JobKind
-    workload_id: str
-    client_id: str
-    status: JobStatus
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
     num_records: int = Field(description="Records the job's curation read.")
     progress: float = Field(ge=0, le=100, description="Share of the job's work done, in percent.")
     eta_s: float | None = Field(description="The longest ETA of the tasks running now (None: unknown).")
@@ -348,6 +381,7 @@ class JobDetailPublic(BaseModel):
     llm_judge: JudgePublic | None
     nims: list[NimPublic]
     datasets: list[DatasetPublic]
+    stages: list[StagePublic] = Field(description="The workflow's stages so far, each with the worker that ran it.")
     error: str | None
     result: dict[str, Any] | None = Field(
         description="Once completed: per candidate and eval type, every metric's mean with its 95% interval "
@@ -372,24 +406,15 @@ class JobDetailPublic(BaseModel):
         now = now or datetime.now(UTC)
         job = detail.job
         progress, eta = job_progress(detail)
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            workload_id=job.workload_id,
-            client_id=job.client_id,
-            status=job.status,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            num_records=job.num_records,
+        return project(
+            cls,
+            job,
             progress=progress,
             eta_s=eta,
-            config=job.config,
             llm_judge=None if detail.judge is None else JudgePublic.of(detail.judge),
             nims=[NimPublic.of(run, now) for run in detail.candidates],
             datasets=[DatasetPublic.of(job.id, d) for d in detail.datasets],
-            error=job.error,
-            result=job.result,
+            stages=[StagePublic.of(st) for st in detail.stages],
             **read_stored(job.result)._asdict(),
         )
 
@@ -447,7 +472,7 @@ class EventPublic(BaseModel):
 
     @classmethod
     def of(cls, ev: EventRecord) -> EventPublic:
-        return cls(id=ev.id, ts=ev.ts, kind=ev.kind, stage=ev.stage, message=ev.message, data=ev.data)
+        return project(cls, ev)
 
 
 class EventsPublic(BaseModel):
@@ -515,60 +540,6 @@ class HealthPublic(BaseModel):
     """Whether the API can serve: its job store answers."""
 
     status: str = Field(description="ok, or unavailable when the job store does not answer.")
-    job_store: dict[str, Any] = Field(description="reachable, dialect (sqlite or postgresql), error.")
+    job_store: JsonObject = Field(description="reachable, dialect (sqlite or postgresql), error.")
     executor: str = Field(description="embedded or celery.")
     running_jobs: int = Field(description="Jobs this process is driving.")
-
-
-# ---- derived values --------------------------------------------------------------------------------------
-def _runtime(runtime_s: float | None, started: datetime | None, finished: datetime | None, now: datetime) -> float:
-    """The stored runtime; while running, the time since it started."""
-    if runtime_s is not None:
-        return max(runtime_s, 0.0)
-    if started is None:
-        return 0.0
-    return max(((finished or now) - started).total_seconds(), 0.0)
-
-
-def deployment_status(run: CandidateRunDetail) -> str:
-    """The blueprint's deployment status of a candidate, from its stage and deployment."""
-    stage = run.stage
-    if stage.terminal:
-        return stage.value
-    if stage in (CandidateStage.PENDING, CandidateStage.DEPLOYING) or not run.deployment:
-        return "pending"
-    return "ready"
-
-
-_EVALS_PER_CANDIDATE = 3
-
-
-def job_progress(detail: JobDetail) -> tuple[float, float | None]:
-    """The job's progress in percent and an ETA in seconds (None: nothing running reports one).
-
-    Every unit of work counts the same: the datasets, and per candidate each evaluation (three, or two when
-    its customization is skipped) and its customization. Ended tasks count as done whatever their end.
-    """
-    job = detail.job
-    if job.status is JobStatus.COMPLETED:
-        return 100.0, 0.0
-    parts: list[float] = [100.0 if detail.datasets else 0.0]
-    etas: list[float] = []
-    for run in detail.candidates:
-        tasks: list[EvaluationRecord | CustomizationRecord] = list(run.evaluations)
-        expected = _EVALS_PER_CANDIDATE
-        if run.customization is not None:
-            tasks.append(run.customization)
-            if run.customization.status is TaskStatus.SKIPPED:
-                expected -= 1
-        expected += 1  # the customization
-        for task in tasks:
-            parts.append(100.0 if task.status.terminal else task.progress)
-            if task.status is TaskStatus.RUNNING and task.eta_s is not None:
-                etas.append(task.eta_s)
-        parts.extend(0.0 for _ in range(max(expected - len(tasks), 0)))
-    if len(parts) == 1 and not job.status.terminal:
-        # Candidates appear once a worker starts the job: until then only the datasets are known.
-        parts.extend([0.0] * (_EVALS_PER_CANDIDATE + 1))
-    progress = round(sum(parts) / len(parts), 2)
-    return min(progress, 100.0), (max(etas) if etas else None)

@@ -6,8 +6,7 @@ import gc
 
 import typer
 
-from dataflywheel.cli.common import console, handle_errors, state
-from dataflywheel.errors import DependencyMissingError
+from dataflywheel.cli.common import console, handle_errors, serve_extra, state
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -24,6 +23,11 @@ def serve_api(
         "--recover/--no-recover",
         help="Resume unfinished jobs whose process died (at start, then every heartbeat).",
     ),
+    proxy: bool | None = typer.Option(
+        None,
+        "--proxy/--no-proxy",
+        help="Serve the logging proxy under /proxy/v1 too (default: when proxy.upstream_url is set).",
+    ),
 ) -> None:
     """Serve the flywheel API: create and follow jobs, load logs. Jobs run inside this process (executor
     embedded) or on Celery workers (executor celery)."""
@@ -31,14 +35,10 @@ def serve_api(
     if level not in LOG_LEVELS:
         raise typer.BadParameter(f"{log_level!r}: expected one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
     with handle_errors():
-        try:
+        with serve_extra("serve"):
             import uvicorn
 
             from dataflywheel.api.app import api_key_of, create_api
-        except ImportError as exc:
-            raise DependencyMissingError(
-                f"serve needs fastapi and uvicorn ({exc.name} is missing): pip install 'data-flywheel[serve]'"
-            ) from exc
         settings = state(ctx).settings()
         host = host or settings.api.host
         port = port or settings.api.port
@@ -46,7 +46,8 @@ def serve_api(
 
         # Opened here, not at the app's start-up, so an unreachable job store is one clear error.
         service = FlywheelService(settings)
-        app = create_api(settings, service, recover=recover)
+        mount = proxy if proxy is not None else bool(settings.proxy.upstream_url)
+        app = create_api(settings, service, recover=recover, mount_proxy=mount)
         shown_host = f"[{host}]" if ":" in host else host
         if api_key_of(settings) is not None:
             auth = f"API key required (env {settings.api.api_key_env})"

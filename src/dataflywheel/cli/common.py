@@ -13,8 +13,9 @@ import orjson
 import typer
 import yaml
 from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
 
-from dataflywheel.errors import ConfigError, FlywheelError
+from dataflywheel.errors import ConfigError, DependencyMissingError, FlywheelError
 from dataflywheel.settings import Settings, load_settings
 
 console = Console(stderr=True)
@@ -34,6 +35,24 @@ class CliState:
         if self._settings is None:
             self._settings = load_settings(self.config)
         return self._settings
+
+
+@contextmanager
+def serve_extra(command: str) -> Iterator[None]:
+    """Around the imports of a command that serves HTTP: without fastapi or uvicorn, a
+    :class:`DependencyMissingError` naming the missing module and the extra to install."""
+    try:
+        yield
+    except ImportError as exc:
+        raise DependencyMissingError(
+            f"{command} needs fastapi and uvicorn ({exc.name} is missing): pip install 'data-flywheel[serve]'"
+        ) from exc
+
+
+def progress_bar(label: str, *columns: ProgressColumn) -> Progress:
+    """A command's progress bar on the console (gone once done): ``label`` (a :class:`TextColumn` format), the
+    bar, then ``columns``."""
+    return Progress(TextColumn(label), BarColumn(), *columns, console=console, transient=True)
 
 
 def state(ctx: typer.Context) -> CliState:
@@ -73,9 +92,9 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def parse_assignments(values: list[str] | None, option: str) -> dict[str, Any]:
+def parse_assignments(values: list[str] | None, option: str) -> dict[str, object]:
     """``KEY=VALUE`` options into a dict; values are YAML scalars (``10``, ``0.1``, ``true``, ``[a, b]``)."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for value in values or []:
         key, sep, raw = value.partition("=")
         key = key.strip()

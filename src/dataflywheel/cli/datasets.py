@@ -6,16 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import MofNCompleteColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dataflywheel.cli.common import console, guarded, print_json, state
+from dataflywheel.cli.common import console, guarded, print_json, progress_bar, state
 from dataflywheel.cli.render import build_tables
 from dataflywheel.datasets.artifacts import list_builds, read_manifest
 from dataflywheel.datasets.build import DatasetBuild, build_datasets
 from dataflywheel.datasets.sources import JsonlSource, RecordSource, StoreSource
 from dataflywheel.logstore import LogQuery, open_log_store
 from dataflywheel.privacy.config import build_redactor
+from dataflywheel.progress import Progress as ProgressEvent
 from dataflywheel.settings import ExampleSelection, Settings, with_overrides
 
 app = typer.Typer(help="Build and list datasets (eval, ICL, train, val) from a workload's logs.", no_args_is_help=True)
@@ -24,20 +25,13 @@ app = typer.Typer(help="Build and list datasets (eval, ICL, train, val) from a w
 def run_build(settings: Settings, source: RecordSource, workload_id: str, client_id: str, quiet: bool) -> DatasetBuild:
     if quiet:
         return build_datasets(source, settings, workload_id=workload_id, client_id=client_id)
-    with Progress(
-        TextColumn("[bold]{task.description:<6}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar("[bold]{task.description:<6}", MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         tasks: dict[str, Any] = {}
 
-        def progress(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+        def progress(p: ProgressEvent) -> None:
+            if p.stage not in tasks:
+                tasks[p.stage] = bar.add_task(p.stage, total=p.total)
+            bar.update(tasks[p.stage], completed=p.done, total=p.total)
 
         return build_datasets(source, settings, workload_id=workload_id, client_id=client_id, progress=progress)
 

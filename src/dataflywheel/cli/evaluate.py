@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import MofNCompleteColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dataflywheel.cli.common import console, guarded, print_json, state
-from dataflywheel.evaluation.judge import Judge, JudgeCache, JudgeUnavailableError, check_judge, client_judge_chat
+from dataflywheel.cli.common import console, guarded, print_json, progress_bar, state
+from dataflywheel.evaluation.judge import (
+    Judge,
+    JudgeCache,
+    JudgeUnavailableError,
+    check_judge,
+    client_judge_chat,
+    judge_client,
+)
 from dataflywheel.evaluation.runner import (
     EvalConfig,
     EvalProgress,
@@ -54,11 +61,8 @@ def _judge(settings: Settings, name: str | None, manager: DeploymentManager, kin
         deployment = manager.deploy(spec)
         client, model = deployment.client(), deployment.model
     else:
-        from dataflywheel.models.client import OpenAIClient
-
-        assert settings.judge.base_url and settings.judge.model
-        client = OpenAIClient(settings.judge.base_url, api_key_env=settings.judge.api_key_env)
-        model = settings.judge.model
+        assert settings.judge.model
+        client, model = judge_client(settings.judge), settings.judge.model
     chat = client_judge_chat(client, model)
     problem = asyncio.run(check_judge(chat))
     if problem:
@@ -117,14 +121,7 @@ def evaluate(
         if as_json:
             summary = run_async(run_eval(rows, chat, out_dir, config, judge=the_judge))
         else:
-            with Progress(
-                TextColumn(f"[bold]{kind.value}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            ) as bar:
+            with progress_bar(f"[bold]{kind.value}", MofNCompleteColumn(), TimeRemainingColumn()) as bar:
                 task = bar.add_task("eval", total=len(rows))
 
                 def progress(p: EvalProgress) -> None:

@@ -9,7 +9,8 @@ import typer
 
 from dataflywheel.cli.common import console, guarded, print_json, state
 from dataflywheel.errors import ConfigError, FlywheelError
-from dataflywheel.jobs import JobKind, JobRunningError, open_job_store
+from dataflywheel.jobs import JobKind, open_job_store
+from dataflywheel.jobs.errors import JobRunningError
 from dataflywheel.settings import with_overrides
 
 

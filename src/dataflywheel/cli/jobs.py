@@ -7,9 +7,7 @@ settings; ``--api-key`` (or ``$FLYWHEEL_API_KEY``, else the variable that ``api.
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -17,13 +15,30 @@ from typing import Any, Final
 import httpx
 import typer
 from rich.console import Group, RenderableType
-from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
-from rich.table import Column, Table
+from rich.table import Table
 
+from dataflywheel.api.schemas import (
+    CancelResponse,
+    DeleteResponse,
+    JobCreated,
+    JobDetailPublic,
+    JobsPublic,
+    NimPublic,
+)
+from dataflywheel.api.stage_schema import StagePublic
 from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
+from dataflywheel.cli.job_view import (
+    TERMINAL,
+    eval_detail,
+    follow,
+    poll_until_done,
+    styled,
+    training_detail,
+)
 from dataflywheel.cli.run import result_table
 from dataflywheel.errors import ConfigError, RemoteServiceError
-from dataflywheel.jobs.status import JOB_TERMINAL, TASK_TERMINAL
+from dataflywheel.settings import secret_from_env
+from dataflywheel.web.format import duration
 
 __all__ = ["ApiClient", "ApiError", "jobs_app", "parse_assignments", "result_table"]
 
@@ -32,9 +47,6 @@ jobs_app = typer.Typer(
     no_args_is_help=True,
 )
 
-TERMINAL: Final = frozenset(s.value for s in JOB_TERMINAL)
-"""Job statuses ``jobs watch`` stops at (a crashed job too: it never changes again)."""
-TASK_ENDED: Final = frozenset(s.value for s in TASK_TERMINAL)
 EVAL_TYPES: Final = ("base-eval", "icl-eval", "customized-eval")
 # The scores a person compares first, with short column names; others stay in --json.
 KEY_METRICS: Final = {
@@ -43,15 +55,6 @@ KEY_METRICS: Final = {
     "required_arguments_accuracy": "required args",
     "argument_similarity": "arg similarity",
     "judge": "judge",
-}
-_STATUS_STYLE: Final = {
-    "completed": "green",
-    "failed": "red",
-    "crashed": "bold red",
-    "cancelled": "yellow",
-    "cancelling": "yellow",
-    "running": "cyan",
-    "skipped": "dim",
 }
 
 
@@ -106,27 +109,21 @@ class ApiClient:
             raise ApiError(_error_message(reply), reply.status_code)
         return reply.json()
 
-    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", "/api/jobs", json=body)
-        return result
+    def create_job(self, body: Mapping[str, object]) -> JobCreated:
+        return JobCreated.model_validate(self.request("POST", "/api/jobs", json=body))
 
-    def list_jobs(self, **params: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "GET", "/api/jobs", params={k: v for k, v in params.items() if v is not None}
-        )
-        return result
+    def list_jobs(self, **params: Any) -> JobsPublic:
+        answer = self.request("GET", "/api/jobs", params={k: v for k, v in params.items() if v is not None})
+        return JobsPublic.model_validate(answer)
 
-    def get_job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/jobs/{job_id}")
-        return result
+    def get_job(self, job_id: str) -> JobDetailPublic:
+        return JobDetailPublic.model_validate(self.request("GET", f"/api/jobs/{job_id}"))
 
-    def cancel_job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/jobs/{job_id}/cancel")
-        return result
+    def cancel_job(self, job_id: str) -> CancelResponse:
+        return CancelResponse.model_validate(self.request("POST", f"/api/jobs/{job_id}/cancel"))
 
-    def delete_job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("DELETE", f"/api/jobs/{job_id}")
-        return result
+    def delete_job(self, job_id: str) -> DeleteResponse:
+        return DeleteResponse.model_validate(self.request("DELETE", f"/api/jobs/{job_id}"))
 
 
 def _error_message(reply: httpx.Response) -> str:
@@ -154,8 +151,8 @@ def _client(ctx: typer.Context, url: str | None, api_key: str | None) -> ApiClie
             host = settings.api.host
             host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
             url = f"http://{f'[{host}]' if ':' in host else host}:{settings.api.port}"
-        if api_key is None and settings.api.api_key_env:
-            api_key = os.environ.get(settings.api.api_key_env) or None
+        if api_key is None:
+            api_key = secret_from_env(settings.api.api_key_env, setting="api.api_key_env", required=False)
     return ApiClient(url, api_key)
 
 
@@ -169,35 +166,21 @@ JSON_OPTION = typer.Option(False, "--json", help="Print the API's answer as JSON
 
 
 # ---- rendering -------------------------------------------------------------------------------------------
-def _when(value: str | None) -> str:
+def _when(value: datetime | str | None) -> str:
     if not value:
         return "-"
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     try:
         return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
         return value
 
 
-def _styled(status: str) -> str:
-    style = _STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/]" if style else status
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(seconds, 0.0)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def jobs_table(page: dict[str, Any]) -> Table:
-    data = page["data"]
-    first = page["offset"] + 1 if data else 0
-    title = f"Jobs {first}-{page['offset'] + len(data)} of {page['count']} (newest first)"
+def jobs_table(page: JobsPublic) -> Table:
+    data = page.data
+    first = page.offset + 1 if data else 0
+    title = f"Jobs {first}-{page.offset + len(data)} of {page.count} (newest first)"
     table = Table(title=title, title_justify="left")
     table.add_column("id", no_wrap=True, min_width=32)  # whole: the other commands take it
     for column in ("workload", "client", "status", "created", "finished", "records", "error"):
@@ -209,14 +192,14 @@ def jobs_table(page: dict[str, Any]) -> Table:
         )
     for job in data:
         table.add_row(
-            job["id"],
-            job["workload_id"],
-            job["client_id"],
-            _styled(job["status"]),
-            _when(job["created_at"]),
-            _when(job["finished_at"]),
-            str(job["num_records"]),
-            (job.get("error") or "")[:60],
+            job.id,
+            job.workload_id,
+            job.client_id,
+            styled(job.status),
+            _when(job.created_at),
+            _when(job.finished_at),
+            str(job.num_records),
+            (job.error or "")[:60],
         )
     if not data:
         table.add_row("(none)", "", "", "", "", "", "", "")
@@ -227,51 +210,63 @@ def _score_cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
-def job_tables(job: dict[str, Any]) -> RenderableType:
+def job_tables(job: JobDetailPublic) -> RenderableType:
     """A job for a person: a summary, its datasets, and per candidate its evaluations and customization."""
-    summary = Table(title=f"Job {job['id']}", title_justify="left", show_header=False)
+    summary = Table(title=f"Job {job.id}", title_justify="left", show_header=False)
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("status", _styled(job["status"]))
-    summary.add_row("workload / client", f"{job['workload_id']} / {job['client_id']}")
-    eta = f" (eta {_duration(job['eta_s'])})" if job["eta_s"] and job["status"] not in TERMINAL else ""
-    summary.add_row("progress", f"{job['progress']:.1f}%{eta}")
-    summary.add_row("created", _when(job["created_at"]))
-    summary.add_row("started", _when(job["started_at"]))
-    summary.add_row("finished", _when(job["finished_at"]))
-    summary.add_row("records read", str(job["num_records"]))
-    if job.get("config"):
-        summary.add_row("overrides", ", ".join(f"{k}={v}" for k, v in job["config"].items()))
-    if job.get("llm_judge"):
-        judge = job["llm_judge"]
-        summary.add_row("judge", f"{judge['model_name'] or '-'} ({judge['type']}, {judge['deployment_status']})")
-    if job.get("error"):
-        summary.add_row("error", f"[red]{job['error']}[/]")
+    summary.add_row("status", styled(job.status))
+    summary.add_row("workload / client", f"{job.workload_id} / {job.client_id}")
+    eta = f" (eta {duration(job.eta_s)})" if job.eta_s and job.status not in TERMINAL else ""
+    summary.add_row("progress", f"{job.progress:.1f}%{eta}")
+    summary.add_row("created", _when(job.created_at))
+    summary.add_row("started", _when(job.started_at))
+    summary.add_row("finished", _when(job.finished_at))
+    summary.add_row("records read", str(job.num_records))
+    if job.config:
+        summary.add_row("overrides", ", ".join(f"{k}={v}" for k, v in job.config.items()))
+    if job.llm_judge:
+        judge = job.llm_judge
+        summary.add_row("judge", f"{judge.model_name or '-'} ({judge.type}, {judge.deployment_status})")
+    if job.error:
+        summary.add_row("error", f"[red]{job.error}[/]")
     parts: list[RenderableType] = [summary]
-    if job["datasets"]:
+    if job.datasets:
         datasets = Table(title="Datasets", title_justify="left")
         datasets.add_column("name")
         datasets.add_column("records", justify="right")
         datasets.add_column("download")
-        for d in job["datasets"]:
-            datasets.add_row(d["name"], str(d["num_records"]), d["url"])
+        for d in job.datasets:
+            datasets.add_row(d.name, str(d.num_records), d.url)
         parts.append(datasets)
-    for nim in job["nims"]:
+    for nim in job.nims:
         parts.append(candidate_table(nim))
-    if job.get("result"):
-        parts.append(result_table(job["result"]))
+    if job.stages:
+        parts.append(stages_table(job.stages))
+    if job.result:
+        parts.append(result_table(job.result))
     return Group(*parts)
 
 
-def candidate_table(nim: dict[str, Any]) -> Table:
+def stages_table(stages: list[StagePublic]) -> Table:
+    """The workflow's stages: status, attempts, queue and the worker that ran each one's latest attempt."""
+    table = Table(title="Stages", title_justify="left")
+    for column in ("stage", "status", "attempts", "queue", "worker"):
+        table.add_column(column, justify="right" if column == "attempts" else "left", overflow="fold")
+    for st in stages:
+        queue = st.queue.value if st.queue else "-"
+        table.add_row(st.key, styled(st.status.value), str(st.attempts), queue, st.worker or "-")
+    return table
+
+
+def candidate_table(nim: NimPublic) -> Table:
     """One candidate: a row per evaluation (key scores) and for its customization (training progress)."""
-    evals = sorted(nim["evaluations"], key=lambda e: _eval_order(e["eval_type"]))
-    metrics = [m for m in KEY_METRICS if any(m in e["scores"] for e in evals)]
+    evals = sorted(nim.evaluations, key=lambda e: _eval_order(e.eval_type))
+    metrics = [m for m in KEY_METRICS if any(m in e.scores for e in evals)]
     if not metrics:
-        metrics = sorted({m for e in evals for m in e["scores"]})
+        metrics = sorted({m for e in evals for m in e.scores})
     title = (
-        f"{nim['model_name']}: {_styled(nim['status'])}, deployment {nim['deployment_status']}, "
-        f"{_duration(nim['runtime_seconds'])}"
+        f"{nim.model_name}: {styled(nim.status)}, deployment {nim.deployment_status}, {duration(nim.runtime_seconds)}"
     )
     table = Table(title=title, title_justify="left")
     table.add_column("task")
@@ -281,21 +276,21 @@ def candidate_table(nim: dict[str, Any]) -> Table:
         table.add_column(KEY_METRICS.get(m, m), justify="right")
     table.add_column("detail", overflow="fold")
     for e in evals:
-        detail = e["error"] or _eval_detail(e)
+        detail = e.error or eval_detail(e)
         table.add_row(
-            e["eval_type"],
-            _styled(e["status"]),
-            f"{e['progress']:.0f}%",
-            *(_score_cell(e["scores"].get(m)) for m in metrics),
+            e.eval_type,
+            styled(e.status),
+            f"{e.progress:.0f}%",
+            *(_score_cell(e.scores.get(m)) for m in metrics),
             detail,
         )
-    for c in nim["customizations"]:
-        detail = c["error"] or _training_detail(c)
-        table.add_row("customization", _styled(c["status"]), f"{c['progress']:.0f}%", *("" for _ in metrics), detail)
-    if not evals and not nim["customizations"]:
-        table.add_row("(nothing started)", _styled(nim["status"]), "", *("" for _ in metrics), nim["error"] or "")
-    elif nim.get("error"):
-        table.add_row("candidate", _styled(nim["status"]), "", *("" for _ in metrics), f"[red]{nim['error']}[/]")
+    for c in nim.customizations:
+        detail = c.error or training_detail(c)
+        table.add_row("customization", styled(c.status), f"{c.progress:.0f}%", *("" for _ in metrics), detail)
+    if not evals and not nim.customizations:
+        table.add_row("(nothing started)", styled(nim.status), "", *("" for _ in metrics), nim.error or "")
+    elif nim.error:
+        table.add_row("candidate", styled(nim.status), "", *("" for _ in metrics), f"[red]{nim.error}[/]")
     return table
 
 
@@ -303,114 +298,18 @@ def _eval_order(eval_type: str) -> int:
     return EVAL_TYPES.index(eval_type) if eval_type in EVAL_TYPES else len(EVAL_TYPES)
 
 
-def _eval_detail(e: dict[str, Any]) -> str:
-    detail = f"{e['done']}/{e['total'] if e['total'] is not None else '?'} samples"
-    if e["status"] == "running" and e["eta_s"]:
-        detail += f", eta {_duration(e['eta_s'])}"
-    return detail
-
-
-def _training_detail(c: dict[str, Any]) -> str:
-    parts = [
-        f"epoch {c['epochs_completed']}/{c['total_epochs'] or '?'}",
-        f"step {c['steps_completed']}/{c['total_steps'] or '?'}",
-    ]
-    if c["loss"] is not None:
-        parts.append(f"loss {c['loss']:.3f}")
-    if c["tokens_per_s"]:
-        parts.append(f"{c['tokens_per_s']:.0f} tok/s")
-    if c["status"] == "running" and c["eta_s"]:
-        parts.append(f"eta {_duration(c['eta_s'])}")
-    if c.get("customized_model"):
-        parts.append(f"adapter {c['customized_model']}")
-    return ", ".join(parts)
-
-
 # ---- watching --------------------------------------------------------------------------------------------
-class JobProgress:
-    """Rich progress bars for one job: the whole job, the datasets, then per candidate each evaluation and
-    the customization (in a fixed order, shown pending until they start)."""
-
-    def __init__(self) -> None:
-        # The detail gets what the fixed columns leave, cut short on a narrow terminal.
-        detail_width = max(console.width - 64, 16)
-        self.progress = Progress(
-            TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=18)),
-            BarColumn(bar_width=20),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[status]}", table_column=Column(no_wrap=True, min_width=10)),
-            TextColumn(
-                "[dim]{task.fields[detail]}",
-                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=detail_width),
-            ),
-            console=console,
-            auto_refresh=False,
-        )
-        self._tasks: dict[str, TaskID] = {}
-
-    def _set(self, key: str, description: str, percent: float, status: str, detail: str) -> None:
-        task = self._tasks.get(key)
-        if task is None:
-            task = self._tasks[key] = self.progress.add_task(description, total=100, status="", detail="")
-        self.progress.update(task, completed=percent, description=description, status=_styled(status), detail=detail)
-
-    def update(self, job: dict[str, Any]) -> None:
-        ended = job["status"] in TERMINAL
-        eta = f"eta {_duration(job['eta_s'])}" if job["eta_s"] and not ended else ""
-        self._set("job", f"[bold]job {job['id'][:12]}", job["progress"], job["status"], job["error"] or eta)
-        built = bool(job["datasets"])
-        records = f"{job['num_records']} records read" if built else ""
-        self._set("datasets", "  datasets", 100.0 if built else 0.0, "completed" if built else "pending", records)
-        for nim in job["nims"]:
-            name = nim["model_name"]
-            tasks: dict[str, tuple[float, str, str]] = {}
-            for e in nim["evaluations"]:
-                percent = 100.0 if e["status"] == "completed" else e["progress"]
-                tasks[e["eval_type"]] = (percent, e["status"], e["error"] or _eval_detail(e))
-            for c in nim["customizations"]:
-                percent = 100.0 if c["status"] == "completed" else c["progress"]
-                tasks["customization"] = (percent, c["status"], c["error"] or _training_detail(c))
-            done = [t[0] if t[1] not in TASK_ENDED else 100.0 for t in tasks.values()]
-            overall = sum(done) / 4  # 3 evaluations and a customization
-            self._set(
-                name,
-                f"  [bold]{name}",
-                overall,
-                nim["status"],
-                nim["error"] or f"deployment {nim['deployment_status']}",
-            )
-            for kind in ("base-eval", "icl-eval", "customization", "customized-eval"):
-                percent, status, detail = tasks.get(kind, (0.0, "-" if ended else "pending", ""))
-                self._set(f"{name}/{kind}", f"    {kind}", percent, status, detail)
-        self.progress.refresh()
+def watch_job(client: ApiClient, job_id: str, interval: float = 1.0) -> JobDetailPublic:
+    """Show the live job view (:mod:`dataflywheel.cli.job_view`) until the job ends; return it as it ended."""
+    return follow(lambda: client.get_job(job_id), interval)
 
 
-def _poll(client: ApiClient, job_id: str, interval: float) -> Iterator[dict[str, Any]]:
-    """The job every ``interval`` seconds until it ends (the last one yielded is terminal)."""
-    while True:
-        job = client.get_job(job_id)
-        yield job
-        if job["status"] in TERMINAL:
-            return
-        time.sleep(interval)
-
-
-def watch_job(client: ApiClient, job_id: str, interval: float = 1.0) -> dict[str, Any]:
-    """Show live progress bars until the job ends; return it as it ended."""
-    bars = JobProgress()
-    job: dict[str, Any] = {}
-    with bars.progress:  # a live display until the job ends; the last state stays on screen
-        for job in _poll(client, job_id, interval):
-            bars.update(job)
-    return job
-
-
-def _finish(job: dict[str, Any]) -> None:
-    if job.get("result"):
-        console.print(result_table(job["result"]))
-    error = f": {job['error']}" if job.get("error") else ""
-    console.print(f"job {job['id']} {_styled(job['status'])}{error}", highlight=False, soft_wrap=True)
-    if job["status"] != "completed":
+def _finish(job: JobDetailPublic) -> None:
+    if job.result:
+        console.print(result_table(job.result))
+    error = f": {job.error}" if job.error else ""
+    console.print(f"job {job.id} {styled(job.status)}{error}", highlight=False, soft_wrap=True)
+    if job.status != "completed":
         raise typer.Exit(1)
 
 
@@ -440,7 +339,7 @@ def create(
     api_key: str | None = KEY_OPTION,
 ) -> None:
     """Create a flywheel job: curate the workload's logs, evaluate and customize the candidates."""
-    body: dict[str, Any] = {"workload_id": workload_id, "client_id": client_id}
+    body: dict[str, object] = {"workload_id": workload_id, "client_id": client_id}
     for key, values, option in (
         ("data_split_config", set_split, "--set-split"),
         ("training_config", set_training, "--set-training"),
@@ -455,19 +354,17 @@ def create(
     with _client(ctx, url, api_key) as client:
         created = client.create_job(body)
         if as_json and not watch:
-            print_json(created)
+            print_json(created.model_dump(mode="json"))
             return
         if not as_json:
-            console.print(
-                f"job [bold]{created['id']}[/] created ({created['status']})", highlight=False, soft_wrap=True
-            )
+            console.print(f"job [bold]{created.id}[/] created ({created.status})", highlight=False, soft_wrap=True)
         if not watch:
-            console.print(f"follow it with: flywheel jobs watch {created['id']}", highlight=False, soft_wrap=True)
+            console.print(f"follow it with: flywheel jobs watch {created.id}", highlight=False, soft_wrap=True)
             return
-        job = watch_job(client, created["id"]) if not as_json else list(_poll(client, created["id"], 1.0))[-1]
+        job = watch_job(client, created.id) if not as_json else poll_until_done(lambda: client.get_job(created.id))
     if as_json:
-        print_json(job)
-        if job["status"] != "completed":
+        print_json(job.model_dump(mode="json"))
+        if job.status != "completed":
             raise typer.Exit(1)
         return
     _finish(job)
@@ -492,8 +389,7 @@ def list_jobs(
             status=status or None, workload_id=workload_id, client_id=client_id, limit=limit, offset=offset
         )
     if as_json:
-        page.pop("jobs", None)  # the blueprint's alias of data
-        print_json(page)
+        print_json(page.model_dump(mode="json", exclude={"jobs"}))  # jobs: the blueprint's alias of data
     else:
         console.print(jobs_table(page))
 
@@ -511,7 +407,7 @@ def show(
     with _client(ctx, url, api_key) as client:
         job = client.get_job(job_id)
     if as_json:
-        print_json(job)
+        print_json(job.model_dump(mode="json"))
     else:
         console.print(job_tables(job))
 
@@ -548,9 +444,9 @@ def cancel(
     with _client(ctx, url, api_key) as client:
         answer = client.cancel_job(job_id)
     if as_json:
-        print_json(answer)
+        print_json(answer.model_dump(mode="json"))
     else:
-        console.print(f"job {answer['id']} {_styled(answer['status'])}: {answer['message']}", highlight=False)
+        console.print(f"job {answer.id} {styled(answer.status)}: {answer.message}", highlight=False)
 
 
 @jobs_app.command("delete")
@@ -573,16 +469,15 @@ def delete(
     with _client(ctx, url, api_key) as client:
         answer = client.delete_job(job_id)
     if as_json:
-        print_json(answer)
+        print_json(answer.model_dump(mode="json"))
     else:
-        console.print(f"job {answer['id']} deleted: {_freed(answer)}", highlight=False)
-        for problem in answer.get("problems") or []:
+        console.print(f"job {answer.id} deleted: {_freed(answer)}", highlight=False)
+        for problem in answer.problems:
             console.print(f"[yellow]warning:[/] {problem}", highlight=False)
 
 
-def _freed(answer: dict[str, Any]) -> str:
+def _freed(answer: DeleteResponse) -> str:
     """``"12.3 MB freed (1 job folder, 1 dataset build, 1 training run, 1 adapter)"``."""
-    from dataflywheel.workflow.job_files import FileKind, count_kinds, format_bytes
+    from dataflywheel.workflow.job_files import count_kinds, format_bytes
 
-    kinds = [FileKind(item["kind"]) for item in answer.get("removed") or []]
-    return f"{format_bytes(int(answer.get('freed_bytes') or 0))} freed ({count_kinds(kinds)})"
+    return f"{format_bytes(answer.freed_bytes)} freed ({count_kinds([item.kind for item in answer.removed])})"

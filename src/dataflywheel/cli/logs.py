@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import DownloadColumn, TimeRemainingColumn
 
-from dataflywheel.cli.common import console, guarded, print_json, state
+from dataflywheel.cli.common import console, guarded, print_json, progress_bar, state
 from dataflywheel.cli.render import ingest_table, workloads_table
 from dataflywheel.errors import FlywheelError
-from dataflywheel.ingest.jsonl import IngestReport, load_file
+from dataflywheel.ingest.jsonl import IngestProgress, load_file
 from dataflywheel.logstore import open_log_store
 
 app = typer.Typer(help="Load, inspect and delete production logs in the configured log store.", no_args_is_help=True)
@@ -34,18 +34,13 @@ def load(
                 store, file, workload_id=workload_id, client_id=client_id, batch_size=settings.log_store.batch_size
             )
         else:
-            with Progress(
-                TextColumn("[bold]loading[/] {task.fields[records]} records"),
-                BarColumn(),
-                DownloadColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
+            with progress_bar(
+                "[bold]loading[/] {task.fields[records]} records", DownloadColumn(), TimeRemainingColumn()
             ) as bar:
                 task = bar.add_task("load", total=size, records=0)
 
-                def on_batch(rep: IngestReport, consumed: int) -> None:
-                    bar.update(task, completed=consumed, records=rep.loaded + rep.duplicates)
+                def on_batch(p: IngestProgress) -> None:
+                    bar.update(task, completed=p.done, records=p.records)
 
                 report = load_file(
                     store,
@@ -53,7 +48,7 @@ def load(
                     workload_id=workload_id,
                     client_id=client_id,
                     batch_size=settings.log_store.batch_size,
-                    on_batch=on_batch,
+                    progress=on_batch,
                 )
     if as_json:
         print_json({"file": str(file), "backend": settings.log_store.backend.value, **report.to_dict()})

@@ -11,14 +11,13 @@ from typing import Any
 
 import typer
 from rich.console import Group, RenderableType
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
 from dataflywheel.cli.decision import decision_renderables
+from dataflywheel.cli.job_view import follow_job
 from dataflywheel.errors import ConfigError
-from dataflywheel.jobs.records import JobDetail, JobRecord
 from dataflywheel.settings import Settings
 from dataflywheel.workflow.plan import Queue
 from dataflywheel.workflow.service import FlywheelService
@@ -32,36 +31,6 @@ REPORTED = {
 }
 """The metrics of the result table, with their short headers (``flywheel eval`` and the API show every
 metric; this table fits an 80-column terminal)."""
-
-
-def _bar(percent: float, width: int = 20) -> str:
-    filled = round(width * max(0.0, min(100.0, percent)) / 100)
-    return "█" * filled + "░" * (width - filled)
-
-
-def progress_table(detail: JobDetail, elapsed: float) -> Table:
-    """One row per candidate and task: status, a bar, and the numbers that matter while it runs."""
-    job = detail.job
-    table = Table(title=f"job {job.id[:12]}  {job.status.value}  {elapsed:.0f} s", title_justify="left")
-    for column in ("candidate", "task", "status", "progress", "detail"):
-        table.add_column(column)
-    for d in detail.datasets:
-        if d.name == "eval":
-            table.add_row("-", "datasets", "completed", _bar(100), f"{detail.job.num_records} records read")
-    for run in detail.candidates:
-        table.add_row(run.candidate, "candidate", run.stage.value, "", run.error or "")
-        c = run.customization
-        if c is not None:
-            info = f"epoch {c.epochs_completed}/{c.total_epochs or '?'} step {c.steps_completed}/{c.total_steps or '?'}"
-            if c.loss is not None:
-                info += f" loss {c.loss:.3f}"
-            if c.eta_s:
-                info += f" eta {c.eta_s:.0f} s"
-            table.add_row("", "customize", c.status.value, f"{_bar(c.progress)} {c.progress:5.1f}%", c.error or info)
-        for e in sorted(run.evaluations, key=lambda e: e.eval_type):
-            info = f"{e.done}/{e.total or '?'}" + (f" eta {e.eta_s:.0f} s" if e.eta_s else "")
-            table.add_row("", e.eval_type, e.status.value, f"{_bar(e.progress)} {e.progress:5.1f}%", e.error or info)
-    return table
 
 
 EVAL_TYPES = ("base-eval", "icl-eval", "customized-eval")
@@ -202,17 +171,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def follow_job(service: FlywheelService, job_id: str, started: float) -> JobRecord:
-    """Show a job's live progress table until it ends; the job as it ended."""
-    with Live(console=console, refresh_per_second=2) as live:
-        while True:
-            detail = service.store.job_detail(job_id)
-            live.update(progress_table(detail, time.monotonic() - started))
-            if detail.job.status.terminal:
-                return detail.job
-            time.sleep(1.0)
-
-
 @guarded
 def run(
     ctx: typer.Context,
@@ -275,6 +233,13 @@ def worker(
     ),
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="Stages this worker runs at once."),
     log_level: str = typer.Option("info", "--log-level"),
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        "-n",
+        help="The worker's node name (e.g. gpu@%h; Celery's -n), recorded as the owner of every stage it runs. "
+        "Default: celery@<host>.",
+    ),
 ) -> None:
     """A Celery worker running job stages (executor celery; broker: executor.broker_url)."""
     from dataflywheel.cli.common import handle_errors
@@ -290,6 +255,7 @@ def worker(
         app.worker_main(
             [
                 "worker",
+                *(["-n", name] if name else []),
                 "-Q",
                 queues,
                 "--concurrency",

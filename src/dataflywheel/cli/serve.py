@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from dataflywheel.cli.common import console, handle_errors, state
-from dataflywheel.errors import DependencyMissingError
+from dataflywheel.cli.common import console, handle_errors, serve_extra, state
 
 ADAPTER_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@:-]*$")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -82,6 +81,12 @@ def serve_model(
     ),
     max_batch_size: int = typer.Option(16, "--max-batch-size", min=1, help="Most requests generated together."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads of torch (default: every core)."),
+    dtype: str | None = typer.Option(
+        None,
+        "--dtype",
+        help="auto, fastest, float32, bfloat16 or float16 (default: serving.dtype; auto: float32 on CPU, so "
+        "answers do not depend on the batch they were generated in; fastest: bf16 where the CPU has it).",
+    ),
     parent_pid: int | None = typer.Option(
         None, "--parent-pid", hidden=True, help="Exit when this process ends (set by the deployment manager)."
     ),
@@ -97,27 +102,29 @@ def serve_model(
     if parent_pid is not None:
         _exit_with(parent_pid)
     with handle_errors():
-        try:
+        with serve_extra("serve-model"):
             import uvicorn
 
             from dataflywheel.serving.app import create_app
-        except ImportError as exc:
-            raise DependencyMissingError(
-                f"serve-model needs fastapi and uvicorn ({exc.name} is missing): pip install 'data-flywheel[serve]'"
-            ) from exc
+        from dataflywheel.models.device import resolve_device, serving_dtype
         from dataflywheel.models.engine import LocalEngine
 
         settings = state(ctx).settings()
         with_adapters = f" with adapters {', '.join(adapters)}" if adapters else ""
         console.print(f"loading {model}{with_adapters} ...", highlight=False, soft_wrap=True)
         engine = LocalEngine.from_name(
-            model, settings, adapters=adapters, max_batch_size=max_batch_size, threads=threads
+            model,
+            settings,
+            adapters=adapters,
+            max_batch_size=max_batch_size,
+            threads=threads,
+            dtype=serving_dtype(dtype or settings.serving.dtype, resolve_device("auto")),
         )
         app = create_app(engine, name)
         shown_host = f"[{host}]" if ":" in host else host
         console.print(
             f"serving {', '.join([name, *adapters])} on http://{shown_host}:{port}/v1 "
-            f"(device {engine.device}, batches of up to {max_batch_size})",
+            f"(device {engine.device}, {str(engine.dtype).removeprefix('torch.')}, batches of up to {max_batch_size})",
             highlight=False,
             soft_wrap=True,
         )

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
+from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, progress_bar, state
 from dataflywheel.cli.run import training_line
 from dataflywheel.errors import ConfigError
 from dataflywheel.training import TrainProgress, customize
@@ -73,15 +73,12 @@ def train(
     if as_json:
         result = customize(settings, model, dataset, overrides=overrides, run_id=run_id)
     else:
-        with Progress(
-            TextColumn("[bold]{task.fields[phase]}"),
-            BarColumn(),
+        with progress_bar(
+            "[bold]{task.fields[phase]}",
             MofNCompleteColumn(),
             TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}  {task.fields[tps]} tok/s"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=console,
-            transient=True,
         ) as bar:
             task = bar.add_task("train", total=None, phase="loading", epoch="-", loss="-", tps="-")
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from dataflywheel.curation.inspect import InspectConfig, Inspected, Rejected, Usable, inspect_records
 from dataflywheel.curation.workload import WorkloadType
-from dataflywheel.settings import DataSplitSettings, WorkloadTypeSetting
+from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.settings import DataSplitSettings
 
 _SAMPLES_PER_REASON = 5
 
@@ -74,7 +74,7 @@ class CurationStats:
         if self.last_timestamp is None or timestamp > self.last_timestamp:
             self.last_timestamp = timestamp
 
-    def traffic(self) -> dict[str, Any]:
+    def traffic(self) -> JsonObject:
         """The manifest's ``traffic``: records read with a timestamp, the oldest and the newest (epoch s)."""
         return {
             "records": self.timestamped,
@@ -93,7 +93,7 @@ class CurationStats:
         if len(bucket) < _SAMPLES_PER_REASON:
             bucket.append(f"{ref}: {reason}")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "total_records": self.total_records,
             "valid_openai_format": self.valid_openai_format,
@@ -103,8 +103,8 @@ class CurationStats:
             "final_selected": self.final_selected,
             "limit_reached": self.limit_reached,
             "workload_type": self.workload_type.value,
-            "dropped_by_reason": dict(sorted(self.reasons.items())),
-            "dropped_samples": dict(sorted(self.samples.items())),
+            "dropped_by_reason": {reason: n for reason, n in sorted(self.reasons.items())},
+            "dropped_samples": {reason: [*refs] for reason, refs in sorted(self.samples.items())},
         }
 
 
@@ -125,7 +125,7 @@ class Curator:
         self.selected: list[Selected] = []
         self._seen: set[bytes] = set()
         self._forced = config.workload_type
-        self._tool_calling = config.workload_type is WorkloadTypeSetting.TOOL_CALLING
+        self._tool_calling = config.workload_type is WorkloadType.TOOL_CALLING
         self._pending: list[tuple[str, bytes | None]] = []
         self._labels: dict[str, str] = {}
         self._duplicate_reason = "same " + config.dedup.value.replace("_", " ")
@@ -149,10 +149,10 @@ class Curator:
             stats.drop(self._display(ref), item.stage, item.reason)
             return None
         if item.has_tool_calls:
-            if not self._tool_calling and self._forced is WorkloadTypeSetting.AUTO:
+            if not self._tool_calling and self._forced is WorkloadType.AUTO:
                 self._tool_calling = True
                 self._settle_pending()
-        elif not self.config.keep_text_answers and self._forced is not WorkloadTypeSetting.GENERIC:
+        elif not self.config.keep_text_answers and self._forced is not WorkloadType.GENERIC:
             if self._tool_calling:
                 stats.removed_quality += 1
                 stats.drop(self._display(ref), "quality", "text answer in a tool-calling workload")
@@ -202,9 +202,7 @@ class Curator:
         return self.selected, self.stats
 
 
-def curate_records(
-    records: Iterable[dict[str, Any]], config: DataSplitSettings
-) -> tuple[list[dict[str, Any]], CurationStats]:
+def curate_records(records: Iterable[JsonObject], config: DataSplitSettings) -> tuple[list[JsonObject], CurationStats]:
     """Curate a list of records in memory (for tests and small data): the selected records and stats."""
     curator = Curator(config)
     records = list(records)

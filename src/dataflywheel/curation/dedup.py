@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Mapping
 
 import orjson
 
-from dataflywheel.curation.workload import message_text
+from dataflywheel.records.chat import message_text
 from dataflywheel.settings import DedupMode
 
 
-def dedup_key(record: dict[str, Any], mode: DedupMode) -> bytes | None:
+def dedup_key(record: Mapping[str, object], mode: DedupMode) -> bytes | None:
     """A 16-byte key equal for records that count as duplicates, or None for a record never deduplicated.
 
     ``user_turns`` (default, the blueprint's rule): the texts of the user messages, in order; a record
     with no user text is never a duplicate. ``full``: system prompt, tools and every message.
     """
-    request = record.get("request") or {}
+    request = record.get("request")
+    request = request if isinstance(request, Mapping) else {}
     messages = request.get("messages") or []
     if mode is DedupMode.USER_TURNS:
         texts = [

@@ -21,9 +21,10 @@ from dataflywheel.curation.dedup import dedup_key
 from dataflywheel.curation.quality import tool_call_problem
 from dataflywheel.curation.training_format import to_training_row
 from dataflywheel.curation.validate import format_problem
-from dataflywheel.curation.workload import label_of_calls, response_tool_calls, user_query
 from dataflywheel.errors import RecordError
+from dataflywheel.records.chat import label_of_calls, response_tool_calls, user_query
 from dataflywheel.records.model import coerce_timestamp, decode_record
+from dataflywheel.records.provenance import Answerer, response_from
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 from dataflywheel.settings import DataSplitSettings, DedupMode
 
@@ -108,6 +109,8 @@ def inspect_record(record: Any, config: InspectConfig, shared: _SharedParts) -> 
     if problem is not None:
         return Rejected("invalid_format", problem)
     timestamp = epoch_seconds(record.get("timestamp"))
+    if answered_by_candidate(record):
+        return Rejected("quality", "answered by a promoted candidate, not the logged model", timestamp)
     calls = response_tool_calls(record)
     if calls:
         problem = tool_call_problem(calls, config.parse_function_arguments)
@@ -132,6 +135,12 @@ def inspect_record(record: Any, config: InspectConfig, shared: _SharedParts) -> 
         body=body,
         tools=shared.index_of("tools", tools) if tools is not None else NONE,
     )
+
+
+def answered_by_candidate(record: Any) -> bool:
+    """Whether the logging proxy stored a promoted candidate's answer as the record's response (full routing,
+    or a canary without ``proxy.canary_compare``): training on it would teach a student its own answers."""
+    return response_from(record) is Answerer.CANDIDATE
 
 
 def epoch_seconds(value: Any) -> float:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from dataflywheel.curation.workload import response_message
-
-_ANSWER_KEYS = ("role", "content", "tool_calls", "name")
+from dataflywheel.records.chat import TrainingRow, WireMessage, response_message
 
 
-def to_training_row(record: dict[str, Any]) -> dict[str, Any]:
+def to_training_row(record: Mapping[str, Any]) -> TrainingRow:
     """The conversation of a log record with its answer appended, ready for supervised fine-tuning.
 
     Pure: the record is not modified (the blueprint's version mutates it). Assistant contents that are
@@ -21,22 +20,21 @@ def to_training_row(record: dict[str, Any]) -> dict[str, Any]:
     """
     request = record["request"]
     messages = [_clean(m) for m in request["messages"]]
-    answer = response_message(record) or {"role": "assistant", "content": ""}
-    out_answer = {k: answer[k] for k in _ANSWER_KEYS if k in answer and answer[k] is not None}
-    out_answer["role"] = "assistant"
-    if out_answer.get("tool_calls"):
-        out_answer["content"] = ""
-    else:
-        out_answer.pop("tool_calls", None)
-        out_answer.setdefault("content", "")
+    answer = response_message(record) or {}
+    content, calls, name = answer.get("content"), answer.get("tool_calls"), answer.get("name")
+    out_answer: WireMessage = {"role": "assistant", "content": "" if calls or content is None else content}
+    if calls:
+        out_answer["tool_calls"] = calls
+    if name is not None:
+        out_answer["name"] = name
     messages.append(out_answer)
-    row: dict[str, Any] = {"messages": messages}
+    row: TrainingRow = {"messages": messages}
     if request.get("tools"):
         row["tools"] = request["tools"]
     return row
 
 
-def _clean(message: dict[str, Any]) -> dict[str, Any]:
+def _clean(message: WireMessage) -> WireMessage:
     if message.get("role") == "assistant" and message.get("content") is None:
         return {**message, "content": ""}
     return message

@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import orjson
 
+from dataflywheel.records.jsonvalue import JsonObject
+
 DATASET_FILES = ("eval.jsonl", "icl.jsonl", "train.jsonl", "val.jsonl")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -111,7 +113,7 @@ class DatasetWriter:
         self._writers = {name: _JsonlWriter(self.partial / name) for name in DATASET_FILES}
         self.files: dict[str, FileStats] = {}
         self.path: Path | None = None
-        self.manifest: dict[str, Any] = {}
+        self.manifest: JsonObject = {}
 
     def write(self, name: str, row: Any) -> None:
         self._writers[name].write(row)
@@ -119,7 +121,7 @@ class DatasetWriter:
     def write_bytes(self, name: str, line: bytes) -> None:
         self._writers[name].write_bytes(line)
 
-    def publish(self, manifest: dict[str, Any], created: datetime | None = None) -> Path:
+    def publish(self, manifest: JsonObject, created: datetime | None = None) -> Path:
         """Close the files, write the manifest and move the folder into place; return its path."""
         self.close_files()
         created = created or datetime.now(UTC)

@@ -36,11 +36,10 @@ from dataflywheel.datasets.sources import RecordSource
 from dataflywheel.errors import InsufficientRecordsError
 from dataflywheel.icl import selection as icl_mod
 from dataflywheel.icl.tokens import load_token_counter
+from dataflywheel.progress import Progress, ProgressFn, ignore_progress
+from dataflywheel.records.jsonvalue import JsonObject, JsonValue
 from dataflywheel.records.model import record_id
 from dataflywheel.settings import DataSplitSettings, ICLSettings, Settings
-
-ProgressFn = Callable[[str, int, int | None], None]
-"""Called as ``progress(stage, done, total)``; total is None while unknown."""
 
 _PROGRESS_EVERY = 2000
 
@@ -50,13 +49,14 @@ class DatasetBuild:
     """The result of a build: where it is and what it holds."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: JsonObject
     stats: CurationStats
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.manifest["counts"].items()}
+        counts = self.manifest.get("counts")
+        return {k: v for k, v in counts.items() if isinstance(v, int)} if isinstance(counts, dict) else {}
 
 
 class _Timer:
@@ -70,10 +70,6 @@ class _Timer:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-
-def _noop(stage: str, done: int, total: int | None) -> None:
-    return None
 
 
 def build_datasets(
@@ -101,7 +97,7 @@ def build_datasets(
         client_id,
         data_split or settings.data_split,
         icl or settings.icl,
-        progress or _noop,
+        progress or ignore_progress,
     )
     try:
         build.scan()
@@ -124,10 +120,10 @@ class _Build:
         client_id: str,
         split_cfg: DataSplitSettings,
         icl_cfg: ICLSettings,
-        report: ProgressFn,
+        progress: ProgressFn,
     ) -> None:
         self.source, self.workload_id, self.client_id = source, workload_id, client_id
-        self.split_cfg, self.icl_cfg, self.report = split_cfg, icl_cfg, report
+        self.split_cfg, self.icl_cfg, self.progress = split_cfg, icl_cfg, progress
         self.timer = _Timer()
         self.started = time.perf_counter()
         self.curator = Curator(split_cfg, display_ref=source.display_ref)
@@ -137,11 +133,16 @@ class _Build:
         self.selected: list[Selected] = []
         self.plan = SplitPlan([], [], [])
         self.seed = 0
-        self.icl_report: dict[str, Any] = {}
+        self.icl_report: icl_mod.ICLReport | None = None
 
     @property
     def stats(self) -> CurationStats:
         return self.curator.stats
+
+    def report(self, stage: str, done: int, total: int | None) -> None:
+        """A :class:`~dataflywheel.progress.Progress` of ``stage`` in records (``total`` None: unknown yet)."""
+        elapsed = time.perf_counter() - self.started
+        self.progress(Progress(stage=stage, done=done, total=total, unit="records", elapsed_s=elapsed))
 
     def scan(self) -> None:
         """Stage 1: inspect every record (in worker processes for large sources) and decide which to keep,
@@ -194,10 +195,10 @@ class _Build:
         eval_refs = [selected[i].ref for i in plan.eval]
         with self.timer.stage("write"):
             eval_records = self.source.fetch(eval_refs)
-            eval_rows: list[tuple[str, dict[str, Any]]] = []
+            eval_rows: list[tuple[str, JsonObject]] = []
             for ref in eval_refs:
                 row = _eval_row(eval_records[ref])
-                eval_rows.append((row["record_id"], row))
+                eval_rows.append((str(row["record_id"]), row))
                 self.writer.write("eval.jsonl", row)
         self.report("eval", len(eval_rows), len(eval_rows))
         with self.timer.stage("icl"):
@@ -216,7 +217,7 @@ class _Build:
                 counter=token_counter or load_token_counter(self.icl_cfg.tokenizer),
                 embedder_factory=embedder_factory or _default_embedder(self.icl_cfg),
             )
-        self.icl_report = icl_report.to_dict()
+        self.icl_report = icl_report
         with self.timer.stage("write"):
             for row in icl_records:
                 self.writer.write("icl.jsonl", row)
@@ -257,19 +258,20 @@ def _default_embedder(icl_cfg: ICLSettings) -> Callable[[], Any]:
     return make
 
 
-def _eval_row(record: dict[str, Any]) -> dict[str, Any]:
+def _eval_row(record: JsonObject) -> JsonObject:
     """An eval row is the whole (normalized) log record plus its ``record_id``."""
     return {"record_id": record_id(record), **{k: v for k, v in record.items() if k != "record_id"}}
 
 
-def _class_counts(selected: Sequence[Selected], indices: Sequence[int]) -> dict[str, int]:
-    return dict(sorted(Counter(selected[i].label for i in indices).items()))
+def _class_counts(selected: Sequence[Selected], indices: Sequence[int]) -> JsonObject:
+    return {label: n for label, n in sorted(Counter(selected[i].label for i in indices).items())}
 
 
-def _manifest(build: _Build) -> dict[str, Any]:
+def _manifest(build: _Build) -> JsonObject:
     selected, plan, stats = build.selected, build.plan, build.stats
     everything = range(len(selected))
-    warnings = list(plan.warnings) + list(build.icl_report.get("warnings", []))
+    icl = build.icl_report
+    warnings: list[JsonValue] = [*plan.warnings, *(icl.warnings if icl is not None else [])]
     return {
         "workload_id": build.workload_id,
         "client_id": build.client_id,
@@ -301,7 +303,7 @@ def _manifest(build: _Build) -> dict[str, Any]:
         "traffic": stats.traffic(),
         "curation": stats.to_dict(),
         "training_rows": {"in_memory_bytes": build.rows.memory_bytes, "spilled_bytes": build.rows.spilled_bytes},
-        "icl": build.icl_report,
+        "icl": icl.to_dict() if icl is not None else {},
         "warnings": warnings,
         "timings_s": {k: round(v, 4) for k, v in sorted(build.timer.seconds.items())},
     }

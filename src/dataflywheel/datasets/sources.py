@@ -14,18 +14,19 @@ from typing import Any, Protocol
 from dataflywheel.errors import CurationError
 from dataflywheel.logstore.base import LogQuery, LogStore
 from dataflywheel.privacy.redact import Redactor
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.records.model import decode_record
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 
 
 class RecordSource(Protocol):
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         """What was read, for the manifest."""
 
     def scan(self) -> Iterator[tuple[str, bytes]]:
         """``(ref, raw JSON)`` of every record, newest first where the source knows time."""
 
-    def fetch(self, refs: Sequence[str]) -> Mapping[str, dict[str, Any]]:
+    def fetch(self, refs: Sequence[str]) -> Mapping[str, JsonObject]:
         """Decoded, normalized records by ref; raises CurationError if one has vanished."""
 
     def display_ref(self, ref: str) -> str:
@@ -48,13 +49,13 @@ class StoreSource:
         self.store = store
         self.query = query
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         return {"kind": "log_store", "backend": self.store.name, **self.query.describe()}
 
     def scan(self) -> Iterator[tuple[str, bytes]]:
         return self.store.iter_raw(self.query)
 
-    def fetch(self, refs: Sequence[str]) -> Mapping[str, dict[str, Any]]:
+    def fetch(self, refs: Sequence[str]) -> Mapping[str, JsonObject]:
         found = {rid: normalize_record_tool_calls(decode_record(raw)) for rid, raw in self.store.fetch_raw(refs)}
         _missing(refs, found, f"the {self.store.name} log store")
         return found
@@ -75,7 +76,7 @@ class JsonlSource:
         if not self.path.is_file():
             raise CurationError(f"{self.path}: no such file")
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         return {"kind": "jsonl", "path": str(self.path), "bytes": self.path.stat().st_size}
 
     def scan(self) -> Iterator[tuple[str, bytes]]:
@@ -87,8 +88,8 @@ class JsonlSource:
                 if line.strip():
                     yield f"{line_no}:{start}", line if self.redactor is None else self.redactor.redact_line(line)
 
-    def fetch(self, refs: Sequence[str]) -> Mapping[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
+    def fetch(self, refs: Sequence[str]) -> Mapping[str, JsonObject]:
+        found: dict[str, JsonObject] = {}
         ordered = sorted(refs, key=lambda r: int(r.partition(":")[2]))
         with self.path.open("rb") as f:
             for ref in ordered:

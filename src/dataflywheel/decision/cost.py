@@ -31,6 +31,7 @@ from dataflywheel.decision.schema import (
     Traffic,
 )
 from dataflywheel.evaluation.stats import quantile
+from dataflywheel.projection import project
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -245,15 +246,9 @@ def teacher_cost(name: str | None, tokens: TokenCounts, price: Price, traffic: T
 def eval_cost(measure: EvalMeasure, price: Price, teacher: TeacherCost, traffic: Traffic) -> EvalCost:
     """One candidate under one eval type: its cost per 1,000 requests, per month, and against the teacher's."""
     costed = cost_per_1k(price, measure.mean_prompt_tokens, measure.mean_completion_tokens, measure.throughput_rps)
-    return EvalCost(
-        candidate=measure.candidate,
-        eval_type=measure.eval_type,
-        requests=measure.requests,
-        mean_prompt_tokens=measure.mean_prompt_tokens,
-        mean_completion_tokens=measure.mean_completion_tokens,
-        latency_p50_s=measure.latency_p50_s,
-        latency_p95_s=measure.latency_p95_s,
-        throughput_rps=measure.throughput_rps,
+    return project(
+        EvalCost,
+        measure,
         cost_per_1k=costed.cost_per_1k,
         basis=costed.basis,
         monthly_cost=monthly_cost(costed.cost_per_1k, traffic.records_per_day),
@@ -263,14 +258,8 @@ def eval_cost(measure: EvalMeasure, price: Price, teacher: TeacherCost, traffic:
 
 
 def latency_row(measure: EvalMeasure) -> LatencyRow:
-    return LatencyRow(
-        candidate=measure.candidate,
-        eval_type=measure.eval_type,
-        requests=measure.requests,
-        mean_s=measure.latency_mean_s,
-        p50_s=measure.latency_p50_s,
-        p95_s=measure.latency_p95_s,
-        throughput_rps=measure.throughput_rps,
+    return project(
+        LatencyRow, measure, mean_s=measure.latency_mean_s, p50_s=measure.latency_p50_s, p95_s=measure.latency_p95_s
     )
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from dataflywheel.curation.workload import response_message
 from dataflywheel.decision.cost import (
     EvalMeasure,
     Price,
@@ -40,6 +39,8 @@ from dataflywheel.decision.schema import (
     TokenSource,
     Traffic,
 )
+from dataflywheel.records.chat import response_message
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.settings import Settings
 from dataflywheel.training.learning_curve import CurvePoint
 
@@ -80,7 +81,7 @@ class Decision:
     latency: list[LatencyRow]
     recommendation: Recommendation
 
-    def to_result(self) -> dict[str, Any]:
+    def to_result(self) -> JsonObject:
         """The job result's ``cost``, ``latency`` and ``recommendation`` keys, as JSON values."""
         return {
             "cost": self.cost.model_dump(mode="json"),

@@ -26,6 +26,7 @@ from dataflywheel.decision.schema import (
 from dataflywheel.training.learning_curve import RISING
 
 __all__ = [
+    "METRIC_NAMES",
     "TEACHER_VALUE",
     "MetricScore",
     "metric_label",
@@ -37,7 +38,7 @@ __all__ = [
 TEACHER_VALUE = 1.0
 """The logged model's value of every metric: its own answers are the reference."""
 
-_LABELS = {
+METRIC_NAMES: dict[str, str] = {
     "function_name_accuracy": "function-name accuracy",
     "function_name_and_args_accuracy": "exact-call accuracy",
     "required_arguments_accuracy": "required-arguments accuracy",
@@ -46,11 +47,12 @@ _LABELS = {
     "call_recall": "call recall",
     "embedding_similarity": "text similarity",
 }
+"""How a sentence names each metric (the dashboard's names start from these)."""
 
 
 def metric_label(metric: str) -> str:
     """How a sentence names a metric (``function-name accuracy``)."""
-    return _LABELS.get(metric, metric.replace("_", " "))
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
-from dataflywheel.evaluation.metrics import calls_of, tool_schemas
-from dataflywheel.evaluation.stats import Aggregate, aggregate
+from dataflywheel.evaluation.metrics import calls_of
+from dataflywheel.evaluation.stats import Aggregate, AggregateDict, aggregate
+from dataflywheel.records.tools import ToolIndex
 
 __all__ = [
     "ClassMetrics",
@@ -65,7 +66,7 @@ def predicted_outcome(
         name = calls[0].name if calls else ""
         if not name:
             return PredictedOutcome.NO_CALL.value
-        return name if name in tool_schemas(tools) else PredictedOutcome.UNKNOWN_TOOL.value
+        return name if name in ToolIndex.of(tools) else PredictedOutcome.UNKNOWN_TOOL.value
     content = prediction.get("content") if prediction else None
     if _has_text(content):
         return PredictedOutcome.TEXT.value
@@ -80,6 +81,14 @@ def _has_text(content: Any) -> bool:
     return False
 
 
+class ClassMetricsDict(TypedDict):
+    """A :class:`ClassMetrics` as stored (``summary.json``'s ``per_class``)."""
+
+    n: int
+    errors: int
+    metrics: dict[str, AggregateDict]
+
+
 @dataclass(frozen=True)
 class ClassMetrics:
     """One reference class: its sample count, failed requests, and every metric's aggregate over the
@@ -90,7 +99,7 @@ class ClassMetrics:
     errors: int
     metrics: dict[str, Aggregate]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ClassMetricsDict:
         return {"n": self.n, "errors": self.errors, "metrics": {m: a.to_dict() for m, a in self.metrics.items()}}
 
 

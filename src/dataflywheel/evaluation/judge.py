@@ -23,20 +23,26 @@ import sqlite3
 import statistics
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from dataflywheel.errors import FlywheelError
 from dataflywheel.evaluation.answer_format import AnswerFormat, AnswerFormatError
 from dataflywheel.models.types import Usage
+from dataflywheel.records.chat import WireMessage
+from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.settings import JudgeSettings, secret_from_env
+
+if TYPE_CHECKING:
+    from dataflywheel.models.client import OpenAIClient
 
 JudgeKind = Literal["similarity", "tool_calling_correctness"]
-JudgeChat = Callable[[list[dict[str, Any]], float], Awaitable[tuple[str, Usage]]]
+JudgeChat = Callable[[list[WireMessage], float], Awaitable[tuple[str, Usage]]]
 """``await chat(messages, temperature) -> (reply text, usage)``: any OpenAI-compatible chat model."""
 
 PROMPT_VERSION = "v2"
@@ -64,7 +70,7 @@ class JudgePrompt:
     answer: AnswerFormat
     """The exact reply format; :meth:`AnswerFormat.parse` reads every reply."""
 
-    def render(self, **fields: str) -> list[dict[str, str]]:
+    def render(self, **fields: str) -> list[WireMessage]:
         return [
             {"role": "system", "content": self.system},
             {"role": "user", "content": self.user.format(**fields)},
@@ -123,10 +129,34 @@ class JudgeVerdict:
     parse_errors: list[str | None] = field(default_factory=list)
     """One per reply: None when it was in the prompt's answer format, else why it is not an answer."""
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+    def to_dict(self) -> JsonObject:
+        out: JsonObject = asdict(self)
         out["usage"] = {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens}
         return out
+
+    @classmethod
+    def from_dict(cls, data: JsonObject) -> JudgeVerdict:
+        """A verdict as :meth:`to_dict` stored it (the judge cache)."""
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        replies = data.get("replies")
+        errors = data.get("parse_errors")
+        score, raw = data.get("score"), data.get("raw_score")
+        return cls(
+            score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
+            raw_score=raw if isinstance(raw, int) and not isinstance(raw, bool) else None,
+            replies=[str(r) for r in replies] if isinstance(replies, list) else [],
+            parse_failures=_count(data.get("parse_failures")),
+            judge_model=str(data.get("judge_model") or ""),
+            prompt_version=str(data.get("prompt_version") or ""),
+            cached=data.get("cached") is True,
+            usage=Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))),
+            parse_errors=[e if isinstance(e, str) else None for e in errors] if isinstance(errors, list) else [],
+        )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class JudgeCache:
@@ -139,12 +169,15 @@ class JudgeCache:
         self._conn.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, verdict BLOB NOT NULL)")
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> JsonObject | None:
         with self._lock:
             row = self._conn.execute("SELECT verdict FROM verdicts WHERE key = ?", (key,)).fetchone()
-        return orjson.loads(row[0]) if row else None
+        if not row:
+            return None
+        verdict = orjson.loads(row[0])
+        return verdict if isinstance(verdict, dict) else None
 
-    def put(self, key: str, verdict: dict[str, Any]) -> None:
+    def put(self, key: str, verdict: JsonObject) -> None:
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO verdicts (key, verdict) VALUES (?, ?)", (key, orjson.dumps(verdict))
@@ -173,7 +206,7 @@ class Judge:
         self.cache = cache
 
     def _fields(
-        self, conversation: Sequence[dict[str, Any]], reference: Any, prediction: Any, tools: Any
+        self, conversation: Sequence[Mapping[str, object]], reference: Any, prediction: Any, tools: Any
     ) -> dict[str, str]:
         def text(value: Any) -> str:
             if isinstance(value, str):
@@ -189,7 +222,7 @@ class Judge:
 
     async def judge(
         self,
-        conversation: Sequence[dict[str, Any]],
+        conversation: Sequence[Mapping[str, object]],
         reference: Any,
         prediction: Any,
         tools: Any = None,
@@ -198,8 +231,7 @@ class Judge:
         fields = self._fields(conversation, reference, prediction, tools)
         key = self.cache_key(fields)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            usage = hit.pop("usage", {})
-            return JudgeVerdict(**hit | {"cached": True, "usage": Usage(**usage)})
+            return replace(JudgeVerdict.from_dict(hit), cached=True)
         messages = self.prompt.render(**fields)
         temperature = 0.0 if self.repeats == 1 else 0.7
         replies, usage = [], Usage()
@@ -239,11 +271,22 @@ def _vote(scores: list[int], kind: JudgeKind) -> int | None:
     return counts[0][0]
 
 
-def client_judge_chat(client: Any, model: str, max_tokens: int = 256) -> JudgeChat:
+def judge_client(judge: JudgeSettings, **options: Any) -> OpenAIClient:
+    """The client of the judge the ``judge`` settings describe (``options``: the client's timeout, retries...);
+    its API key is read from ``judge.api_key_env``."""
+    from dataflywheel.models.client import OpenAIClient
+
+    if not judge.base_url or not judge.model:
+        raise JudgeError("judge.base_url and judge.model are required to ask the judge")
+    api_key = secret_from_env(judge.api_key_env, setting="judge.api_key_env")
+    return OpenAIClient(judge.base_url, api_key=api_key, **options)
+
+
+def client_judge_chat(client: OpenAIClient, model: str, max_tokens: int = 256) -> JudgeChat:
     """A :data:`JudgeChat` asking ``model`` through an :class:`~dataflywheel.models.client.OpenAIClient`."""
     from dataflywheel.models.types import ChatRequest, SamplingParams
 
-    async def chat(messages: list[dict[str, Any]], temperature: float) -> tuple[str, Usage]:
+    async def chat(messages: list[WireMessage], temperature: float) -> tuple[str, Usage]:
         request = ChatRequest(
             messages=messages, sampling=SamplingParams(max_tokens=max_tokens, temperature=temperature)
         )

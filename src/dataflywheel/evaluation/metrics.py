@@ -38,7 +38,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from dataflywheel.records.jsonvalue import JsonObject, json_equal
+from dataflywheel.records.toolcalls import arguments_object
+from dataflywheel.records.tools import ToolIndex
 
 METRICS = (
     "function_name_accuracy",
@@ -59,7 +61,7 @@ _IDENTIFIER_MAX = 32
 @dataclass(frozen=True)
 class Call:
     name: str
-    arguments: dict[str, Any]
+    arguments: JsonObject
     parsable: bool = True
 
 
@@ -79,37 +81,8 @@ def calls_of(message: Mapping[str, Any] | None) -> list[Call]:
         if not isinstance(fn, Mapping):
             continue
         name = fn.get("name")
-        raw = fn.get("arguments")
-        args, ok = _parse_arguments(raw)
-        out.append(Call(name=str(name) if name is not None else "", arguments=args, parsable=ok))
-    return out
-
-
-def _parse_arguments(raw: Any) -> tuple[dict[str, Any], bool]:
-    if isinstance(raw, Mapping):
-        return dict(raw), True
-    if raw is None:
-        return {}, True
-    if isinstance(raw, str):
-        if not raw.strip():
-            return {}, True  # OpenAI sends "" for a call without arguments
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return {}, False
-        if isinstance(value, dict):
-            return value, True
-    return {}, False
-
-
-def tool_schemas(tools: Sequence[Mapping[str, Any]] | None) -> dict[str, Mapping[str, Any]]:
-    """Tool name -> its ``parameters`` JSON schema, from a request's ``tools``."""
-    out: dict[str, Mapping[str, Any]] = {}
-    for tool in tools or []:
-        fn = tool.get("function") if isinstance(tool, Mapping) else None
-        if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
-            params = fn.get("parameters")
-            out[fn["name"]] = params if isinstance(params, Mapping) else {}
+        args = arguments_object(fn.get("arguments"))
+        out.append(Call(name=str(name) if name is not None else "", arguments=args or {}, parsable=args is not None))
     return out
 
 
@@ -135,23 +108,10 @@ def token_f1(reference: str, prediction: str) -> float:
 
 def argument_score(reference: Any, prediction: Any) -> float:
     if is_identifier(reference) or not isinstance(reference, str):
-        return 1.0 if _json_equal(reference, prediction) else 0.0
+        return 1.0 if json_equal(reference, prediction) else 0.0
     if not isinstance(prediction, str):
         return 0.0
     return token_f1(reference, prediction)
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    """Deep equality of JSON values: 3 equals 3.0, but true does not equal 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    return type(a) is type(b) and bool(a == b)
 
 
 def score_sample(
@@ -161,11 +121,11 @@ def score_sample(
 ) -> SampleScore:
     """Score one prediction message against the reference message (see the module docstring)."""
     ref_calls, pred_calls = calls_of(reference), calls_of(prediction)
-    schemas = tool_schemas(tools)
+    index = ToolIndex.of(tools)
     flags: list[str] = []
     if any(not c.parsable for c in pred_calls):
         flags.append("unparsable_arguments")
-    if schemas and any(c.name not in schemas for c in pred_calls):
+    if index and any(c.name not in index for c in pred_calls):
         flags.append("unknown_tool")
 
     if not ref_calls:  # the teacher answered in text: the right move is not to call a tool
@@ -190,10 +150,10 @@ def score_sample(
         flags.append("call_count_mismatch")
     names_match = [c.name for c in ref_calls] == [c.name for c in pred_calls]
     args_exact = names_match and all(
-        p.parsable and _json_equal(r.arguments, p.arguments) for r, p in zip(ref_calls, pred_calls, strict=True)
+        p.parsable and json_equal(r.arguments, p.arguments) for r, p in zip(ref_calls, pred_calls, strict=True)
     )
     required_ok = names_match and all(
-        _required_ok(r, p, schemas.get(r.name)) for r, p in zip(ref_calls, pred_calls, strict=True)
+        _required_ok(r, p, index.schema(r.name)) for r, p in zip(ref_calls, pred_calls, strict=True)
     )
     similarity = (
         sum(_call_similarity(r, p) for r, p in zip(ref_calls, pred_calls, strict=True)) / len(ref_calls)
@@ -220,7 +180,7 @@ def _required_ok(ref: Call, pred: Call, schema: Mapping[str, Any] | None) -> boo
     if any(k not in pred.arguments for k in keys):
         return False
     return all(
-        _json_equal(value, pred.arguments.get(key))
+        json_equal(value, pred.arguments.get(key))
         for key, value in ref.arguments.items()
         if is_identifier(value) and key in keys
     )

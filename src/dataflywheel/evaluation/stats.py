@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
+
+
+class AggregateDict(TypedDict):
+    """An :class:`Aggregate` as stored (``summary.json``)."""
+
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
 
 
 @dataclass(frozen=True)
@@ -20,7 +30,7 @@ class Aggregate:
     n: int
     """Samples the metric was defined for (undefined samples, None, are left out)."""
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> AggregateDict:
         return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
 
     def __str__(self) -> str:

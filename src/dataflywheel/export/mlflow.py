@@ -22,7 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -34,6 +34,7 @@ from dataflywheel.export.inputs import collect_job_files
 from dataflywheel.export.plan import RunPlan, plan_job_run
 from dataflywheel.jobs.records import JobDetail
 from dataflywheel.jobs.status import EventKind
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.settings import MlflowSettings, Settings
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ def export_and_record(
         )
     for warning in outcome.warnings:
         logger.warning("job %s: MLflow export: %s", job_id, warning)
-    record: dict[str, Any] = outcome.model_dump(mode="json")
+    record: JsonObject = outcome.model_dump(mode="json")
     try:
         result = dict(store.get_job(job_id).result or {})
         store.update_job(job_id, result={**result, "mlflow": record})

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from dataflywheel.decision.schema import CostReport, LatencyRow, Recommendation
 from dataflywheel.export.inputs import JobFiles
 from dataflywheel.jobs.records import CandidateRunDetail, JobDetail
+from dataflywheel.records.jsonvalue import JsonObject
 
 __all__ = [
     "ArtifactPlan",
@@ -234,7 +235,7 @@ def plan_job_run(detail: JobDetail, files: JobFiles, status: str | None = None) 
     """The run of a finished job, with one nested run per candidate. ``status`` is recorded as the job's
     (default: the stored one; the driver exports just before it marks the job completed)."""
     job = detail.job
-    result: dict[str, Any] = {k: v for k, v in (job.result or {}).items() if k != "mlflow"}
+    result: JsonObject = {k: v for k, v in (job.result or {}).items() if k != "mlflow"}
     run = _Builder(f"{job.workload_id} {job.id[:8]}")
     run.warnings.extend(f"{what} not found: left out" for what in files.missing)
     job_status = status or job.status.value

@@ -1,4 +1,4 @@
-"""The feedback loop as a job (kind ``curation``): a student model answers a workload's logged requests, its
+"""The feedback loop as a job (kind ``feedback``): a student model answers a workload's logged requests, its
 outputs are normalized into proper tool calls, a quality filter (programmatic checks + an LLM judge) keeps
 the good ones, and those are written back to the log store under a target client (with provenance), ready
 for a flywheel job.
@@ -34,21 +34,30 @@ from dataflywheel.feedback.quality import (
 )
 from dataflywheel.logstore import LogQuery, open_log_store
 from dataflywheel.models.types import ChatRequest, SamplingParams
+from dataflywheel.progress import Progress, ProgressFn
 from dataflywheel.records.model import LogRecord, parse_record
 from dataflywheel.settings import Settings
 
-__all__ = ["CurationCancelled", "CurationConfig", "curated_record", "run_curation"]
+__all__ = [
+    "CurationCancelled",
+    "CurationConfig",
+    "FeedbackCancelled",
+    "FeedbackConfig",
+    "curated_record",
+    "run_curation",
+    "run_feedback",
+]
 
 OUTPUTS = "outputs.jsonl"
 VERDICTS = "verdicts.jsonl"
 
 
-class CurationCancelled(FlywheelError):
-    """The curation job was cancelled; what was done so far is kept for a rerun."""
+class FeedbackCancelled(FlywheelError):
+    """The feedback job was cancelled; what was done so far is kept for a rerun."""
 
 
 @dataclass(frozen=True)
-class CurationConfig:
+class FeedbackConfig:
     workload_id: str
     client_id: str
     model: str
@@ -71,7 +80,7 @@ class CurationConfig:
         return self.target_workload_id or self.workload_id
 
     @classmethod
-    def from_job(cls, workload_id: str, client_id: str, config: dict[str, Any]) -> CurationConfig:
+    def from_job(cls, workload_id: str, client_id: str, config: dict[str, Any]) -> FeedbackConfig:
         model = config.get("model")
         if not isinstance(model, str) or not model:
             raise ConfigError("model: the student model to run over the logs is required")
@@ -109,7 +118,7 @@ def curated_record(
     source_id: str,
     normalized: Normalized,
     verdict: QualityVerdict,
-    config: CurationConfig,
+    config: FeedbackConfig,
     job_id: str,
 ) -> dict[str, Any]:
     """The log record written back for a passing answer (pure)."""
@@ -154,17 +163,20 @@ def _read_lines(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-Progress = Callable[[str, int, int], None]
+def _report(progress: ProgressFn, stage: str, done: int, total: int) -> None:
+    """The loop's :class:`~dataflywheel.progress.Progress`: stages ``inference``, ``judging`` and ``write-back``,
+    in records."""
+    progress(Progress(stage=stage, done=done, total=total, unit="records"))
 
 
-def run_curation(
+def run_feedback(
     settings: Settings,
     job_id: str,
-    config: CurationConfig,
+    config: FeedbackConfig,
     *,
     chat_for: Callable[[str], tuple[Any, str]],
     should_cancel: Callable[[], bool],
-    progress: Progress,
+    progress: ProgressFn,
 ) -> dict[str, Any]:
     """Run the pipeline; ``chat_for(name)`` gives ``(client, model)`` to ask a model by name (deploying it
     when needed). Returns the report."""
@@ -181,7 +193,7 @@ def run_curation(
     if todo:
         client, model = chat_for(config.model)
         _infer(client, model, todo, folder / OUTPUTS, config, outputs, should_cancel, progress, len(records))
-    progress("inference", len(records), len(records))
+    _report(progress, "inference", len(records), len(records))
 
     # 2. normalization (pure, cheap: always recomputed)
     normalized: dict[str, Normalized] = {}
@@ -213,7 +225,7 @@ def run_curation(
             pending.append((rid, record, n, agrees))
     if pending and judge_chat is not None:
         _judge_all(judge_chat, prompt, pending, folder / VERDICTS, verdicts, config, should_cancel, progress)
-    progress("judging", len(records), len(records))
+    _report(progress, "judging", len(records), len(records))
 
     # 4. write-back (idempotent)
     passing = [(rid, r) for rid, r in records if verdicts[rid].passed]
@@ -232,7 +244,7 @@ def run_curation(
             added_result = logs.add(record for _, record in new)
         added, duplicates = added_result.added, added_result.duplicates
         refused += [f"{new[r.index][0]}: {r.reason}" for r in added_result.rejected]
-    progress("write-back", len(records), len(records))
+    _report(progress, "write-back", len(records), len(records))
 
     rejected_reasons = Counter(v.reasons[0].split(" (")[0] for v in verdicts.values() if not v.passed)
     samples: dict[str, list[str]] = {}
@@ -272,13 +284,13 @@ def _infer(
     model: str,
     todo: list[tuple[str, dict[str, Any]]],
     path: Path,
-    config: CurationConfig,
+    config: FeedbackConfig,
     outputs: dict[str, dict[str, Any]],
     should_cancel: Callable[[], bool],
-    progress: Progress,
+    progress: ProgressFn,
     total: int,
 ) -> None:
-    from dataflywheel.evaluation.runner import run_async
+    from dataflywheel.asyncio_util import run_async
 
     lock = threading.Lock()
     done = [total - len(todo)]
@@ -314,7 +326,7 @@ def _infer(
             _append(path, row)
             outputs[rid] = row
             done[0] += 1
-            progress("inference", done[0], total)
+            _report(progress, "inference", done[0], total)
 
     async def main() -> None:
         sem = asyncio.Semaphore(max(1, config.concurrency))
@@ -322,20 +334,17 @@ def _infer(
 
     run_async(main())
     if should_cancel():
-        raise CurationCancelled(f"cancelled after {done[0]} of {total} outputs ({time.monotonic() - started:.0f} s)")
+        raise FeedbackCancelled(f"cancelled after {done[0]} of {total} outputs ({time.monotonic() - started:.0f} s)")
 
 
-def _judge_chat(settings: Settings, config: CurationConfig, chat_for: Callable[[str], tuple[Any, str]]) -> Any:
-    from dataflywheel.evaluation.judge import client_judge_chat
-    from dataflywheel.models.client import OpenAIClient
+def _judge_chat(settings: Settings, config: FeedbackConfig, chat_for: Callable[[str], tuple[Any, str]]) -> Any:
+    from dataflywheel.evaluation.judge import client_judge_chat, judge_client
 
     if config.judge:
         client, model = chat_for(config.judge)
         return client_judge_chat(client, model)
     if settings.judge.enabled and settings.judge.base_url and settings.judge.model:
-        return client_judge_chat(
-            OpenAIClient(settings.judge.base_url, api_key_env=settings.judge.api_key_env), settings.judge.model
-        )
+        return client_judge_chat(judge_client(settings.judge), settings.judge.model)
     return None
 
 
@@ -345,11 +354,11 @@ def _judge_all(
     pending: list[tuple[str, dict[str, Any], Normalized, bool | None]],
     path: Path,
     verdicts: dict[str, QualityVerdict],
-    config: CurationConfig,
+    config: FeedbackConfig,
     should_cancel: Callable[[], bool],
-    progress: Progress,
+    progress: ProgressFn,
 ) -> None:
-    from dataflywheel.evaluation.runner import run_async
+    from dataflywheel.asyncio_util import run_async
 
     total = len(pending)
     done = [0]
@@ -365,7 +374,7 @@ def _judge_all(
         verdicts[rid] = decide(n, agrees, judged, config.rule)
         _append(path, {"record_id": rid, "judge": list(judged)})
         done[0] += 1
-        progress("judging", done[0], total)
+        _report(progress, "judging", done[0], total)
 
     async def main() -> None:
         sem = asyncio.Semaphore(max(1, config.concurrency))
@@ -373,4 +382,11 @@ def _judge_all(
 
     run_async(main())
     if should_cancel():
-        raise CurationCancelled(f"cancelled while judging ({done[0]} of {total})")
+        raise FeedbackCancelled(f"cancelled while judging ({done[0]} of {total})")
+
+
+# Deprecated names (the feedback loop was called "curation", which is the dataset build's word); to be removed
+# in the next release.
+CurationCancelled = FeedbackCancelled
+CurationConfig = FeedbackConfig
+run_curation = run_feedback

@@ -10,15 +10,17 @@ read are kept.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
 
 import orjson
 
-from dataflywheel.curation.workload import response_message
 from dataflywheel.evaluation.judge import JudgeChat, JudgePrompt, parse_prompt_file
 from dataflywheel.feedback.normalize import Normalized, NormalizeStatus
+from dataflywheel.records.chat import response_message
+from dataflywheel.records.jsonvalue import JsonObject
 
 __all__ = ["PassRule", "QualityVerdict", "ask_judge", "load_quality_prompt", "parse_verdict", "teacher_agreement"]
 
@@ -50,7 +52,7 @@ class QualityVerdict:
     judge_reason: str | None = None
     judge_reply: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return asdict(self)
 
 
@@ -71,7 +73,7 @@ def parse_verdict(prompt: JudgePrompt, reply: str) -> tuple[str | None, str | No
     return str(parsed.values[key]), reason
 
 
-def _names(message: dict[str, Any] | None) -> list[str]:
+def _names(message: Mapping[str, Any] | None) -> list[str]:
     names = []
     for call in (message or {}).get("tool_calls") or []:
         fn = call.get("function") if isinstance(call, dict) else None

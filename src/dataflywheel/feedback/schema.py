@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from dataflywheel.records.jsonvalue import json_equal
+
 __all__ = ["SchemaCheck", "check_arguments"]
 
 _ROOT: Final = "arguments"
@@ -111,19 +113,6 @@ def _matches(value: Any, kind: str) -> bool:
     return kind == "integer" and actual == "number" and math.isfinite(value) and float(value).is_integer()
 
 
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality: ``True`` differs from ``1``, ``1`` equals ``1.0``."""
-    ta, tb = _type_of(a), _type_of(b)
-    numeric = {"integer", "number"}
-    if ta != tb and not (ta in numeric and tb in numeric):
-        return False
-    if ta == "object":
-        return set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
-    if ta == "array":
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 def _coerce(value: Any, kind: str) -> tuple[bool, Any]:
     """(True, the coerced value) when ``value`` can losslessly become a ``kind``, else (False, None)."""
     if isinstance(value, str):
@@ -164,11 +153,11 @@ class _Checker:
             if checked is _INVALID:
                 return value
             value = checked
-        if "const" in schema and not _same(value, schema["const"]):
+        if "const" in schema and not json_equal(value, schema["const"]):
             self.errors.append(f"{path}: expected {schema['const']!r}, got {_describe(value)}")
             return value
         enum = schema.get("enum")
-        if isinstance(enum, list) and enum and not any(_same(value, option) for option in enum):
+        if isinstance(enum, list) and enum and not any(json_equal(value, option) for option in enum):
             allowed = ", ".join(repr(o) for o in enum[:10]) + (", ..." if len(enum) > 10 else "")
             self.errors.append(f"{path}: {_describe(value)} is not one of {allowed}")
             return value

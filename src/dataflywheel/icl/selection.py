@@ -23,460 +23,72 @@ to its system message. The algorithms follow NVIDIA's Data Flywheel Blueprint
 
 Record access goes through a ``fetch`` callable (ids to records), so the pool can be a list of small
 :class:`PoolItem` descriptors while the records stay in the log store.
+
+This module builds the whole ICL dataset (:func:`build_icl_records`); formatting, fitting and injecting one
+record's examples is in :mod:`.examples`, choosing them (uniform, semantic) in :mod:`.strategies`. Their
+names are importable from here as well.
 """
 
 from __future__ import annotations
 
-import copy
-import heapq
-import json
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from dataflywheel.curation.workload import (
-    WorkloadType,
-    message_text,
-    response_message,
-    response_tool_calls,
-    user_query,
+from dataflywheel.curation.workload import WorkloadType
+from dataflywheel.icl.embedders import Embedder, make_embedder
+from dataflywheel.icl.examples import (
+    DEFAULT_SYSTEM_MESSAGE,
+    EXAMPLE_SEPARATOR,
+    GENERIC_GROUP,
+    Example,
+    Fetch,
+    PoolItem,
+    fit_examples,
+    format_example,
+    inject_examples,
+    prompt_text,
+    uniform_bins,
 )
-from dataflywheel.icl.embedders import Embedder, make_embedder, top_k_cosine
+from dataflywheel.icl.strategies import (
+    SEMANTIC_TOOL_CANDIDATES_FACTOR,
+    UNIFORM_PRESELECT_FACTOR,
+    relevance_coverage,
+    select_semantic,
+    select_semantic_timed,
+    select_uniform,
+)
 from dataflywheel.icl.tokens import TokenCounter
-from dataflywheel.records.toolcalls import parse_arguments
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.settings import ExampleSelection, ICLSettings
+
+__all__ = [
+    "DEFAULT_SYSTEM_MESSAGE",
+    "EXAMPLE_SEPARATOR",
+    "GENERIC_GROUP",
+    "SEMANTIC_TOOL_CANDIDATES_FACTOR",
+    "UNIFORM_PRESELECT_FACTOR",
+    "Example",
+    "Fetch",
+    "ICLReport",
+    "PoolItem",
+    "build_icl_records",
+    "fit_examples",
+    "format_example",
+    "inject_examples",
+    "prompt_text",
+    "relevance_coverage",
+    "select_semantic",
+    "select_uniform",
+    "uniform_bins",
+]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYSTEM_MESSAGE = (
-    "You are a helpful assistant that can answer questions and help with tasks.\n"
-    "Here are some examples of how you should respond to different types of requests:"
-)
-"""The blueprint's prefix of the injected examples (kept verbatim so ICL results stay comparable)."""
-
-GENERIC_GROUP = "generic_examples"
-EXAMPLE_SEPARATOR = "\n\n"
-UNIFORM_PRESELECT_FACTOR = 4
-"""Uniform selection tokenizes the ``4 * slots`` shortest candidates (by characters) of each tool."""
-SEMANTIC_TOOL_CANDIDATES_FACTOR = 5
-"""Tool calling searches ``max_examples * 5`` neighbours, as the blueprint does, for tool coverage."""
 SAMPLE_IDS = 20
-
-_SYSTEM_ROLES = frozenset({"system", "developer"})
-
-Fetch = Callable[[Sequence[str]], Mapping[str, dict[str, Any]]]
-"""Returns the records of the given ids (missing ids are simply absent from the mapping)."""
-
-
-@dataclass(frozen=True)
-class Example:
-    """A formatted example ready to inject; ``tokens`` is its exact count with the ICL tokenizer."""
-
-    record_id: str
-    tool: str
-    text: str
-    tokens: int
-
-
-class PoolItem(NamedTuple):
-    """A candidate example described without its record (which stays in the store until chosen).
-
-    ``size`` is ``len(format_example(record))``, computed by the caller: a cheap proxy used to
-    pre-select the shortest candidates before exact token counting. ``query`` is the last user
-    message (None: the record cannot be found by semantic search).
-    """
-
-    record_id: str
-    tool: str
-    size: int
-    query: str | None
-
-
-# Formatting --------------------------------------------------------------------------------------------
-
-
-def _request_messages(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    request = record.get("request")
-    messages = request.get("messages") if isinstance(request, dict) else None
-    if not isinstance(messages, list):
-        return []
-    return [m for m in messages if isinstance(m, dict)]
-
-
-def _clean_tool_calls(calls: Sequence[Any]) -> list[dict[str, Any]]:
-    """Tool calls as the model should produce them: type + function name + arguments (as an object).
-
-    Call ids are dropped: they are random strings that cost tokens and teach nothing.
-    """
-    out: list[dict[str, Any]] = []
-    for call in calls:
-        if not isinstance(call, dict):
-            continue
-        fn = call.get("function")
-        if not isinstance(fn, dict):
-            fn = {}
-        out.append(
-            {
-                "type": call.get("type") or "function",
-                "function": {"name": fn.get("name"), "arguments": parse_arguments(fn.get("arguments"))},
-            }
-        )
-    return out
-
-
-def _dumps(value: Any, indent: int | None = None) -> str:
-    # ensure_ascii=False: a non-ASCII character costs one or two tokens, its \uXXXX escape six or more.
-    return json.dumps(value, indent=indent, ensure_ascii=False)
-
-
-def format_example(record: Mapping[str, Any]) -> str:
-    """One few-shot example: the record's conversation (system messages left out) and its answer.
-
-    ::
-
-        For example, if the conversation looks like this:
-        user: ...
-
-        Then you'll respond with:
-        assistant: ...
-        Tool calls:
-        [ ... ]
-    """
-    request_part = "".join(
-        f"{m.get('role', 'user')}: {message_text(m.get('content'))}\n\n"
-        for m in _request_messages(record)
-        if m.get("role") not in _SYSTEM_ROLES
-    )
-    msg = response_message(dict(record)) or {}
-    response_part = f"assistant: {message_text(msg.get('content'))}"
-    calls = response_tool_calls(dict(record))
-    if calls:
-        response_part += "\nTool calls:\n" + _dumps(_clean_tool_calls(calls), indent=2)
-    return (
-        "For example, if the conversation looks like this:\n"
-        + request_part
-        + "\nThen you'll respond with:\n"
-        + response_part
-    )
-
-
-def prompt_text(record: Mapping[str, Any]) -> str:
-    """The text of what the model reads for a record: every request message (with any tool calls) and
-    the JSON of the tool definitions. Counted to know how much room is left for examples."""
-    parts: list[str] = []
-    for m in _request_messages(record):
-        parts.append(f"{m.get('role', '')}: {message_text(m.get('content'))}")
-        calls = m.get("tool_calls")
-        if isinstance(calls, list) and calls:
-            parts.append(_dumps(_clean_tool_calls(calls)))
-    request = record.get("request")
-    tools = request.get("tools") if isinstance(request, dict) else None
-    if tools:
-        parts.append(_dumps(tools))
-    return "\n\n".join(parts)
-
-
-# Fitting and injection ---------------------------------------------------------------------------------
-
-
-def uniform_bins(n: int, k: int) -> list[int]:
-    """``n`` slots split over ``k`` bins as evenly as possible, the first ``n % k`` bins one larger.
-
-    ``uniform_bins(10, 3) == [4, 3, 3]``; ``uniform_bins(2, 5) == [1, 1, 0, 0, 0]``.
-    """
-    if k <= 0:
-        return []
-    base, extra = divmod(max(n, 0), k)
-    return [base + (1 if i < extra else 0) for i in range(k)]
-
-
-def fit_examples(
-    groups: Mapping[str, Sequence[Example]], available: int, *, separator_tokens: int = 0
-) -> list[Example]:
-    """Examples taken round-robin over the groups (in their order) while they fit in ``available``.
-
-    An example that does not fit is skipped and the next ones are still tried (the blueprint stopped
-    at the first one, so one long example blocked every shorter one after it). ``separator_tokens``
-    is charged per example for the separator that joins it to the others.
-    """
-    if available <= 0:
-        return []
-    queues = [list(g) for g in groups.values()]
-    rounds = max((len(q) for q in queues), default=0)
-    chosen: list[Example] = []
-    used = 0
-    for i in range(rounds):
-        for queue in queues:
-            if i >= len(queue):
-                continue
-            cost = queue[i].tokens + separator_tokens
-            if used + cost <= available:
-                chosen.append(queue[i])
-                used += cost
-    return chosen
-
-
-def inject_examples(record: Mapping[str, Any], examples: Sequence[Example]) -> dict[str, Any]:
-    """A new record whose system message starts with the examples; ``record`` is never modified.
-
-    Only what changes is copied: the record, its request, the message list and the system message
-    are new objects; everything else is shared with the input. With a system message its content
-    becomes ``prefix + examples + original``; without one, a system message ``prefix + examples`` is
-    inserted first. With no examples the record is returned as a shallow copy, unchanged.
-    """
-    out = dict(record)
-    if not examples:
-        return out
-    block = DEFAULT_SYSTEM_MESSAGE + EXAMPLE_SEPARATOR + EXAMPLE_SEPARATOR.join(e.text for e in examples)
-    request = dict(record.get("request") or {})
-    messages = list(request.get("messages") or [])
-    for i, msg in enumerate(messages):
-        if isinstance(msg, dict) and msg.get("role") == "system":
-            new_msg = dict(msg)
-            content = msg.get("content")
-            if isinstance(content, list):
-                new_msg["content"] = [
-                    {"type": "text", "text": block + EXAMPLE_SEPARATOR},
-                    *copy.deepcopy(content),
-                ]
-            elif content:
-                new_msg["content"] = block + EXAMPLE_SEPARATOR + message_text(content)
-            else:
-                new_msg["content"] = block
-            messages[i] = new_msg
-            break
-    else:
-        messages.insert(0, {"role": "system", "content": block})
-    request["messages"] = messages
-    out["request"] = request
-    return out
-
-
-# Selection ---------------------------------------------------------------------------------------------
-
-
-def _group_by_tool(pool: Sequence[PoolItem]) -> dict[str, list[PoolItem]]:
-    groups: dict[str, list[PoolItem]] = {}
-    for item in pool:
-        groups.setdefault(item.tool, []).append(item)
-    return groups
-
-
-def _materialize(items: Sequence[PoolItem], fetch: Fetch, counter: TokenCounter) -> dict[str, Example]:
-    """Fetch, format and count the given items (each id once); ids the store lacks are left out."""
-    unique: dict[str, PoolItem] = {}
-    for item in items:
-        unique.setdefault(item.record_id, item)
-    if not unique:
-        return {}
-    records = fetch(list(unique))
-    found = [(item, records[rid]) for rid, item in unique.items() if rid in records]
-    missing = len(unique) - len(found)
-    if missing:
-        log.warning("ICL: %d example record(s) could not be fetched and were skipped", missing)
-    texts = [format_example(rec) for _, rec in found]
-    counts = counter.count_many(texts)
-    return {
-        item.record_id: Example(item.record_id, item.tool, text, tokens)
-        for (item, _), text, tokens in zip(found, texts, counts, strict=True)
-    }
-
-
-def _fewest_tokens(items: Sequence[PoolItem], slots: int, materialized: Mapping[str, Example]) -> list[Example]:
-    examples = [materialized[i.record_id] for i in items if i.record_id in materialized]
-    examples.sort(key=lambda e: (e.tokens, e.record_id))
-    return examples[:slots]
-
-
-def _shortest(items: Sequence[PoolItem], n: int) -> list[PoolItem]:
-    return heapq.nsmallest(n, items, key=lambda i: (i.size, i.record_id))
-
-
-def select_uniform(
-    pool: Sequence[PoolItem],
-    fetch: Fetch,
-    *,
-    max_examples: int,
-    workload_type: WorkloadType,
-    counter: TokenCounter,
-) -> dict[str, list[Example]]:
-    """The blueprint's uniform_distribution: the same, shortest examples for every eval record.
-
-    Tool calling: each tool (class, ``no_tool`` included) gets ``uniform_bins(max_examples, n_tools)``
-    slots, assigned over the tool names sorted so the split does not depend on log order; each tool
-    keeps the examples with the fewest tokens. Generic: the ``max_examples`` shortest overall, under
-    ``"generic_examples"``. Groups come in order of first appearance in the pool, each sorted by tokens.
-
-    Only the ``4 * slots`` shortest candidates by ``PoolItem.size`` are fetched and tokenized: the
-    character count ranks examples nearly as token counts do, and this bounds the work to a few
-    records per tool however large the training set is.
-    """
-    if max_examples <= 0 or not pool:
-        return {}
-    groups = _group_by_tool(pool)
-    if workload_type is WorkloadType.TOOL_CALLING:
-        bins = dict(zip(sorted(groups), uniform_bins(max_examples, len(groups)), strict=True))
-        shortlist = {
-            tool: _shortest(items, UNIFORM_PRESELECT_FACTOR * bins[tool])
-            for tool, items in groups.items()
-            if bins[tool] > 0
-        }
-        materialized = _materialize([i for s in shortlist.values() for i in s], fetch, counter)
-        result = {tool: _fewest_tokens(items, bins[tool], materialized) for tool, items in shortlist.items()}
-        return {tool: examples for tool, examples in result.items() if examples}
-    shortlist_all = _shortest(pool, UNIFORM_PRESELECT_FACTOR * max_examples)
-    materialized = _materialize(shortlist_all, fetch, counter)
-    chosen = _fewest_tokens(shortlist_all, max_examples, materialized)
-    return {GENERIC_GROUP: chosen} if chosen else {}
-
-
-def _query_key(text: str) -> str:
-    """Queries equal up to case and whitespace are the same query."""
-    return " ".join(text.split()).casefold()
-
-
-def relevance_coverage(candidates: Sequence[PoolItem], max_examples: int, relevance_ratio: float) -> list[PoolItem]:
-    """The blueprint's relevance-coverage choice among candidates sorted by similarity, best first.
-
-    The first ``int(max_examples * relevance_ratio)`` candidates are taken for relevance. The other
-    slots go first to the best candidate of each tool not yet covered (most similar tool first), then
-    to the best unused candidates. The result keeps similarity order within each phase.
-    """
-    relevance_size = min(int(max_examples * relevance_ratio), max_examples)
-    coverage_size = max_examples - relevance_size
-    selected = list(candidates[:relevance_size])
-    remaining = list(candidates[relevance_size:])
-    covered = {c.tool for c in selected}
-    uncovered = {c.tool for c in remaining} - covered
-    if not uncovered:
-        return selected + remaining[:coverage_size]
-    added: list[PoolItem] = []
-    taken: set[int] = set()
-    for pos, cand in enumerate(remaining):
-        if len(added) >= coverage_size:
-            break
-        if cand.tool in uncovered and cand.tool not in covered:
-            added.append(cand)
-            taken.add(pos)
-            covered.add(cand.tool)
-    for pos, cand in enumerate(remaining):
-        if len(added) >= coverage_size:
-            break
-        if pos not in taken:
-            added.append(cand)
-    return selected + added
-
-
-def _select_semantic(
-    eval_records: Sequence[tuple[str, dict[str, Any]]],
-    pool: Sequence[PoolItem],
-    fetch: Fetch,
-    *,
-    max_examples: int,
-    relevance_ratio: float,
-    workload_type: WorkloadType,
-    counter: TokenCounter,
-    embedder: Embedder,
-) -> tuple[list[dict[str, list[Example]]], float]:
-    empty: list[dict[str, list[Example]]] = [{} for _ in eval_records]
-    if max_examples <= 0:
-        return empty, 0.0
-    # One representative per distinct query: duplicates would fill the slots with the same example.
-    reps: dict[str, PoolItem] = {}
-    for item in pool:
-        if item.query:
-            reps.setdefault(_query_key(item.query), item)
-    if not reps:
-        return empty, 0.0
-    corpus_items = list(reps.values())
-    eval_queries = [user_query(rec) for _, rec in eval_records]
-    eval_keys = [_query_key(q) if q else None for q in eval_queries]
-    distinct_eval: dict[str, str] = {}
-    for q, key in zip(eval_queries, eval_keys, strict=True):
-        if q and key is not None:
-            distinct_eval.setdefault(key, q)
-
-    started = time.perf_counter()
-    corpus_vectors = embedder.embed([i.query or "" for i in corpus_items])
-    eval_vectors = embedder.embed(list(distinct_eval.values())) if distinct_eval else None
-    seconds = time.perf_counter() - started
-    if eval_vectors is None:
-        return empty, seconds
-
-    tool_calling = workload_type is WorkloadType.TOOL_CALLING
-    k = max_examples * SEMANTIC_TOOL_CANDIDATES_FACTOR if tool_calling else max_examples
-    # One more neighbour than needed: the eval record's own query may be in the pool.
-    hits, _ = top_k_cosine(eval_vectors, corpus_vectors, k + 1)
-    row_of = {key: row for row, key in enumerate(distinct_eval)}
-
-    choices: list[list[PoolItem]] = []
-    for (rid, _), key in zip(eval_records, eval_keys, strict=True):
-        if key is None:
-            choices.append([])
-            continue
-        candidates = [
-            corpus_items[j]
-            for j in hits[row_of[key]]
-            if corpus_items[j].record_id != rid and _query_key(corpus_items[j].query or "") != key
-        ][:k]
-        if tool_calling:
-            choices.append(relevance_coverage(candidates, max_examples, relevance_ratio))
-        else:
-            choices.append(candidates[:max_examples])
-
-    materialized = _materialize([i for chosen in choices for i in chosen], fetch, counter)
-    results: list[dict[str, list[Example]]] = []
-    for chosen in choices:
-        groups: dict[str, list[Example]] = {}
-        for item in chosen:
-            ex = materialized.get(item.record_id)
-            if ex is not None:
-                groups.setdefault(ex.tool if tool_calling else GENERIC_GROUP, []).append(ex)
-        results.append(groups)
-    return results, seconds
-
-
-def select_semantic(
-    eval_records: Sequence[tuple[str, dict[str, Any]]],
-    pool: Sequence[PoolItem],
-    fetch: Fetch,
-    *,
-    max_examples: int,
-    relevance_ratio: float,
-    workload_type: WorkloadType,
-    counter: TokenCounter,
-    embedder: Embedder,
-) -> list[dict[str, list[Example]]]:
-    """The blueprint's semantic_similarity: per eval record, the pool records with the most similar
-    last user query, grouped by tool (or under ``"generic_examples"``).
-
-    Tool calling searches ``max_examples * 5`` neighbours and applies :func:`relevance_coverage`;
-    generic takes the ``max_examples`` nearest. Pool items without a query are not searchable; an eval
-    record without a query gets no examples; a candidate with the eval record's id or the same query
-    (up to case and whitespace) is never used. Only the chosen records are fetched.
-
-    Examples stay in similarity order, not sorted by tokens (the blueprint's docstring claims a token
-    sort its code never does): the most similar example is the most useful one, so it should be the
-    first to claim the budget; :func:`fit_examples` skips, rather than stops at, one that is too long.
-    """
-    results, _ = _select_semantic(
-        eval_records,
-        pool,
-        fetch,
-        max_examples=max_examples,
-        relevance_ratio=relevance_ratio,
-        workload_type=workload_type,
-        counter=counter,
-        embedder=embedder,
-    )
-    return results
-
-
-# The whole dataset -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -502,7 +114,7 @@ class ICLReport:
     """Injected examples per tool, summed over eval records."""
     warnings: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return asdict(self)
 
 
@@ -511,7 +123,7 @@ def _fits(record: Mapping[str, Any], counter: TokenCounter, limit: int) -> bool:
 
 
 def build_icl_records(
-    eval_records: Sequence[tuple[str, dict[str, Any]]],
+    eval_records: Sequence[tuple[str, JsonObject]],
     pool: Sequence[PoolItem],
     fetch: Fetch,
     *,
@@ -519,7 +131,7 @@ def build_icl_records(
     workload_type: WorkloadType,
     counter: TokenCounter,
     embedder_factory: Callable[[], Embedder] | None = None,
-) -> tuple[list[dict[str, Any]], ICLReport]:
+) -> tuple[list[JsonObject], ICLReport]:
     """The ICL eval dataset: each eval record (``(record_id, record)``) with examples injected.
 
     Per record the budget is ``max_context_length - reserved_tokens - tokens(prompt)`` minus the
@@ -548,7 +160,7 @@ def build_icl_records(
     if settings.example_selection is ExampleSelection.SEMANTIC_SIMILARITY:
         embedder = (embedder_factory or (lambda: make_embedder(settings.embedder)))()
         try:
-            per_record, report.embedding_seconds = _select_semantic(
+            per_record, report.embedding_seconds = select_semantic_timed(
                 eval_records,
                 pool,
                 fetch,
@@ -579,7 +191,7 @@ def build_icl_records(
 
     # First fit every record to its budget, then check all injected prompts in one batch (the tokenizer
     # encodes a batch in parallel) and shrink only the few that the estimate let overflow.
-    plans: list[tuple[str, dict[str, Any], list[Example], dict[str, Any]]] = []
+    plans: list[tuple[str, JsonObject, list[Example], JsonObject]] = []
     for (rid, record), groups, base in zip(eval_records, per_record, prompt_tokens, strict=True):
         available = limit - base - overhead
         if available <= 0:
@@ -599,7 +211,7 @@ def build_icl_records(
             new = inject_examples(record, chosen)
         plans[i] = (rid, record, chosen, new)
 
-    out: list[dict[str, Any]] = []
+    out: list[JsonObject] = []
     counts: list[tuple[str, int]] = []
     used_tokens: list[int] = []
     used_ids: dict[str, None] = {}

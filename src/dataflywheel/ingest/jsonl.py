@@ -18,6 +18,8 @@ import orjson
 
 from dataflywheel.errors import RecordError
 from dataflywheel.logstore.base import LogStore
+from dataflywheel.progress import Progress
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.records.model import LogRecord, parse_record
 
 MAX_REPORTED_ERRORS = 1000
@@ -30,6 +32,24 @@ class LineError:
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestProgress(Progress):
+    """How far a load is (:class:`~dataflywheel.progress.Progress`: stage ``load``, ``done`` and ``total`` in
+    bytes of input, ``total`` None for a stream of unknown length), with the records stored so far. Sent after
+    every batch."""
+
+    stage: str = "load"
+    unit: str = "bytes"
+    records: int = 0
+    """Records stored so far (new ones and duplicates of stored ones)."""
+    skipped: int = 0
+    """Lines skipped so far (bad lines, records the store refused)."""
+
+
+IngestProgressFn = Callable[[IngestProgress], None]
+"""The load's progress callback (a :data:`~dataflywheel.progress.ProgressFn` fits too)."""
 
 
 @dataclass
@@ -49,7 +69,7 @@ class IngestReport:
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(LineError(line, reason))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "lines": self.lines,
             "loaded": self.loaded,
@@ -189,9 +209,11 @@ def load_stream(
     client_id: str | None = None,
     default_timestamp: int | float | None = None,
     batch_size: int = 1000,
-    on_batch: Callable[[IngestReport, int], None] | None = None,
+    progress: IngestProgressFn | None = None,
+    size: int | None = None,
 ) -> IngestReport:
-    """Load every good line of ``stream`` into ``store``; ``on_batch(report, bytes_read)`` after each batch."""
+    """Load every good line of ``stream`` into ``store``; ``progress`` gets an :class:`IngestProgress` after
+    each batch (``size``: the stream's length in bytes, when known)."""
     report = IngestReport()
     consumed = 0
 
@@ -204,8 +226,13 @@ def load_stream(
     records = parse_lines(
         counted(), report, workload_id=workload_id, client_id=client_id, default_timestamp=default_timestamp
     )
-    progress = (lambda rep: on_batch(rep, consumed)) if on_batch else None
-    return store_records(store, records, report, batch_size=batch_size, on_batch=progress)
+
+    def batch_done(rep: IngestReport) -> None:
+        if progress is not None:
+            stored = rep.loaded + rep.duplicates
+            progress(IngestProgress(done=consumed, total=size, records=stored, skipped=rep.skipped))
+
+    return store_records(store, records, report, batch_size=batch_size, on_batch=batch_done)
 
 
 def load_values(
@@ -232,11 +259,13 @@ def load_file(
     workload_id: str | None = None,
     client_id: str | None = None,
     batch_size: int = 1000,
-    on_batch: Callable[[IngestReport, int], None] | None = None,
+    progress: IngestProgressFn | None = None,
 ) -> IngestReport:
-    """Load a JSONL file. Records in conversation form, which carry no time, get the file's mtime."""
+    """Load a JSONL file. Records in conversation form, which carry no time, get the file's mtime;
+    ``progress`` as for :func:`load_stream`, its total the file's size."""
     p = Path(path)
-    mtime = int(p.stat().st_mtime)
+    stat = p.stat()
+    mtime = int(stat.st_mtime)
     with p.open("rb") as f:
         return load_stream(
             store,
@@ -245,5 +274,6 @@ def load_file(
             client_id=client_id,
             default_timestamp=mtime,
             batch_size=batch_size,
-            on_batch=on_batch,
+            progress=progress,
+            size=stat.st_size,
         )

@@ -8,18 +8,14 @@ managed by Alembic migrations that run when the store opens::
     store = open_job_store(settings)
     job = store.create_job("wl-1", "client-a", {"data_split_config": {"eval_size": 50}})
     store.set_job_status(job.id, JobStatus.RUNNING)
+
+Its errors (:mod:`dataflywheel.jobs.errors`) are importable from here too.
 """
 
 from __future__ import annotations
 
-from dataflywheel.jobs.errors import (
-    IllegalTransitionError,
-    JobFinishedError,
-    JobNotFoundError,
-    JobRunningError,
-    StageLeaseHeldError,
-    StaleAttemptError,
-)
+from dataflywheel.jobs import errors
+from dataflywheel.jobs.errors import *  # noqa: F403 - the store's errors, listed once: errors.__all__
 from dataflywheel.jobs.records import (
     CandidateRunDetail,
     CandidateRunRecord,
@@ -30,6 +26,7 @@ from dataflywheel.jobs.records import (
     JobDetail,
     JobRecord,
     JudgeRecord,
+    ScheduleRecord,
     StageRecord,
     WorkloadSummary,
 )
@@ -45,6 +42,7 @@ from dataflywheel.jobs.status import (
     EventKind,
     JobKind,
     JobStatus,
+    ScheduleTrigger,
     TaskStatus,
     allowed_next,
     check_transition,
@@ -68,19 +66,15 @@ __all__ = [
     "EvaluationRecord",
     "EventKind",
     "EventRecord",
-    "IllegalTransitionError",
     "JobDetail",
-    "JobFinishedError",
     "JobKind",
-    "JobNotFoundError",
     "JobRecord",
-    "JobRunningError",
     "JobStatus",
     "JobStore",
     "JudgeRecord",
-    "StageLeaseHeldError",
+    "ScheduleRecord",
+    "ScheduleTrigger",
     "StageRecord",
-    "StaleAttemptError",
     "TaskStatus",
     "WorkloadSummary",
     "allowed_next",
@@ -88,3 +82,4 @@ __all__ = [
     "default_url",
     "open_job_store",
 ]
+__all__ += errors.__all__

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskStatus
+from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, ScheduleTrigger, TaskStatus
+from dataflywheel.records.jsonvalue import JsonObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class EvaluationRecord:
     done: int
     total: int | None
     eta_s: float | None
-    scores: dict[str, Any]
+    scores: JsonObject
     artifact_path: str | None
     error: str | None
     started_at: datetime | None
@@ -77,7 +78,7 @@ class CustomizationRecord:
     eta_s: float | None
     adapter_name: str | None
     adapter_path: str | None
-    metrics: dict[str, Any]
+    metrics: JsonObject
     error: str | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -96,7 +97,7 @@ class CandidateRunRecord:
     started_at: datetime | None
     finished_at: datetime | None
     runtime_s: float | None
-    deployment: dict[str, Any] | None
+    deployment: JsonObject | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +181,19 @@ class EventRecord:
     kind: str
     stage: str | None
     message: str
-    data: dict[str, Any] | None
+    data: JsonObject | None
 
 
 @dataclass(frozen=True, slots=True)
 class JobDetail:
-    """Everything about one job: its row, candidates (with evaluations and customization), judge, datasets."""
+    """Everything about one job: its row, candidates (with evaluations and customization), judge, datasets,
+    and its workflow stages (each with the worker that ran its latest attempt)."""
 
     job: JobRecord
     candidates: tuple[CandidateRunDetail, ...]
     judge: JudgeRecord | None
     datasets: tuple[DatasetRecord, ...]
+    stages: tuple[StageRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +206,29 @@ class WorkloadSummary:
     last_job_id: str
     last_status: JobStatus
     last_created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A workload's schedule (``fw_schedules``): its triggers, the jobs' overrides and when it last fired."""
+
+    id: int
+    workload_id: str
+    client_id: str
+    cron: str | None
+    min_new_records: int | None
+    on_drift: bool
+    job_config: JsonObject
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    next_due: datetime | None
+    generation: int
+    """The fencing token of firings: a firing is claimed only while it is unchanged."""
+    records_seen: int
+    last_fired_at: datetime | None
+    last_trigger: ScheduleTrigger | None
+    last_job_id: str | None
+    last_error: str | None
+    drift_checked_at: datetime | None
+    drift: JsonObject | None

@@ -23,9 +23,23 @@ class JobKind(StrEnum):
     """What a job does."""
 
     FLYWHEEL = "flywheel"
-    """Curate datasets, then evaluate (and customize) every candidate model."""
-    CURATION = "curation"
-    """Only build the datasets."""
+    """Build the datasets from the workload's logs (:mod:`dataflywheel.curation`), then evaluate (and
+    customize) every candidate model."""
+    FEEDBACK = "feedback"
+    """The feedback loop (:mod:`dataflywheel.feedback`): a student model answers the workload's logged
+    requests; its answers are normalized, filtered (judge, teacher agreement) and the good ones written back
+    as new log records. No datasets are built and no candidate is evaluated."""
+    CURATION = "feedback"
+    """Deprecated alias of :attr:`FEEDBACK` (its name until 0.x; to be removed in the next release). A stored
+    ``"curation"`` still loads, as :attr:`FEEDBACK`."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> JobKind | None:
+        return cls.FEEDBACK if value == LEGACY_FEEDBACK_KIND else None
+
+
+LEGACY_FEEDBACK_KIND: Final = "curation"
+"""The feedback loop's kind as jobs stored it before it was renamed (migration 0003 rewrites those rows)."""
 
 
 class JobStatus(StrEnum):
@@ -106,6 +120,17 @@ class EventKind(StrEnum):
     PROGRESS = "progress"
     ERROR = "error"
     LOG = "log"
+
+
+class ScheduleTrigger(StrEnum):
+    """Why a schedule fired a job (``fw_schedules.last_trigger``)."""
+
+    CRON = "cron"
+    """Its cron expression came due."""
+    NEW_RECORDS = "new_records"
+    """At least ``min_new_records`` records were logged since it last fired (or was created)."""
+    DRIFT = "drift"
+    """The drift check (:mod:`dataflywheel.drift`) found the new logs drifted from the last job's dataset."""
 
 
 JOB_TERMINAL: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CRASHED})

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -36,7 +37,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, TaskStatus
+from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, ScheduleTrigger, TaskStatus
+from dataflywheel.records.jsonvalue import JsonObject
 
 # Explicit constraint names, the same on every database, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -109,7 +111,7 @@ class Base(DeclarativeBase):
 
 
 class Job(Base):
-    """A flywheel (or curation) job: one request, its configuration overrides, status and result."""
+    """A flywheel (or feedback-loop) job: one request, its configuration overrides, status and result."""
 
     __tablename__ = "fw_jobs"
     __table_args__ = (
@@ -125,7 +127,7 @@ class Job(Base):
     workload_id: Mapped[str] = mapped_column(String(255))
     client_id: Mapped[str] = mapped_column(String(255))
     status: Mapped[JobStatus] = mapped_column(StrEnumType(JobStatus), default=JobStatus.PENDING)
-    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    config: Mapped[JsonObject] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -133,7 +135,7 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     num_records: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    result: Mapped[JsonObject | None] = mapped_column(JSONType)
     owner: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -158,7 +160,7 @@ class CandidateRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     runtime_s: Mapped[float | None] = mapped_column(Float)
-    deployment: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    deployment: Mapped[JsonObject | None] = mapped_column(JSONType)
 
     job: Mapped[Job] = relationship(back_populates="candidate_runs", lazy="raise")
     evaluations: Mapped[list[Evaluation]] = relationship(order_by="Evaluation.id", passive_deletes=True, lazy="raise")
@@ -179,7 +181,7 @@ class Evaluation(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int | None] = mapped_column(Integer)
     eta_s: Mapped[float | None] = mapped_column(Float)
-    scores: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    scores: Mapped[JsonObject] = mapped_column(JSONType, default=dict)
     artifact_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -206,7 +208,7 @@ class Customization(Base):
     eta_s: Mapped[float | None] = mapped_column(Float)
     adapter_name: Mapped[str | None] = mapped_column(String(255))
     adapter_path: Mapped[str | None] = mapped_column(Text)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    metrics: Mapped[JsonObject] = mapped_column(JSONType, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -281,4 +283,47 @@ class JobEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     stage: Mapped[str | None] = mapped_column(String(255))
     message: Mapped[str] = mapped_column(Text, default="")
-    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    data: Mapped[JsonObject | None] = mapped_column(JSONType)
+
+
+class Schedule(Base):
+    """When a workload's next job is started by itself: on a cron expression, after ``min_new_records`` new
+    log records, or when its logs drift (:mod:`dataflywheel.schedule`); at most one per workload and client.
+
+    Firing is claimed with a conditional ``UPDATE ... WHERE generation = :seen`` (``generation`` is the
+    fencing token of firings), so of two API processes ticking at once exactly one fires.
+    """
+
+    __tablename__ = "fw_schedules"
+    __table_args__ = (UniqueConstraint("workload_id", "client_id"), Index("ix_fw_schedules_next_due", "next_due"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workload_id: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    cron: Mapped[str | None] = mapped_column(String(255))
+    """A five-field cron expression, in UTC; None: no time trigger."""
+    min_new_records: Mapped[int | None] = mapped_column(Integer)
+    """Fire once this many records were logged since the last firing; None: no count trigger."""
+    on_drift: Mapped[bool] = mapped_column(Boolean, default=False)
+    job_config: Mapped[JsonObject] = mapped_column(JSONType, default=dict)
+    """The overrides of the jobs it starts (as ``POST /api/jobs`` takes them)."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    next_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the cron expression next comes due; None without one."""
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    records_seen: Mapped[int] = mapped_column(Integer, default=0)
+    """The workload's record count when it last fired (or was created): the baseline of new records."""
+    last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_trigger: Mapped[ScheduleTrigger | None] = mapped_column(StrEnumType(ScheduleTrigger))
+    last_job_id: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    """Why the last firing started no job (a job config no longer valid, the store down), or None."""
+    drift_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    drift: Mapped[JsonObject | None] = mapped_column(JSONType)
+    """The last drift report (``on_drift``), as :class:`~dataflywheel.drift.report.DriftReport` serializes it."""
+
+
+# Registered on Base.metadata with the tables above (the migrations and their test compare against it).
+from dataflywheel.jobs import route_tables as _route_tables  # noqa: E402, F401

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.records.model import LogRecord, encoding_problem, record_id
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class LogQuery:
     """Exclusive upper bound on ``timestamp`` (epoch seconds)."""
     limit: int | None = None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         return {
             "workload_id": self.workload_id,
             "client_id": self.client_id,

@@ -21,8 +21,8 @@ Reads stream with the scroll API (pages of ``batch_size``), and the scroll is al
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from collections.abc import Iterator, Mapping, Sequence
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -37,6 +37,7 @@ from dataflywheel.logstore.base import (
     WorkloadCount,
     encode_batch,
 )
+from dataflywheel.records.jsonvalue import JsonObject, JsonValue
 from dataflywheel.records.model import LogRecord
 
 DEFAULT_INDEX = "flywheel"
@@ -50,22 +51,20 @@ _MAX_BUCKETS = 10_000
 _MAX_PAGE = 10_000  # index.max_result_window's default: a larger page is refused
 _REQUEST_TIMEOUT_S = 30
 
-MAPPINGS: dict[str, Any] = {
-    "dynamic": False,
-    "properties": {
-        "workload_id": {"type": "keyword"},
-        "client_id": {"type": "keyword"},
-        "timestamp": {"type": "date", "format": "epoch_second"},
-        "request": {"type": "object", "dynamic": False},
-        "response": {"type": "object", "dynamic": False},
-        ID_FIELD: {"type": "keyword"},
-        TS_FIELD: {"type": "double"},
-    },
+_FIELDS: dict[str, dict[str, str | bool]] = {
+    "workload_id": {"type": "keyword"},
+    "client_id": {"type": "keyword"},
+    "timestamp": {"type": "date", "format": "epoch_second"},
+    "request": {"type": "object", "dynamic": False},
+    "response": {"type": "object", "dynamic": False},
+    ID_FIELD: {"type": "keyword"},
+    TS_FIELD: {"type": "double"},
 }
-SETTINGS: dict[str, Any] = {
+MAPPINGS: JsonObject = {"dynamic": False, "properties": {name: {**spec} for name, spec in _FIELDS.items()}}
+SETTINGS: JsonObject = {
     "index": {"mapping": {"ignore_malformed": True, "total_fields": {"limit": 1000}}},
 }
-_SORT: list[dict[str, Any]] = [
+_SORT: list[JsonObject] = [
     {TS_FIELD: {"order": "desc"}},
     {ID_FIELD: {"order": "asc", "unmapped_type": "keyword"}},
 ]
@@ -127,7 +126,7 @@ class ElasticsearchLogStore(LogStore):
                     if exc.error != "resource_already_exists_exception":  # created meanwhile: fine
                         raise
             # An index made elsewhere (e.g. by the blueprint, dynamic: strict) would refuse our fields.
-            ours = {key: MAPPINGS["properties"][key] for key in RESERVED_FIELDS}
+            ours = {key: _FIELDS[key] for key in RESERVED_FIELDS}
             try:
                 self._es.indices.put_mapping(index=self.index, properties=ours)
             except ApiError as exc:
@@ -143,11 +142,11 @@ class ElasticsearchLogStore(LogStore):
 
     # Writes ----------------------------------------------------------------------------------------
     def _add_batch(self, batch: list[LogRecord]) -> AddResult:
-        operations: list[dict[str, Any]] = []
+        operations: list[Mapping[str, object]] = []
         positions: list[int] = []
         encoded, rejected = encode_batch(batch)
         for e in encoded:
-            data = e.record.to_dict()
+            data: dict[str, object] = dict(e.record.to_dict())
             clash = [k for k in RESERVED_FIELDS if k in data]
             if clash:
                 rejected.append(
@@ -169,7 +168,7 @@ class ElasticsearchLogStore(LogStore):
         try:
             resp = self._es.bulk(operations=operations)
         except (ApiError, TransportError) as exc:
-            self._fail(f"bulk write of {len(positions)} records (first {operations[0]['create']['_id']}) failed", exc)
+            self._fail(f"bulk write of {len(positions)} records (first {operations[1][ID_FIELD]}) failed", exc)
         added = duplicates = 0
         refused: list[str] = []
         for index, item in zip(positions, resp["items"], strict=True):
@@ -228,11 +227,11 @@ class ElasticsearchLogStore(LogStore):
             return
         page = min(self.batch_size, _MAX_PAGE)
         size = page if remaining is None else min(page, remaining)
-        filters: list[dict[str, Any]] = [
+        filters: list[JsonObject] = [
             {"term": {"workload_id": query.workload_id}},
             {"term": {"client_id": query.client_id}},
         ]
-        window: dict[str, float] = {}
+        window: JsonObject = {}
         if query.since is not None:
             window["gte"] = float(query.since)
         if query.until is not None:
@@ -341,8 +340,8 @@ class ElasticsearchLogStore(LogStore):
         self._es.close()
 
 
-def _filter_query(workload_id: str | None, client_id: str | None) -> dict[str, Any]:
-    filters: list[dict[str, Any]] = []
+def _filter_query(workload_id: str | None, client_id: str | None) -> JsonObject:
+    filters: list[JsonValue] = []
     if workload_id is not None:
         filters.append({"term": {"workload_id": workload_id}})
     if client_id is not None:
@@ -350,7 +349,7 @@ def _filter_query(workload_id: str | None, client_id: str | None) -> dict[str, A
     return {"bool": {"filter": filters}}
 
 
-def _source_bytes(source: dict[str, Any]) -> bytes:
+def _source_bytes(source: JsonObject) -> bytes:
     for key in RESERVED_FIELDS:
         source.pop(key, None)
     return orjson.dumps(source)

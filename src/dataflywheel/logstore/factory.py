@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from dataflywheel.errors import ConfigError, DependencyMissingError
 from dataflywheel.logstore.base import LogStore
-from dataflywheel.settings import LogStoreBackend, Settings
+from dataflywheel.settings import LogStoreBackend, Settings, secret_from_env
 
 
 def open_log_store(settings: Settings) -> LogStore:
@@ -20,6 +21,19 @@ def open_log_store(settings: Settings) -> LogStore:
     return store
 
 
+@contextmanager
+def _installed(backend: LogStoreBackend, client: str, *, extra: str) -> Iterator[None]:
+    """Around the import of a backend's module: without its ``client`` library, a DependencyMissingError naming
+    the ``extra`` to install."""
+    try:
+        yield
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise DependencyMissingError(
+            f"log_store.backend is '{backend.value}' but {client} is not installed: "
+            f"pip install 'data-flywheel[{extra}]'"
+        ) from exc
+
+
 def _open_backend(settings: Settings) -> LogStore:
     cfg = settings.log_store
     if cfg.backend is LogStoreBackend.SQLITE:
@@ -27,29 +41,14 @@ def _open_backend(settings: Settings) -> LogStore:
 
         return SQLiteLogStore(settings.sqlite_log_path, batch_size=cfg.batch_size)
     if cfg.backend is LogStoreBackend.POSTGRES:
-        try:
+        with _installed(cfg.backend, "psycopg", extra="postgres"):
             from dataflywheel.logstore.postgres import PostgresLogStore
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise DependencyMissingError(
-                "log_store.backend is 'postgres' but psycopg is not installed: pip install 'data-flywheel[postgres]'"
-            ) from exc
         assert cfg.postgres_url is not None  # checked by LogStoreSettings
         return PostgresLogStore(cfg.postgres_url, table=cfg.postgres_table, batch_size=cfg.batch_size)
     if cfg.backend is LogStoreBackend.ELASTICSEARCH:
-        try:
+        with _installed(cfg.backend, "the client", extra="es"):
             from dataflywheel.logstore.elasticsearch import ElasticsearchLogStore
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise DependencyMissingError(
-                "log_store.backend is 'elasticsearch' but the client is not installed: pip install 'data-flywheel[es]'"
-            ) from exc
-        api_key = None
-        if cfg.elasticsearch_api_key_env:
-            api_key = os.environ.get(cfg.elasticsearch_api_key_env)
-            if not api_key:
-                raise ConfigError(
-                    f"log_store.elasticsearch_api_key_env: environment variable "
-                    f"{cfg.elasticsearch_api_key_env} is not set"
-                )
+        api_key = secret_from_env(cfg.elasticsearch_api_key_env, setting="log_store.elasticsearch_api_key_env")
         return ElasticsearchLogStore(
             cfg.elasticsearch_url, index=cfg.elasticsearch_index, api_key=api_key, batch_size=cfg.batch_size
         )

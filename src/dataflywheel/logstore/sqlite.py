@@ -17,6 +17,7 @@ from typing import Any
 from dataflywheel.errors import StoreError
 from dataflywheel.logstore.base import AddResult, LogQuery, LogStore, WorkloadCount, encode_batch
 from dataflywheel.records.model import LogRecord
+from dataflywheel.sqlite_wal import set_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_records (
@@ -32,6 +33,24 @@ CREATE INDEX IF NOT EXISTS log_records_by_workload
 """
 
 _FETCH_CHUNK = 500
+_OPEN_TIMEOUT_S = 10.0
+"""How long opening waits for another connection that holds the file (the busy handler's timeout, and the
+retries of ``PRAGMA journal_mode=WAL``, which SQLite answers "database is locked" without waiting while
+another connection creates the file or changes its mode)."""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A WAL-mode autocommit connection to ``path`` with the schema in place; two processes opening a new
+    file at once both succeed (found by the proxy's tests: the log writer's thread and a reader)."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=_OPEN_TIMEOUT_S)
+    try:
+        set_wal(conn, _OPEN_TIMEOUT_S)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 class SQLiteLogStore(LogStore):
@@ -42,10 +61,7 @@ class SQLiteLogStore(LogStore):
         self.batch_size = batch_size
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
+            self._conn = _connect(self.path)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite log store {self.path}: {exc}") from exc
         self._lock = threading.Lock()

@@ -40,15 +40,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from dataflywheel.models.toolparse import ParsedOutput, format_tool_call, parse_tool_calls
 from dataflywheel.models.types import ToolChoice
+from dataflywheel.records.chat import WireToolCall
+from dataflywheel.records.jsonvalue import JsonObject, JsonValue
 from dataflywheel.records.toolcalls import parse_arguments
 
-__all__ = ["CHATML_TEMPLATE", "ParsedAnswer", "RenderedPrompt", "ToolCallCodec", "render_tools_block"]
+__all__ = [
+    "CHATML_TEMPLATE",
+    "ParsedAnswer",
+    "RenderedPrompt",
+    "ToolCallCodec",
+    "fallback_prefill",
+    "parse_answer",
+    "render_tools_block",
+]
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
@@ -66,6 +77,8 @@ TOOLS_INSTRUCTIONS = (
     "\n</tool_call>"
 )
 
+_CANONICAL_CALL_PREFIX = '<tool_call>\n{"name": "'
+_CANONICAL_ARGS_INFIX = '", "arguments":'
 _PROBE_NAME = "dfw_probe_tool_7c1e"
 _PROBE_ARG = "dfw_probe_arg_7c1e"
 _PROBE_TEXT = "dfw_probe_text_7c1e"
@@ -86,7 +99,9 @@ class RenderedPrompt:
 class ParsedAnswer:
     """A model's output read back: the OpenAI assistant message and what the parser saw and repaired."""
 
-    message: dict[str, Any]
+    message: JsonObject
+    """The assistant message (:class:`~dataflywheel.records.chat.WireMessage` form; a JSON object, as the
+    engine's :class:`~dataflywheel.models.types.ChatResult` carries it)."""
     output: ParsedOutput
 
     @property
@@ -94,7 +109,14 @@ class ParsedAnswer:
         return self.output.problems
 
 
-def _normalize_tool(tool: Any) -> dict[str, Any]:
+class _TextTurn(TypedDict):
+    """A message as the fallback renders it: a role and plain text."""
+
+    role: str
+    content: str
+
+
+def _normalize_tool(tool: object) -> JsonObject:
     """An OpenAI tool as ``{"type": "function", "function": {...}}`` (also accepts the flat form)."""
     if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
         return {**tool, "type": tool.get("type", "function")}
@@ -111,7 +133,7 @@ def _sorted_keys(value: Any) -> Any:
     return value
 
 
-def _canonical_tool(tool: dict[str, Any]) -> dict[str, Any]:
+def _canonical_tool(tool: Mapping[str, object]) -> JsonObject:
     """A tool with a fixed key order: type, then function name, description, parameters, then the rest (every
     nested object's keys sorted), so equal tools always render to the same bytes."""
     tool = _normalize_tool(tool)
@@ -124,14 +146,14 @@ def _canonical_tool(tool: dict[str, Any]) -> dict[str, Any]:
     return {"type": tool.get("type", "function"), "function": ordered_fn, **rest}
 
 
-def render_tools_block(tools: list[dict[str, Any]]) -> str:
+def render_tools_block(tools: Sequence[Mapping[str, object]]) -> str:
     """The fallback system-turn text describing ``tools``: one JSON line per tool (in a fixed key order, so
     equal tools always give the same bytes) between the preamble and the ``<tool_call>`` instructions."""
     lines = "\n".join(json.dumps(_canonical_tool(t), ensure_ascii=False) for t in tools)
     return TOOLS_PREAMBLE + lines + TOOLS_INSTRUCTIONS
 
 
-def _text(content: Any) -> str:
+def _text(content: object) -> str:
     """Message content as plain text: None is empty, content parts are joined, other values are JSON."""
     if content is None:
         return ""
@@ -148,14 +170,15 @@ def _text(content: Any) -> str:
     return json.dumps(content, ensure_ascii=False)
 
 
-def _calls(message: dict[str, Any]) -> list[tuple[str, Any]]:
+def _calls(message: Mapping[str, object]) -> list[tuple[str, Any]]:
     """(name, arguments) of a message's tool calls; arguments given as JSON strings become objects."""
     out: list[tuple[str, Any]] = []
-    for call in message.get("tool_calls") or []:
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
         if not isinstance(call, dict):
             continue
         inner = call.get("function")
-        fn: dict[str, Any] = inner if isinstance(inner, dict) else call
+        fn: Mapping[str, object] = inner if isinstance(inner, dict) else call
         name = fn.get("name")
         args = parse_arguments(fn.get("arguments", {}))
         out.append((str(name) if name is not None else "", {} if args is None else args))
@@ -193,9 +216,13 @@ class ToolCallCodec:
     # ------------------------------------------------------------------------------------------ template
 
     def _chat(
-        self, messages: list[dict[str, Any]], *, generation: bool, tools: list[dict[str, Any]] | None = None
+        self,
+        messages: Sequence[Mapping[str, object]],
+        *,
+        generation: bool,
+        tools: Sequence[Mapping[str, object]] | None = None,
     ) -> str:
-        kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": generation}
+        kwargs: dict[str, object] = {"tokenize": False, "add_generation_prompt": generation}
         if tools:
             kwargs["tools"] = tools
         if self._template is not None:
@@ -230,7 +257,7 @@ class ToolCallCodec:
     def _detect_call_prefixes(self) -> tuple[str, tuple[str, str]]:
         """From the answer rendered for a probe call: the text before the tool name (the ``required``
         prefill) and the text around the name up to the arguments (the named prefill)."""
-        canonical = ('<tool_call>\n{"name": "', ('<tool_call>\n{"name": "', '", "arguments":'))
+        canonical = (_CANONICAL_CALL_PREFIX, (_CANONICAL_CALL_PREFIX, _CANONICAL_ARGS_INFIX))
         answer = self.render_answer({"role": "assistant", "content": "", "tool_calls": [_probe_call({_PROBE_ARG: 1})]})
         name_at = answer.find(_PROBE_NAME)
         arg_at = answer.find(json.dumps(_PROBE_ARG))
@@ -262,8 +289,8 @@ class ToolCallCodec:
 
     def render_prompt(
         self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
+        messages: Sequence[Mapping[str, object]],
+        tools: Sequence[Mapping[str, object]] | None = None,
         tool_choice: ToolChoice = None,
     ) -> RenderedPrompt:
         """The prompt for the next assistant turn of ``messages``, with ``tools`` offered (unless
@@ -276,15 +303,15 @@ class ToolCallCodec:
         prefill = self.prefill(tool_choice) if offered else ""
         return RenderedPrompt(text=text + prefill, prefill=prefill)
 
-    def tools_block(self, tools: list[dict[str, Any]]) -> str:
+    def tools_block(self, tools: Sequence[Mapping[str, object]]) -> str:
         """The system-turn text the fallback renders for ``tools`` (the start of every such prompt's system
         turn)."""
         return render_tools_block([_normalize_tool(t) for t in tools])
 
     def _fallback_messages(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
-    ) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        self, messages: Sequence[Mapping[str, object]], tools: Sequence[Mapping[str, object]] | None
+    ) -> list[_TextTurn]:
+        out: list[_TextTurn] = []
         in_tool_turn = False
         for msg in messages:
             role = msg.get("role")
@@ -312,19 +339,19 @@ class ToolCallCodec:
                 out.insert(0, {"role": "system", "content": block})
         return out
 
-    def _native_messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def _native_messages(self, messages: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
         for msg in messages:
-            new = {**msg, "content": _text(msg.get("content"))}
-            if msg.get("tool_calls"):
-                new["tool_calls"] = [
-                    {
-                        **({"id": c["id"]} if isinstance(c, dict) and c.get("id") else {}),
-                        "type": "function",
-                        "function": {"name": name, "arguments": args},
-                    }
-                    for c, (name, args) in zip(msg["tool_calls"], _calls(msg), strict=False)
-                ]
+            new: dict[str, object] = {**msg, "content": _text(msg.get("content"))}
+            calls = msg.get("tool_calls")
+            if calls:
+                native: list[WireToolCall] = []
+                for c, (name, args) in zip(calls if isinstance(calls, list) else [], _calls(msg), strict=False):
+                    call: WireToolCall = {"id": c["id"]} if isinstance(c, dict) and c.get("id") else {}
+                    call["type"] = "function"
+                    call["function"] = {"name": name, "arguments": args}
+                    native.append(call)
+                new["tool_calls"] = native
             else:
                 new.pop("tool_calls", None)
             out.append(new)
@@ -332,14 +359,14 @@ class ToolCallCodec:
 
     # ------------------------------------------------------------------------------------------- answers
 
-    def assistant_text(self, message: dict[str, Any]) -> str:
+    def assistant_text(self, message: Mapping[str, object]) -> str:
         """The canonical text of an assistant message (without end-of-turn): its content, then one
         ``<tool_call>`` block per call, one per line."""
         blocks = [format_tool_call(name, args) for name, args in _calls(message)]
         content = _text(message.get("content"))
         return "\n".join([content, *blocks] if content else blocks)
 
-    def render_answer(self, message: dict[str, Any]) -> str:
+    def render_answer(self, message: Mapping[str, object]) -> str:
         """The assistant message as the model must generate it, ending with the end-of-turn token; a
         training row is ``render_prompt(messages[:-1], tools).text + render_answer(messages[-1])``."""
         if self.native_tools:
@@ -348,9 +375,9 @@ class ToolCallCodec:
                 return answer
         return self.assistant_text(message) + self.end_of_turn
 
-    def _native_answer(self, message: dict[str, Any]) -> str | None:
+    def _native_answer(self, message: Mapping[str, object]) -> str | None:
         """What the native template renders for ``message`` as an assistant turn; None if it cannot say."""
-        context = [{"role": "user", "content": "x"}]
+        context: list[dict[str, object]] = [{"role": "user", "content": "x"}]
         try:
             head = self._chat(context, generation=True)
             full = self._chat(context + self._native_messages([message]), generation=False)
@@ -363,51 +390,78 @@ class ToolCallCodec:
             return rest[: rest.index(self.end_of_turn) + len(self.end_of_turn)]
         return rest
 
-    def training_example(self, row: dict[str, Any]) -> tuple[str, str]:
-        """(prompt, completion) of a training row ``{"messages": [..., assistant], "tools"?: [...]}``."""
+    def training_example(self, row: Mapping[str, object]) -> tuple[str, str]:
+        """(prompt, completion) of a training row (:class:`~dataflywheel.records.chat.TrainingRow`:
+        ``{"messages": [..., assistant], "tools"?: [...]}``)."""
         messages = row.get("messages")
         if not isinstance(messages, list) or not messages:
             raise ValueError("training row has no messages")
         answer = messages[-1]
         if not isinstance(answer, dict) or answer.get("role") != "assistant":
             raise ValueError("the last message of a training row must be the assistant's answer")
-        prompt = self.render_prompt(messages[:-1], row.get("tools"))
+        tools = row.get("tools")
+        prompt = self.render_prompt(messages[:-1], tools if isinstance(tools, list) else None)
         return prompt.text, self.render_answer(answer)
 
     # ------------------------------------------------------------------------------------------- parsing
 
     def parse_detailed(
-        self, generated_text: str, tools: list[dict[str, Any]] | None = None, prefill: str = ""
+        self, generated_text: str, tools: Sequence[Mapping[str, object]] | None = None, prefill: str = ""
     ) -> ParsedAnswer:
         """Like :meth:`parse`, also returning what the parser found and repaired."""
-        text = prefill + (generated_text or "")
-        for stop in self.stop_strings:
-            at = text.find(stop)
-            if at >= 0:
-                text = text[:at]
-        output = parse_tool_calls(text, tools)
-        message: dict[str, Any] = {"role": "assistant", "content": output.content}
-        if output.calls:
-            message["tool_calls"] = [
-                {
-                    "id": _call_id(i, call.name, arguments),
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": arguments},
-                }
-                for i, call in enumerate(output.calls)
-                for arguments in [json.dumps(call.arguments, ensure_ascii=False)]
-            ]
-        return ParsedAnswer(message=message, output=output)
+        return parse_answer(generated_text, tools, prefill, self.stop_strings)
 
     def parse(
-        self, generated_text: str, tools: list[dict[str, Any]] | None = None, prefill: str = ""
-    ) -> dict[str, Any]:
+        self, generated_text: str, tools: Sequence[Mapping[str, object]] | None = None, prefill: str = ""
+    ) -> JsonObject:
         """The OpenAI assistant message a model's output (continuing ``prefill``) means: ``content`` (None when
         only calls are left) and ``tool_calls`` (arguments as JSON strings; omitted when there are none)."""
         return self.parse_detailed(generated_text, tools, prefill).message
 
 
-def _probe_call(arguments: dict[str, Any]) -> dict[str, Any]:
+def parse_answer(
+    generated_text: str,
+    tools: Sequence[Mapping[str, object]] | None = None,
+    prefill: str = "",
+    stop_strings: Sequence[str] = (),
+) -> ParsedAnswer:
+    """A model's output (continuing ``prefill``, cut at the first of ``stop_strings``) read back into an
+    assistant message by our tool-call parser. :meth:`ToolCallCodec.parse_detailed` for a local model; the
+    endpoint client for a server that returns the model's text (vLLM with the codec's chat template)."""
+    text = prefill + (generated_text or "")
+    for stop in stop_strings:
+        at = text.find(stop)
+        if at >= 0:
+            text = text[:at]
+    output = parse_tool_calls(text, tools)
+    message: JsonObject = {"role": "assistant", "content": output.content}
+    if output.calls:
+        calls: list[JsonValue] = []
+        for i, call in enumerate(output.calls):
+            arguments = json.dumps(call.arguments, ensure_ascii=False)
+            calls.append(
+                {
+                    "id": _call_id(i, call.name, arguments),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": arguments},
+                }
+            )
+        message["tool_calls"] = calls
+    return ParsedAnswer(message=message, output=output)
+
+
+def fallback_prefill(tool_choice: ToolChoice) -> str:
+    """The prefill a ``tool_choice`` forces in the fallback mode (the canonical ``<tool_call>`` opening):
+    what :meth:`ToolCallCodec.prefill` gives for a tokenizer whose template ignores tools."""
+    if tool_choice == "required":
+        return _CANONICAL_CALL_PREFIX
+    name = _choice_name(tool_choice)
+    if name is None:
+        return ""
+    return _CANONICAL_CALL_PREFIX + json.dumps(name, ensure_ascii=False)[1:-1] + _CANONICAL_ARGS_INFIX
+
+
+def _probe_call(arguments: JsonObject) -> WireToolCall:
     return {"type": "function", "function": {"name": _PROBE_NAME, "arguments": arguments}}
 
 

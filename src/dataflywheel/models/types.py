@@ -6,10 +6,11 @@ The local engine (:mod:`.engine`), the HTTP server (:mod:`dataflywheel.serving`)
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ToolChoice = Literal["auto", "none", "required"] | dict[str, Any] | None
+ToolChoice = Literal["auto", "none", "required"] | Mapping[str, object] | None
 """OpenAI ``tool_choice``: auto / none / required, or ``{"type": "function", "function": {"name": ...}}``."""
 
 
@@ -25,8 +26,11 @@ class SamplingParams:
 
 @dataclass
 class ChatRequest:
-    messages: list[dict[str, Any]]
-    tools: list[dict[str, Any]] | None = None
+    messages: Sequence[Mapping[str, object]]
+    """OpenAI messages (:class:`~dataflywheel.records.chat.WireMessage`), tool-call arguments as objects or
+    JSON strings."""
+    tools: Sequence[Mapping[str, object]] | None = None
+    """OpenAI tools (:class:`~dataflywheel.records.chat.WireTool`)."""
     tool_choice: ToolChoice = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     adapter: str | None = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from dataflywheel.errors import ConfigError
@@ -14,25 +16,35 @@ SALT_FILE = "privacy-salt"
 
 
 def home_salt(home: Path) -> bytes:
-    """The salt kept in ``<home>/privacy-salt``, created (random, owner-only) on first use."""
+    """The salt kept in ``<home>/privacy-salt``, created (random, owner-only) on first use.
+
+    Created whole or not at all: the salt is written to a temporary file that is then linked under the final
+    name (which fails if another process got there first, and then its salt is read), so processes opening a
+    new home at once all get the same salt and none reads a half-written file."""
     path = home / SALT_FILE
     try:
         home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"privacy.salt_env is not set and {path} cannot be created: {exc}") from exc
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-    try:
+        if not path.exists():
+            _create_salt(path)
         salt = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"privacy.salt_env is not set and {path} cannot be read: {exc}") from exc
+        raise ConfigError(f"privacy.salt_env is not set and {path} cannot be created or read: {exc}") from exc
     if not salt:
         raise ConfigError(f"{path} is empty: delete it to get a new salt, or set privacy.salt_env")
     return salt.encode()
+
+
+def _create_salt(path: Path) -> None:
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first: theirs is the salt
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 def pseudonym_salt(settings: Settings) -> bytes:

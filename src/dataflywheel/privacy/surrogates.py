@@ -205,6 +205,16 @@ class Pseudonymizer:
         self._salt = salt
         self._given: dict[tuple[PiiKind, str], str] = {}
         self._used: set[tuple[PiiKind, str]] = set()
+        self._makers: dict[PiiKind, Callable[[str], str]] = {
+            PiiKind.EMAIL: self._email,
+            PiiKind.PHONE: self._phone,
+            PiiKind.CARD_NUMBER: self._card,
+            PiiKind.IBAN: self._iban,
+            PiiKind.IP_ADDRESS: self._ip,
+            PiiKind.PERSON: self._person,
+            PiiKind.ADDRESS: self._address,
+        }
+        """The stand-in maker of each kind (built once: ``surrogate`` runs for every PII match)."""
 
     def _hash(self, kind: str, key: str, attempt: int) -> int:
         msg = f"{kind}\x00{key}\x00{attempt}".encode()
@@ -225,19 +235,7 @@ class Pseudonymizer:
 
     def surrogate(self, kind: PiiKind, value: str) -> str:
         """The stand-in for ``value`` (as written) of ``kind``, in the same format."""
-        if kind is PiiKind.EMAIL:
-            return self._email(value)
-        if kind is PiiKind.PHONE:
-            return self._phone(value)
-        if kind is PiiKind.CARD_NUMBER:
-            return self._card(value)
-        if kind is PiiKind.IBAN:
-            return self._iban(value)
-        if kind is PiiKind.IP_ADDRESS:
-            return self._ip(value)
-        if kind is PiiKind.PERSON:
-            return self._person(value)
-        return self._address(value)
+        return self._makers[kind](value)
 
     # ---- per kind -------------------------------------------------------------------------------------
     def _email(self, value: str) -> str:

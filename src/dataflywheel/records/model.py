@@ -23,16 +23,27 @@ Limits every record is held to, so that each one that passes can be stored by ev
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
 from dataflywheel.errors import RecordError
+from dataflywheel.records.chat import (
+    MESSAGE_ROLES,
+    ChatCompletion,
+    ChatCompletionRequest,
+    WireRecord,
+    WireRequest,
+    WireResponse,
+)
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 
-MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+__all__ = ["MESSAGE_ROLES", "LogRecord", "parse_record", "record_id"]
+
 _CORE_FIELDS = ("timestamp", "workload_id", "client_id", "request", "response")
 
 TIMESTAMP_MIN: Final = 0
@@ -57,27 +68,37 @@ class LogRecord:
     timestamp: int | float
     workload_id: str
     client_id: str
-    request: dict[str, Any]
-    response: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
+    request: WireRequest
+    response: WireResponse
+    extra: JsonObject = field(default_factory=dict)
+    """The record's unknown top-level fields, kept."""
 
     @property
     def id(self) -> str:
         return record_id(self.to_dict())
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.extra)
-        out.update(
-            timestamp=self.timestamp,
-            workload_id=self.workload_id,
-            client_id=self.client_id,
-            request=self.request,
-            response=self.response,
-        )
-        return out
+    @property
+    def chat_request(self) -> ChatCompletionRequest:
+        """The request, typed."""
+        return ChatCompletionRequest.from_wire(self.request)
+
+    @property
+    def chat_response(self) -> ChatCompletion:
+        """The response, typed."""
+        return ChatCompletion.from_wire(self.response)
+
+    def to_dict(self) -> WireRecord:
+        core: WireRecord = {
+            "timestamp": self.timestamp,
+            "workload_id": self.workload_id,
+            "client_id": self.client_id,
+            "request": self.request,
+            "response": self.response,
+        }
+        return cast(WireRecord, {**self.extra, **core})  # open: the unknown fields kept
 
 
-def record_id(record: dict[str, Any]) -> str:
+def record_id(record: Mapping[str, Any]) -> str:
     """Stable identity of a normalized record dict (32 hex characters)."""
     key = orjson.dumps([record.get(k) for k in _CORE_FIELDS], option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(key, digest_size=16).hexdigest()
@@ -177,7 +198,7 @@ def encoding_problem(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def check_encodable(data: dict[str, Any]) -> None:
+def check_encodable(data: Mapping[str, object]) -> None:
     """RecordError naming the part of ``data`` that orjson (so every log store) cannot write."""
     try:
         orjson.dumps(data)
@@ -264,11 +285,11 @@ def check_response(response: Any, where: str = "response") -> None:
             raise RecordError(problem[1], f"{where}.choices[{i}].message{problem[0]}")
 
 
-def is_conversation_form(obj: dict[str, Any]) -> bool:
+def is_conversation_form(obj: Mapping[str, object]) -> bool:
     return "messages" in obj and "request" not in obj and "response" not in obj
 
 
-def conversation_to_log(obj: dict[str, Any]) -> dict[str, Any]:
+def conversation_to_log(obj: JsonObject) -> JsonObject:
     """``{"messages": [...], "tools"?}`` -> log form; the last message is the response."""
     messages = obj.get("messages")
     check_messages(messages, "messages")
@@ -276,9 +297,9 @@ def conversation_to_log(obj: dict[str, Any]) -> dict[str, Any]:
     if len(messages) < 2:
         raise RecordError("needs at least a prompt and the answer (2 messages)", "messages")
     last = messages[-1]
-    if last.get("role") != "assistant":
+    if not isinstance(last, dict) or last.get("role") != "assistant":
         raise RecordError("the last message (the response) must have role 'assistant'", "messages[-1].role")
-    request: dict[str, Any] = {"messages": messages[:-1]}
+    request: JsonObject = {"messages": messages[:-1]}
     if obj.get("tools") is not None:
         request["tools"] = obj["tools"]
     if obj.get("model") is not None:
@@ -317,7 +338,7 @@ def parse_record(
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {type(obj).__name__}", "record")
     conversation = is_conversation_form(obj)
-    data = conversation_to_log(obj) if conversation else dict(obj)
+    data: JsonObject = conversation_to_log(obj) if conversation else dict(obj)
     wid = _require_id(workload_id or data.get("workload_id"), "workload_id")
     cid = _require_id(client_id or data.get("client_id"), "client_id")
     raw_ts = data.get("timestamp")
@@ -334,7 +355,7 @@ def parse_record(
         timestamp=ts,
         workload_id=wid,
         client_id=cid,
-        request=data["request"],
-        response=data["response"],
+        request=cast(WireRequest, data["request"]),  # checked above
+        response=cast(WireResponse, data["response"]),
         extra=extra,
     )

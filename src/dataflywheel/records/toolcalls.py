@@ -10,9 +10,14 @@ curation decides what to do with them (:func:`arguments_problem`).
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
+
+from dataflywheel.records.jsonvalue import JsonObject
+
+_Record = TypeVar("_Record", bound=MutableMapping[str, Any])
 
 
 def parse_arguments(raw: Any) -> Any:
@@ -25,6 +30,18 @@ def parse_arguments(raw: Any) -> Any:
         if isinstance(value, dict):
             return value
     return raw
+
+
+def arguments_object(raw: Any) -> JsonObject | None:
+    """Strictly, the object ``raw`` arguments stand for: an object, or a JSON string holding one; ``{}`` for
+    none (None, or the empty string OpenAI sends for a call without arguments); None for anything else. (A
+    model's messy arguments are read leniently by :mod:`dataflywheel.models.toolparse.arguments`.)"""
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    value = parse_arguments(raw)
+    return value if isinstance(value, dict) else None
 
 
 def normalize_tool_calls(calls: Any) -> Any:
@@ -52,7 +69,7 @@ def normalize_messages(messages: Any) -> None:
             normalize_tool_calls(msg["tool_calls"])
 
 
-def normalize_record_tool_calls(record: dict[str, Any]) -> dict[str, Any]:
+def normalize_record_tool_calls(record: _Record) -> _Record:
     """Normalize the tool calls of a log record's request messages and response choices, in place."""
     request = record.get("request")
     if isinstance(request, dict):
@@ -81,11 +98,12 @@ def arguments_problem(calls: list[Any]) -> str | None:
     return None
 
 
-def to_wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def to_wire_messages(messages: Sequence[Mapping[str, Any]]) -> list[JsonObject]:
     """A copy of ``messages`` in OpenAI's wire form: tool-call arguments as JSON strings."""
-    out = copy.deepcopy(messages)
+    out: list[JsonObject] = [copy.deepcopy(dict(m)) for m in messages]
     for msg in out:
-        for call in msg.get("tool_calls") or []:
+        calls = msg.get("tool_calls")
+        for call in calls if isinstance(calls, list) else []:
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and not isinstance(fn.get("arguments"), str):
                 fn["arguments"] = orjson.dumps(fn.get("arguments", {})).decode()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from dataflywheel.decision.schema import CostReport, EvalCost, LatencyRow, Recommendation, eval_type_name
 from dataflywheel.evaluation.runner import EvalType
@@ -66,7 +66,7 @@ class EvalResult(_Lenient):
     confusion: dict[str, dict[str, int]] = Field(
         default_factory=dict, description="Reference class -> predicted outcome -> samples."
     )
-    judge: dict[str, Any] | None = None
+    judge: dict[str, JsonValue] | None = None
     samples: int = 0
     errors: int = 0
 
@@ -82,7 +82,7 @@ class TrainingSummary(_Lenient):
     """How a candidate's LoRA run went (:func:`dataflywheel.training.report.training_summary`)."""
 
     recipe: str | None = None
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    hyperparameters: dict[str, JsonValue] = Field(default_factory=dict)
     class_balance: bool | None = None
     class_counts: dict[str, int] | None = None
     curve: list[EpochPoint] = Field(default_factory=list)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from dataflywheel.evaluation.breakdown import PredictedOutcome
 from dataflywheel.evaluation.runner import read_samples
@@ -68,11 +68,11 @@ class Sample(BaseModel):
     predicted_outcome: str = Field(
         description="The candidate's first tool, or unknown_tool, text, no_call, error (evaluation.breakdown)."
     )
-    conversation: list[dict[str, Any]] = Field(
+    conversation: list[dict[str, JsonValue]] = Field(
         description="The request's messages after the system prompt (empty when the eval dataset is gone)."
     )
-    reference: dict[str, Any] | None = Field(description="The logged (big) model's answer message.")
-    prediction: dict[str, Any] | None = Field(description="The candidate's answer message, parsed.")
+    reference: dict[str, JsonValue] | None = Field(description="The logged (big) model's answer message.")
+    prediction: dict[str, JsonValue] | None = Field(description="The candidate's answer message, parsed.")
     raw_text: str | None = Field(description="What the candidate generated, before parsing.")
     scores: dict[str, float | None]
     flags: list[str]
@@ -116,22 +116,36 @@ def load_samples(settings: Settings, detail: JobDetail, candidate: str, eval_typ
     return [to_sample(s, turns.get(str(s.get("record_id")), [])) for s in stored]
 
 
-def to_sample(stored: Mapping[str, Any], conversation: list[dict[str, Any]]) -> Sample:
-    """A stored sample (a ``samples.jsonl`` line) as a :class:`Sample`."""
+def _message(value: object) -> dict[str, JsonValue] | None:
+    return value if isinstance(value, dict) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def to_sample(stored: Mapping[str, object], conversation: list[dict[str, JsonValue]]) -> Sample:
+    """A stored sample (a ``samples.jsonl`` line, :class:`~dataflywheel.evaluation.runner.StoredSample`) as a
+    :class:`Sample`; a field of the wrong type reads as missing."""
+    index, scores, flags = stored.get("index"), stored.get("scores"), stored.get("flags")
     return Sample(
         record_id=str(stored.get("record_id")),
-        index=int(stored.get("index") or 0),
+        index=index if isinstance(index, int) else 0,
         verdict=verdict_of(stored),
         reference_class=str(stored.get("reference_class") or ""),
         predicted_outcome=str(stored.get("predicted_outcome") or ""),
         conversation=conversation,
-        reference=stored.get("reference"),
-        prediction=stored.get("prediction"),
-        raw_text=stored.get("raw_text"),
-        scores=dict(stored.get("scores") or {}),
-        flags=list(stored.get("flags") or []),
-        error=stored.get("error"),
-        latency_s=stored.get("latency_s"),
+        reference=_message(stored.get("reference")),
+        prediction=_message(stored.get("prediction")),
+        raw_text=_text(stored.get("raw_text")),
+        scores={str(k): _number(v) for k, v in scores.items()} if isinstance(scores, dict) else {},
+        flags=[str(f) for f in flags] if isinstance(flags, list) else [],
+        error=_text(stored.get("error")),
+        latency_s=_number(stored.get("latency_s")),
     )
 
 
@@ -164,7 +178,7 @@ def verdict_counts(samples: Iterable[Sample]) -> dict[str, int]:
     return {v.value: counts.get(v, 0) for v in Verdict}
 
 
-def _conversations(path: str) -> dict[str, list[dict[str, Any]]]:
+def _conversations(path: str) -> dict[str, list[dict[str, JsonValue]]]:
     """Record id -> the request's messages after the system prompt, from an eval dataset (cached while the
     file is unchanged; {} when it is gone)."""
     try:
@@ -175,8 +189,8 @@ def _conversations(path: str) -> dict[str, list[dict[str, Any]]]:
 
 
 @functools.lru_cache(maxsize=16)
-def _read_conversations(path: str, mtime_ns: int, size: int) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
+def _read_conversations(path: str, mtime_ns: int, size: int) -> dict[str, list[dict[str, JsonValue]]]:
+    out: dict[str, list[dict[str, JsonValue]]] = {}
     with open(path, "rb") as f:
         for line in f:
             try:

@@ -3,9 +3,9 @@
 * :meth:`ChatService.prepare` turns a :class:`~.protocol.ChatCompletionRequest` into the engine's
   :class:`~dataflywheel.models.types.ChatRequest` (the model name picks the base model or a LoRA adapter),
   refusing what the engine cannot honour with a 400 that names the parameter.
-* :class:`BatchQueue` collects the requests that arrive within a few milliseconds of each other (up to the
-  engine's batch size) and hands them to ``engine.chat`` together, on one worker thread, so concurrent
-  clients share a forward pass; results are delivered to the asyncio futures the handlers await.
+* a :class:`~.batching.BatchQueue` collects the requests that arrive within a few milliseconds of each other
+  (up to the engine's batch size) and hands them to ``engine.chat`` together, on one worker thread, so
+  concurrent clients share a forward pass; results are delivered to the asyncio futures the handlers await.
 * :meth:`ChatService.stream` writes the answer as OpenAI server-sent events: a role chunk, the content
   and/or tool-call deltas, a last chunk with ``finish_reason``, an optional usage chunk, ``data: [DONE]``.
   The engine generates the whole answer at once, so the content arrives as one delta.
@@ -14,16 +14,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
-import logging
-import queue
-import threading
-import time
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -32,6 +26,20 @@ from dataflywheel.errors import FlywheelError
 from dataflywheel.models.engine import UnknownAdapterError
 from dataflywheel.models.types import ChatRequest, ChatResult, SamplingParams, ToolChoice
 from dataflywheel.records.toolcalls import normalize_tool_calls
+from dataflywheel.serving.batching import (
+    DEFAULT_BATCH_WAIT_S,
+    DEFAULT_MAX_BATCH,
+    BatchQueue,
+    BatchStats,
+    engine_max_batch,
+)
+from dataflywheel.serving.errors import (
+    InternalServerError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ServiceUnavailableError,
+    ServingError,
+)
 from dataflywheel.serving.protocol import (
     ChatCompletionChoice,
     ChatCompletionChunk,
@@ -42,8 +50,6 @@ from dataflywheel.serving.protocol import (
     DeltaFunctionCall,
     DeltaMessage,
     DeltaToolCall,
-    ErrorInfo,
-    ErrorResponse,
     FinishReason,
     FunctionCall,
     ModelCard,
@@ -55,70 +61,27 @@ from dataflywheel.serving.protocol import (
     now,
 )
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_BATCH_WAIT_S",
+    "DEFAULT_MAX_BATCH",
+    "BatchQueue",
+    "BatchStats",
+    "ChatEngine",
+    "ChatService",
+    "InternalServerError",
+    "InvalidRequestError",
+    "ModelNotFoundError",
+    "PreparedRequest",
+    "ServiceUnavailableError",
+    "ServingError",
+    "engine_max_batch",
+    "map_engine_error",
+    "normalize_messages",
+    "response_message",
+    "usage_info",
+]
 
-DEFAULT_MAX_BATCH = 16
-DEFAULT_BATCH_WAIT_S = 0.005
 MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool")
-
-
-# Errors -----------------------------------------------------------------------------------------------
-
-
-class ServingError(FlywheelError):
-    """An answer the server gives as an HTTP error, in OpenAI's shape."""
-
-    status_code = 500
-    error_type = "internal_error"
-
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-
-    def to_response(self) -> ErrorResponse:
-        return ErrorResponse(
-            error=ErrorInfo(message=self.message, type=self.error_type, param=self.param, code=self.code)
-        )
-
-
-class InvalidRequestError(ServingError):
-    """400: the request cannot be served as it is (bad value, unsupported option)."""
-
-    status_code = 400
-    error_type = "invalid_request_error"
-
-
-class ModelNotFoundError(ServingError):
-    """404: the request names a model that is neither the base model nor a loaded adapter."""
-
-    status_code = 404
-    error_type = "invalid_request_error"
-
-    def __init__(self, message: str, *, param: str | None = "model", code: str | None = "model_not_found") -> None:
-        super().__init__(message, param=param, code=code)
-
-    @classmethod
-    def for_model(cls, model: str, available: Sequence[str]) -> ModelNotFoundError:
-        return cls(f"The model `{model}` does not exist. Available models: {', '.join(available)}")
-
-
-class ServiceUnavailableError(ServingError):
-    """503: the server is shutting down."""
-
-    status_code = 503
-    error_type = "service_unavailable"
-
-
-class InternalServerError(ServingError):
-    """500: the engine failed on a request it had accepted."""
-
-    status_code = 500
-    error_type = "internal_error"
-
-
-# The engine -------------------------------------------------------------------------------------------
 
 
 class ChatEngine(Protocol):
@@ -132,198 +95,6 @@ class ChatEngine(Protocol):
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
         """Answer a batch of requests, one result per request, in order. Called from one worker thread."""
         ...
-
-
-def engine_max_batch(engine: object) -> int:
-    """The engine's batch size when it tells one (``max_batch_size``), else :data:`DEFAULT_MAX_BATCH`."""
-    for attr in ("max_batch_size", "max_batch"):
-        value = getattr(engine, attr, None)
-        if isinstance(value, int) and value >= 1:
-            return value
-    return DEFAULT_MAX_BATCH
-
-
-# The batching queue -----------------------------------------------------------------------------------
-
-
-@dataclass
-class BatchStats:
-    """What the queue has sent to the engine so far."""
-
-    batches: int = 0
-    requests: int = 0
-    largest_batch: int = 0
-    sizes: Counter[int] = field(default_factory=Counter)
-    """Batch size -> how many batches had that size."""
-    busy_s: float = 0.0
-    """Seconds spent inside ``engine.chat``."""
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record(self, size: int, seconds: float) -> None:
-        with self._lock:
-            self.batches += 1
-            self.requests += size
-            self.largest_batch = max(self.largest_batch, size)
-            self.sizes[size] += 1
-            self.busy_s += seconds
-
-    def as_dict(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "batches": self.batches,
-                "requests": self.requests,
-                "largest_batch": self.largest_batch,
-                "sizes": {str(k): v for k, v in sorted(self.sizes.items())},
-                "busy_s": round(self.busy_s, 3),
-            }
-
-
-@dataclass
-class _Job:
-    request: ChatRequest
-    future: asyncio.Future[ChatResult]
-    loop: asyncio.AbstractEventLoop
-
-
-def _resolve(job: _Job, result: ChatResult | None, error: BaseException | None) -> None:
-    """Runs on the job's event loop: deliver the outcome unless the waiter has gone (client hung up)."""
-    if job.future.done():
-        return
-    if result is not None:
-        job.future.set_result(result)
-    else:
-        job.future.set_exception(error or RuntimeError("no result"))
-
-
-class BatchQueue:
-    """Requests in, batches of them out to ``engine.chat`` on one worker thread.
-
-    The worker blocks for a first request, then keeps collecting for ``max_wait_s`` (or until
-    ``max_batch`` requests are in hand); while the engine is busy, new requests pile up and form the next
-    batch. If a batch of several fails, each of its requests is retried alone, so one bad request cannot
-    fail its neighbours.
-    """
-
-    def __init__(
-        self,
-        engine: ChatEngine,
-        *,
-        max_batch: int | None = None,
-        max_wait_s: float = DEFAULT_BATCH_WAIT_S,
-        after_batch: Callable[[], None] | None = None,
-    ):
-        self.engine = engine
-        self.after_batch = after_batch
-        """Called on the worker thread after each batch (while the engine is idle)."""
-        self.max_batch = max_batch or engine_max_batch(engine)
-        if self.max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
-        self.max_wait_s = max_wait_s
-        self.stats = BatchStats()
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def start(self) -> None:
-        with self._lock:
-            self._start_locked()
-
-    def _start_locked(self) -> None:
-        if self._closed:
-            raise ServiceUnavailableError("the server is shutting down")
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="flywheel-batcher", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the batch in progress, fail what is still queued, end the worker."""
-        with self._lock:
-            self._closed = True
-            thread, self._thread = self._thread, None
-        self._queue.put(None)
-        if thread is not None:
-            thread.join(timeout)
-        self._fail_pending(ServiceUnavailableError("the server is shutting down"))
-
-    async def submit(self, request: ChatRequest) -> ChatResult:
-        """Queue one request and wait for its result (or the engine's exception)."""
-        loop = asyncio.get_running_loop()
-        job = _Job(request, loop.create_future(), loop)
-        with self._lock:  # so that stop() cannot slip between the check and the put
-            self._start_locked()
-            self._queue.put(job)
-        return await job.future
-
-    # worker thread ---------------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, stop = self._collect(first)
-            live = [j for j in batch if not j.future.done()]  # skip requests whose client is gone
-            if live:
-                self._execute(live)
-            if self.after_batch is not None:
-                try:
-                    self.after_batch()
-                except Exception:
-                    logger.exception("after_batch failed")
-            if stop:
-                return
-
-    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
-        batch = [first]
-        deadline = time.monotonic() + self.max_wait_s
-        while len(batch) < self.max_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:
-                return batch, True
-            batch.append(job)
-        return batch, False
-
-    def _execute(self, jobs: list[_Job]) -> None:
-        started = time.perf_counter()
-        try:
-            results = self.engine.chat([j.request for j in jobs])
-            if len(results) != len(jobs):
-                raise RuntimeError(f"the engine returned {len(results)} results for {len(jobs)} requests")
-        except Exception as exc:
-            self.stats.record(len(jobs), time.perf_counter() - started)
-            if len(jobs) > 1:
-                logger.warning("a batch of %d failed (%s); retrying its requests one by one", len(jobs), exc)
-                for job in jobs:
-                    self._execute([job])
-                return
-            if not isinstance(exc, FlywheelError):
-                logger.exception("the engine failed on a request")
-            self._deliver(jobs[0], None, exc)
-            return
-        self.stats.record(len(jobs), time.perf_counter() - started)
-        for job, result in zip(jobs, results, strict=True):
-            self._deliver(job, result, None)
-
-    @staticmethod
-    def _deliver(job: _Job, result: ChatResult | None, error: BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            job.loop.call_soon_threadsafe(_resolve, job, result, error)
-
-    def _fail_pending(self, error: ServingError) -> None:
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if job is not None:
-                self._deliver(job, None, error)
-
-
-# The service ------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -355,8 +126,11 @@ class ChatService:
         """The engine's adapter names, as of the last batch. The engine's ``adapters`` waits for a running
         generation to end, so the event loop reads this copy, which the worker refreshes between batches."""
         self.refresh_adapters()
-        self.batcher = BatchQueue(
-            engine, max_batch=max_batch, max_wait_s=batch_wait_s, after_batch=self.refresh_adapters
+        self.batcher: BatchQueue[ChatRequest, ChatResult] = BatchQueue(
+            engine.chat,
+            max_batch=max_batch or engine_max_batch(engine),
+            max_wait_s=batch_wait_s,
+            after_batch=self.refresh_adapters,
         )
         self.created = now()
 
@@ -370,7 +144,6 @@ class ChatService:
     def load_adapter(self, name: str, path: str) -> None:
         """Load (or replace) a LoRA adapter while serving (vLLM's ``/v1/load_lora_adapter``). Blocks until
         the running batch ends: call it off the event loop."""
-        from dataflywheel.errors import FlywheelError
 
         load = getattr(self.engine, "load_adapter", None)
         if load is None:

@@ -2,7 +2,9 @@
 
 It answers ``/v1/chat/completions`` from a script: a fixed reply, a list of replies served in turn (a judge
 that sometimes answers nonsense), or a function of the request; with an optional fixed latency and
-failure injection (``fail_first`` answers 500 the first N times). Used by tests and benchmarks wherever a
+failure injection (``fail_first`` answers 500 the first N times). A request with ``"stream": true`` is
+answered with server-sent events (content and tool-call arguments split over several chunks, as real
+servers send them). Used by tests and benchmarks wherever a
 real remote endpoint (judge, teacher, hosted candidate) would be.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 Reply = str | dict[str, Any]
 """Text content, or a whole assistant message (e.g. with ``tool_calls``)."""
@@ -96,6 +98,56 @@ def create_standin_app(
         if state.latency_s:
             await asyncio.sleep(state.latency_s)
         status, payload = state.answer(body)
+        if status == 200 and body.get("stream") is True:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = [b"data: " + orjson.dumps(c) + b"\n\n" for c in stream_chunks(payload, include_usage)]
+            return StreamingResponse(iter([*events, b"data: [DONE]\n\n"]), media_type="text/event-stream")
         return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
     return app
+
+
+def _halves(text: str) -> list[str]:
+    middle = len(text) // 2
+    return [part for part in (text[:middle], text[middle:]) if part]
+
+
+def stream_chunks(completion: dict[str, Any], include_usage: bool = False) -> list[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects a server streams for ``completion``: the role, the content in two
+    pieces, each tool call's id and name then its arguments in two pieces, the finish reason, the usage."""
+    head = {k: completion[k] for k in ("id", "created", "model")}
+    choice = completion["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            **head,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    out += [chunk({"content": part}) for part in _halves(str(message.get("content") or ""))]
+    for i, call in enumerate(message.get("tool_calls") or []):
+        fn = call.get("function", {})
+        arguments = fn.get("arguments", "")
+        arguments = arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
+        out.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": call.get("id", f"call_{i}"),
+                            "type": "function",
+                            "function": {"name": fn.get("name", ""), "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+        out += [chunk({"tool_calls": [{"index": i, "function": {"arguments": part}}]}) for part in _halves(arguments)]
+    out.append(chunk({}, choice.get("finish_reason")))
+    if include_usage:
+        out.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": completion["usage"]})
+    return out

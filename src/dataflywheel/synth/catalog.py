@@ -11,7 +11,8 @@ Templates are ``str.format`` strings over the slots the generator fills (``{item
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from dataflywheel.records.chat import WireTool
 
 STORE = "Northwind Outfitters"
 
@@ -50,7 +51,7 @@ SYSTEM_PROMPT = (
 )
 """System prompt of the routing assistant; ``{user_id}`` is the logged-in customer."""
 
-TOOLS: list[dict[str, Any]] = [
+TOOLS: list[WireTool] = [
     {
         "type": "function",
         "function": {

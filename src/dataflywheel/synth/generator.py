@@ -34,6 +34,8 @@ from typing import IO, Any
 import orjson
 
 from dataflywheel.errors import ConfigError
+from dataflywheel.records.chat import WireMessage, WireRecord, WireResponse, WireTool, WireToolCall
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.synth import catalog as cat
 from dataflywheel.synth.catalog import ORDERS, PRODUCT, RETURNS, SMALL_TALK, TOOL_NAMES
 
@@ -155,7 +157,7 @@ class SynthSummary:
     def malformed_total(self) -> int:
         return sum(self.malformed.values())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "records": self.records,
             "lines": self.lines,
@@ -170,9 +172,9 @@ class SynthSummary:
         }
 
 
-def tools() -> list[dict[str, Any]]:
+def tools() -> list[WireTool]:
     """The request's tools list (a fresh copy)."""
-    tools_list: list[dict[str, Any]] = orjson.loads(_TOOLS_JSON)
+    tools_list: list[WireTool] = orjson.loads(_TOOLS_JSON)
     return tools_list
 
 
@@ -390,7 +392,7 @@ class _Builder:
         return _Turn(user_text, cls, json.dumps(args), call_id, self.tool_result(rng, cls, slots))
 
     def tool_result(self, rng: random.Random, cls: str, slots: _Slots | None) -> str:
-        result: dict[str, Any]
+        result: JsonObject
         if cls == SMALL_TALK or slots is None:
             result = {"status": "delivered"}
         elif cls == PRODUCT:
@@ -536,9 +538,9 @@ def _render(
     config: SynthConfig,
     tools_value: Any,
     string_arguments: bool,
-) -> dict[str, Any]:
+) -> WireRecord:
     system = system_prompt(ex.user_id)
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    messages: list[WireMessage] = [{"role": "system", "content": system}]
     chars = len(system) + len(ex.user_text) + _TOOLS_CHARS
     if ex.history is not None:
         h = ex.history
@@ -555,14 +557,14 @@ def _render(
         ]
         chars += len(h.user_text) + len(h.arguments_json) + len(h.result)
     messages.append({"role": "user", "content": ex.user_text})
-    message: dict[str, Any]
+    message: WireMessage
     if ex.arguments is None:
         message = {"role": "assistant", "content": ex.text}
         finish = "stop"
         completion = len(ex.text) // 4 + 1
     else:
         arguments: dict[str, str] | str = json.dumps(ex.arguments) if string_arguments else dict(ex.arguments)
-        call = {
+        call: WireToolCall = {
             "id": f"call_{rng.getrandbits(96):024x}",
             "type": "function",
             "function": {"name": ex.label, "arguments": arguments},
@@ -571,23 +573,31 @@ def _render(
         finish = "tool_calls"
         completion = sum(len(v) for v in ex.arguments.values()) // 4 + 12
     prompt = chars // 4 + 7 * len(messages)
+    response: _Completion = {
+        "id": f"chatcmpl-{rng.getrandbits(96):024x}",
+        "object": "chat.completion",
+        "created": ts,
+        "model": config.teacher_model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    }
     return {
         "timestamp": ts,
         "workload_id": config.workload_id,
         "client_id": config.client_id,
         "request": {"model": config.teacher_model, "messages": messages, "tools": tools_value},
-        "response": {
-            "id": f"chatcmpl-{rng.getrandbits(96):024x}",
-            "object": "chat.completion",
-            "created": ts,
-            "model": config.teacher_model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-        },
+        "response": response,
     }
 
 
-def _records(config: SynthConfig, tools_factory: Callable[[], Any]) -> Iterator[tuple[dict[str, Any], _Meta]]:
+class _Completion(WireResponse, total=False):
+    """The response as OpenAI sends it, with the keys the log record model does not read."""
+
+    object: str
+    created: int
+
+
+def _records(config: SynthConfig, tools_factory: Callable[[], Any]) -> Iterator[tuple[WireRecord, _Meta]]:
     """Records and what the summary counts about them. ``tools_factory`` gives each record's tools value:
     a fresh list for :func:`generate`, one pre-serialized :class:`orjson.Fragment` for the writer."""
     rng = random.Random(config.seed)
@@ -620,7 +630,7 @@ def _records(config: SynthConfig, tools_factory: Callable[[], Any]) -> Iterator[
         yield record, _Meta(ex.label, duplicate, ex.history is not None, string_args)
 
 
-def generate(config: SynthConfig) -> Iterator[dict[str, Any]]:
+def generate(config: SynthConfig) -> Iterator[WireRecord]:
     """Stream ``config.records`` valid log records, each an independent dict (safe to mutate).
 
     Deterministic for a given config. Memory stays constant apart from the bounded pool of earlier
@@ -665,7 +675,7 @@ def write_jsonl(config: SynthConfig, out: IO[bytes] | Path) -> SynthSummary:
     for record, meta in _records(config, lambda: shared_tools):
         while mrate > 0 and mrng.random() < mrate:
             kind = mrng.choice(MALFORMED_KINDS)
-            batch.append(_malformed_line(kind, mrng, mbuilder, config, record["timestamp"], shared_tools))
+            batch.append(_malformed_line(kind, mrng, mbuilder, config, int(record["timestamp"]), shared_tools))
             summary.malformed[kind] += 1
         batch.append(orjson.dumps(record))
         summary.records += 1

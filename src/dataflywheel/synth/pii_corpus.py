@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataflywheel.privacy.checksums import IBAN_LENGTHS, iban_remainder, luhn_check_digit
+from dataflywheel.records.chat import WireRecord, WireTool
 from dataflywheel.synth.catalog import PRODUCTS
 
 KINDS = ("email", "phone", "card_number", "iban", "ip_address", "person", "address")
@@ -619,7 +620,7 @@ def generate_corpus(
 
 
 # ---- log records that copy PII into tool calls ---------------------------------------------------
-LOOKUP_TOOL: dict[str, Any] = {
+LOOKUP_TOOL: WireTool = {
     "type": "function",
     "function": {
         "name": "LookupCustomer",
@@ -640,12 +641,12 @@ LOOKUP_TOOL: dict[str, Any] = {
 
 def pii_log_records(
     n: int, seed: int = 3, workload_id: str = "account_desk", client_id: str = "northwind-pii"
-) -> list[dict[str, Any]]:
+) -> list[WireRecord]:
     """Log records whose user turn gives an e-mail, a phone number and a name, and whose answer copies them
     into a ``LookupCustomer`` call (arguments as OpenAI sends them: a JSON string)."""
     rng = random.Random(seed)
     values = _Values(rng)
-    out = []
+    out: list[WireRecord] = []
     for i in range(n):
         first, last = values.first(), values.last()
         name = f"{first} {last}"

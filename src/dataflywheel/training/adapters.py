@@ -16,9 +16,9 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from dataflywheel.errors import FlywheelError
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.settings import Settings
 
 __all__ = [
@@ -45,7 +45,7 @@ class AdapterNotFoundError(FlywheelError):
 class AdapterInfo:
     name: str
     path: Path
-    info: dict[str, Any]
+    info: JsonObject
 
     @property
     def base_model(self) -> str | None:
@@ -63,7 +63,7 @@ def adapter_name(candidate: str, workload_id: str, run_id: str) -> str:
     return "-".join(parts)
 
 
-def register_adapter(settings: Settings, name: str, source: Path, info: dict[str, Any]) -> AdapterInfo:
+def register_adapter(settings: Settings, name: str, source: Path, info: JsonObject) -> AdapterInfo:
     """Copy the adapter folder ``source`` into the registry as ``name`` (replacing one of that name)."""
     if not (source / "adapter_config.json").is_file():
         raise FlywheelError(f"{source} is not an adapter folder (no adapter_config.json)")

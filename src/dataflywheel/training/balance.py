@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dataflywheel.curation.workload import label_of_calls
+from dataflywheel.records.chat import label_of_calls
 
 __all__ = ["class_counts", "class_quotas", "epoch_order", "epoch_rng", "row_class"]
 

@@ -12,15 +12,36 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from dataflywheel.errors import ConfigError
 from dataflywheel.settings import LoRASettings, Settings, TrainingSettings, format_validation_error
-from dataflywheel.training.recipes import pick_recipe, recipe_values
+from dataflywheel.training.recipes import RECIPES, pick_recipe, recipe_values
 
-__all__ = ["TrainConfig"]
+__all__ = ["FIXED_KEYS", "LORA_ALIASES", "TrainConfig", "flatten_overrides"]
+
+_BLUEPRINT = RECIPES["blueprint"].values
+
+
+def _default(name: str) -> Any:
+    """One place per default: what the blueprint recipe sets, else the ``training``/``lora`` setting's default
+    (so ``TrainConfig()`` with no arguments is the blueprint's run)."""
+    if name in _BLUEPRINT:
+        return _BLUEPRINT[name]
+    return _setting(name).default
+
+
+def _doc(name: str) -> str | None:
+    """The ``training``/``lora`` setting's description: one text for the setting, the run and the API's schema."""
+    return _setting(name).description
+
+
+def _setting(name: str) -> FieldInfo:
+    return TrainingSettings.model_fields.get(name) or LoRASettings.model_fields[name]
+
 
 # The blueprint's names for our LoRA keys.
-_LORA_ALIASES = {
+LORA_ALIASES = {
     "adapter_dim": "adapter_dim",
     "rank": "adapter_dim",
     "r": "adapter_dim",
@@ -31,7 +52,7 @@ _LORA_ALIASES = {
     "target_modules": "target_modules",
 }
 # Keys of the blueprint's hyperparameters that only state what we always do.
-_FIXED = {"training_type": "sft", "finetuning_type": "lora"}
+FIXED_KEYS = {"training_type": "sft", "finetuning_type": "lora"}
 
 
 class TrainConfig(BaseModel):
@@ -39,22 +60,24 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epochs: int = Field(2, ge=1)
-    batch_size: int = Field(16, ge=1, description="Examples per optimizer step.")
+    epochs: int = Field(_default("epochs"), ge=1, description=_doc("epochs"))
+    batch_size: int = Field(_default("batch_size"), ge=1, description=_doc("batch_size"))
     gradient_accumulation_steps: int = Field(
-        1, ge=1, description="Micro-batches a step's examples are split into (to bound memory)."
+        _default("gradient_accumulation_steps"), ge=1, description=_doc("gradient_accumulation_steps")
     )
-    learning_rate: float = Field(1e-4, gt=0)
-    lr_schedule: Literal["constant", "linear", "cosine"] = "cosine"
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    max_seq_length: int = Field(4096, ge=16)
-    seed: int = 42
-    adapter_dim: int = Field(32, ge=1, description="LoRA rank.")
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    target_modules: str | list[str] = "all-linear"
+    learning_rate: float = Field(_default("learning_rate"), gt=0, description=_doc("learning_rate"))
+    lr_schedule: Literal["constant", "linear", "cosine"] = Field(
+        _default("lr_schedule"), description=_doc("lr_schedule")
+    )
+    warmup_ratio: float = Field(_default("warmup_ratio"), ge=0, lt=1, description=_doc("warmup_ratio"))
+    max_seq_length: int = Field(_default("max_seq_length"), ge=16, description=_doc("max_seq_length"))
+    seed: int = Field(_default("seed"), description=_doc("seed"))
+    adapter_dim: int = Field(_default("adapter_dim"), ge=1, description=_doc("adapter_dim"))
+    alpha: int = Field(_default("alpha"), ge=1, description=_doc("alpha"))
+    dropout: float = Field(_default("dropout"), ge=0, lt=1, description=_doc("dropout"))
+    target_modules: str | list[str] = Field(_default("target_modules"), description=_doc("target_modules"))
     recipe: str = Field("custom", description="The recipe the defaults came from (see training.recipes).")
-    class_balance: bool = Field(False, description="Oversample rare classes of the train split.")
+    class_balance: bool = Field(_default("class_balance"), description=_doc("class_balance"))
     balance_power: float = Field(
         0.5,
         ge=0,
@@ -63,17 +86,22 @@ class TrainConfig(BaseModel):
         "(0: as logged, 0.5: square-root balance, 1: every class equally often).",
     )
     decision_weight: float = Field(
-        1.0,
+        _default("decision_weight"),
         ge=1.0,
         le=100.0,
         description="Loss weight of the tokens that carry an answer's decision (a call's opening through the "
         "tool's name, a text answer's first token); 1: every completion token alike.",
     )
-    select_best_epoch: bool = Field(
-        False, description="Score the validation split after each epoch; keep the best epoch's adapter."
-    )
+    select_best_epoch: bool = Field(_default("select_best_epoch"), description=_doc("select_best_epoch"))
     patience: int = Field(
         2, ge=1, description="Epochs without a better validation score before training stops (best-epoch selection)."
+    )
+    eval_delay: int = Field(
+        0,
+        ge=0,
+        description="Epochs trained before the first validation scoring (best-epoch selection; Hugging Face's "
+        "eval_delay): an early epoch is never the best of a decaying schedule, and scoring one costs a "
+        "generation pass. Validation loss is still computed after every epoch.",
     )
     val_max_tokens: int = Field(
         24, ge=4, description="Tokens generated per validation row when scoring (enough for the tool's name)."
@@ -96,6 +124,13 @@ class TrainConfig(BaseModel):
         "adapter as it is (its keys/values are context, as at serving time), and only each row's own tokens "
         "train the adapter: a step costs about half on a routing workload's ~1,000-token prefix.",
     )
+    prompt_gradients: bool = Field(
+        True,
+        description="With frozen_cache and prefix_gradients false: backpropagate through each row's own prompt "
+        "tokens too. False: a row's prompt runs forward only, as context made by the adapter as it is, and only "
+        "the positions that predict its completion carry gradient into the adapter (a routing row's prompt is "
+        "about half of its own tokens): the same loss, a cheaper and approximate step.",
+    )
     frozen_cache: bool = Field(
         False,
         description="With layers_fraction < 1: compute the layers below the adapter once per run (the shared "
@@ -110,9 +145,17 @@ class TrainConfig(BaseModel):
         "the shared prefix every this many optimizer steps, reusing them in between (1: every step, exact; "
         "more: the rows attend to a prefix made with an adapter up to that many steps old, a cheaper step).",
     )
-    device: str = "auto"
-    dtype: str = "auto"
-    threads: int | None = Field(None, ge=1)
+    device: str = Field(
+        "auto", description="Where the run computes: auto (CUDA when available, else cpu) or a torch device (cuda:1)."
+    )
+    dtype: str = Field(
+        "auto",
+        description="Weights' precision: auto (bfloat16 on CUDA, float16 without bfloat16 support; bfloat16 on CPUs "
+        "with native bfloat16, else float32) | float32 | bfloat16 | float16.",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads torch uses; null: every core this process may use."
+    )
 
     @classmethod
     def from_settings(
@@ -172,16 +215,16 @@ def flatten_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"training_config.lora: expected an object, got {type(value).__name__}")
             for sub, sub_value in value.items():
-                target = _LORA_ALIASES.get(sub)
+                target = LORA_ALIASES.get(sub)
                 if target is None:
-                    raise ConfigError(f"training_config.lora.{sub}: unknown key (known: {', '.join(_LORA_ALIASES)})")
+                    raise ConfigError(f"training_config.lora.{sub}: unknown key (known: {', '.join(LORA_ALIASES)})")
                 if sub_value is not None:
                     out[target] = sub_value
-        elif key in _FIXED:
-            if value != _FIXED[key]:
-                raise ConfigError(f"training_config.{key}: only {_FIXED[key]!r} is supported (got {value!r})")
-        elif key in _LORA_ALIASES:
-            out[_LORA_ALIASES[key]] = value
+        elif key in FIXED_KEYS:
+            if value != FIXED_KEYS[key]:
+                raise ConfigError(f"training_config.{key}: only {FIXED_KEYS[key]!r} is supported (got {value!r})")
+        elif key in LORA_ALIASES:
+            out[LORA_ALIASES[key]] = value
         elif key in known:
             out[key] = value
         else:

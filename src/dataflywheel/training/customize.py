@@ -12,6 +12,7 @@ from typing import Any
 from dataflywheel.datasets.artifacts import read_manifest
 from dataflywheel.errors import ConfigError
 from dataflywheel.models.registry import local_model_dir, resolve_model
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.settings import Settings
 from dataflywheel.training.adapters import AdapterInfo, adapter_name, register_adapter
 from dataflywheel.training.config import TrainConfig
@@ -27,7 +28,7 @@ class Customization:
     adapter: AdapterInfo
     run_id: str
     run_dir: Path
-    metrics: dict[str, Any]
+    metrics: JsonObject
 
 
 def training_runs_dir(settings: Settings) -> Path:

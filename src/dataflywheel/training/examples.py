@@ -10,13 +10,14 @@ end would cut the answer): it is left out and reported by index and length.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dataflywheel.errors import FlywheelError
 from dataflywheel.models.codec import ToolCallCodec
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.training.loss import Example
 
 __all__ = ["SkippedRow", "TokenizedRows", "TrainingDataError", "read_rows", "tokenize_rows"]
@@ -42,11 +43,12 @@ class TokenizedRows:
         return sum(e.tokens for e in self.examples)
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a JSONL file; a bad line is an error naming the file and line."""
+def read_rows(path: Path) -> list[JsonObject]:
+    """The rows of a JSONL file (:class:`~dataflywheel.records.chat.TrainingRow` objects, checked when they
+    are tokenized); a bad line is an error naming the file and line."""
     if not path.is_file():
         raise TrainingDataError(f"{path}: no such dataset file")
-    rows = []
+    rows: list[JsonObject] = []
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
@@ -61,7 +63,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def tokenize_rows(rows: Iterable[dict[str, Any]], codec: ToolCallCodec, max_seq_length: int) -> TokenizedRows:
+def tokenize_rows(rows: Iterable[Mapping[str, object]], codec: ToolCallCodec, max_seq_length: int) -> TokenizedRows:
     """Tokenize each row's (prompt, completion); rows that cannot be rendered or are too long are skipped
     with the reason."""
     tokenizer = codec.tokenizer
@@ -95,10 +97,13 @@ def _ids(tokenizer: Any, text: str) -> Sequence[int]:
     return [int(i) for i in ids]
 
 
-def decision_end(row: dict[str, Any], completion: str) -> int:
+def decision_end(row: Mapping[str, object], completion: str) -> int:
     """Characters of the rendered ``completion`` that carry the answer's decision: through the first called
     tool's name (located by the row's own structure), or a text answer's first character."""
-    calls = row["messages"][-1].get("tool_calls") or []
+    messages = row.get("messages")
+    answer = messages[-1] if isinstance(messages, list) and messages else None
+    calls = answer.get("tool_calls") if isinstance(answer, dict) else None
+    calls = calls if isinstance(calls, list) else []
     function = calls[0].get("function") if calls and isinstance(calls[0], dict) else None
     name = function.get("name") if isinstance(function, dict) else None
     if isinstance(name, str) and name:

@@ -119,6 +119,18 @@ class FrozenLayers:
     def upper(self) -> contextlib.AbstractContextManager[None]:
         return _only(self.decoder, self.split, self.layer_count, final_norm=True)
 
+    def sibling(self) -> FrozenLayers:
+        """A cache for another set of rows (the validation split) over the same prefix: the prefix's lower
+        layers are shared, the rows' are not (row indexes count within their own split)."""
+        other = FrozenLayers(self.model, self.split, self.prefix, self.device, self.pad_id, self.budget_bytes)
+        other._prefix_kv, other._prefix_hidden = self.prefix_state()
+        return other
+
+    def covers(self, rows: Sequence[Example]) -> bool:
+        """Whether every row starts with this cache's prefix (and has a token after it)."""
+        p = len(self.prefix)
+        return all(len(r.prompt) > p and r.prompt[:p] == self.prefix for r in rows)
+
     def prefix_state(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor | None]:
         """(keys/values of the lower layers over the prefix, hidden states entering the first adapted layer
         ``[1, prefix, hidden]``), computed on first use."""

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from dataflywheel.errors import ConfigError
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.training.balance import row_class
 from dataflywheel.training.examples import read_rows
 
@@ -98,7 +99,7 @@ class CurvePoint:
         value = (self.metrics.get(metric) or {}).get("mean")
         return None if value is None else float(value)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {"fraction": self.fraction, "train_examples": self.train_examples, "metrics": dict(self.metrics)}
 
     @classmethod

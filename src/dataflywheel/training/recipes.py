@@ -18,19 +18,28 @@ names a recipe instead of ``auto``; ``blueprint`` gives the blueprint's values.
 | ``large`` | >= 3B (Llama-3.1-8B, ...) | 1e-4 | 16 / 32 | 16 | 2-3, >= 40 steps | 0.05 | 2 |
 | ``blueprint`` | by name only | 1e-4 | 32 / 16 | 16 | 2 | 0.1 | 1 |
 
-``tiny`` adapts the top half of the decoder layers only (``layers_fraction`` 0.5: no backward pass below, a
-step of 8 SmolLM2 rows takes ~8.5 s instead of ~15.5 s on 2 cores), groups rows of similar length and runs
-the shared prompt prefix forward only (``prefix_gradients`` False: the rows' own tokens train the adapter).
-Measured on the demo's data (2 cores): ~6.5 s per step (8.5 s before, with prefix gradients and a batched
-vocabulary projection); validation tool-name accuracy 0.37, 0.56, 0.74, 0.74 after 30, 60, 90 and 120 steps,
-where the eval score with prefix gradients was 0.567 after 60 steps (other rows: indicative only); the demo's
-customized eval after 120 steps: 0.800 [0.67, 0.93]. So it makes 120 steps, in about the time 80 took.
-Optionally the layers below the adapter run once per run, not once per step (``frozen_cache``, exact: see
-:mod:`dataflywheel.training.frozen`): 1.19x over 2 epochs of 48 rows, 1.5x on every epoch after the first
-(``benchmarks/frozen_layers.py``), but 1.03x on the demo's class-balanced rows (new rows keep being drawn):
-not turned on by a recipe. Measured and not adopted: the top third of the layers with the adapted
-layers' prefix keys/values refreshed every 4 steps (``prefix_refresh_steps``) made the demo's steps ~4.7 s
-and its customized eval 0.77 [0.60, 0.90] (best epoch 3), below the top half's 0.800.
+``tiny`` adapts the top half of the decoder layers only (``layers_fraction`` 0.5: no backward pass below),
+groups rows of similar length, and spends a step's compute on what trains the adapter:
+
+* the layers below the adapter never change, so they run once per run (``frozen_cache``, exact: the shared
+  prefix once, each row the first time it is drawn; :mod:`dataflywheel.training.frozen`);
+* the shared prompt prefix runs forward only (``prefix_gradients`` False), its adapted layers' keys/values
+  recomputed every 8 steps (``prefix_refresh_steps``);
+* each row's own prompt runs forward only too (``prompt_gradients`` False): only the positions that predict
+  the completion backpropagate. The loss is exact; the gradient leaves out what flows through the prompt's
+  keys/values;
+* the first epoch is not scored on the validation set (``eval_delay`` 1; its loss still is): on the demo's
+  data it scored 0.37-0.41 against 0.59-0.70 later, and a scoring pass costs ~13 s.
+
+Measured on the demo's data (240 train rows, 2 cores; ``benchmarks/recipe_run.py`` on the datasets a
+``flywheel demo`` built): with a refresh every 4 steps, a step of 8 rows ~3 s (every 4th ~6 s, the prefix
+refresh) against ~5 s for the same step running every layer with the prefix forward only, and ~8.5 s with
+prefix gradients. Customized eval on the demo's 30 held-out records: 0.833 after 120 steps (best epoch 3 of
+4; validation 0.41, 0.59, 0.70, 0.63). With the refresh every 8 steps and the completion pass on the explicit
+attention (a step's backward 0.9 s instead of 1.3 s): epochs of 84 s (the first 127 s: it fills the frozen
+cache), validation loss ~8 s and scoring ~13 s an epoch; ``make demo`` from a fresh clone: see the README.
+Measured and not adopted (same data): 90 steps at lr 1.5e-3, 0.767; the top third of the layers for 90 steps,
+0.700 (steps ~2.2 s). Earlier, with prefix gradients and every step exact: 0.800 after 120 steps at ~6.5 s.
 Every recipe except ``blueprint`` turns on class balance, decision-token weighting and best-epoch selection
 (see :mod:`dataflywheel.training.balance`, :mod:`dataflywheel.training.loss` and
 :class:`~dataflywheel.training.trainer.LoRATrainer`).
@@ -42,9 +51,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from dataflywheel.errors import ConfigError
+from dataflywheel.records.jsonvalue import JsonObject
 
 __all__ = ["AUTO", "RECIPES", "Recipe", "count_parameters", "epochs_for", "pick_recipe", "recipe_values"]
 
@@ -70,7 +80,7 @@ class Recipe:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-_OURS: dict[str, Any] = {
+_OURS: Final[JsonObject] = {
     "lr_schedule": "cosine",
     "warmup_ratio": 0.05,
     "class_balance": True,
@@ -95,6 +105,10 @@ RECIPES: dict[str, Recipe] = {
                 "layers_fraction": 0.5,
                 "batch_size": 8,
                 "prefix_gradients": False,
+                "frozen_cache": True,
+                "prompt_gradients": False,
+                "prefix_refresh_steps": 8,
+                "eval_delay": 1,
                 **_OURS,
             },
             min_steps=120,
@@ -183,12 +197,13 @@ def epochs_for(recipe: Recipe, train_examples: int, batch_size: int) -> int:
     return max(low, min(high, math.ceil(recipe.min_steps / steps_per_epoch)))
 
 
-def recipe_values(recipe: Recipe, train_examples: int, batch_size: int | None = None) -> dict[str, Any]:
+def recipe_values(recipe: Recipe, train_examples: int, batch_size: int | None = None) -> JsonObject:
     """The recipe's hyperparameters for a dataset of ``train_examples`` rows (``batch_size``: the batch size
     the run will really use, when something above the recipe sets it)."""
-    values = dict(recipe.values)
+    values: JsonObject = dict(recipe.values)
     if "epochs" not in values:
-        values["epochs"] = epochs_for(recipe, train_examples, batch_size or int(values.get("batch_size", 8)))
+        size = values.get("batch_size", 8)
+        values["epochs"] = epochs_for(recipe, train_examples, batch_size or (size if isinstance(size, int) else 8))
     values["recipe"] = recipe.name
     return values
 

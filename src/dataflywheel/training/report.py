@@ -3,15 +3,18 @@ result, the learning curve and the epoch kept (from the run's metrics; pure)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataflywheel.records.jsonvalue import JsonObject
 
 __all__ = ["training_summary"]
 
 
-def training_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """What a LoRA run's metrics say about how it went: recipe, hyperparameters that decide the result, the
-    learning curve (train/validation loss and validation function-name accuracy per epoch), the epoch kept."""
-    config = metrics.get("config") or {}
+def training_summary(metrics: JsonObject) -> JsonObject:
+    """What a LoRA run's metrics (:func:`~dataflywheel.training.run_metrics.run_metrics`) say about how it
+    went: recipe, hyperparameters that decide the result, the learning curve (train/validation loss and
+    validation function-name accuracy per epoch), the epoch kept."""
+    config = metrics.get("config")
+    config = config if isinstance(config, dict) else {}
+    epochs = metrics.get("epochs")
     return {
         "recipe": metrics.get("recipe"),
         "hyperparameters": {
@@ -23,7 +26,8 @@ def training_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "class_counts": metrics.get("class_counts"),
         "curve": [
             {k: e.get(k) for k in ("epoch", "train_loss", "val_loss", "val_function_name_accuracy")}
-            for e in metrics.get("epochs") or []
+            for e in (epochs if isinstance(epochs, list) else [])
+            if isinstance(e, dict)
         ],
         "best_epoch": metrics.get("best_epoch"),
         "stopped_early": metrics.get("stopped_early"),

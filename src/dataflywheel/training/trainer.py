@@ -30,19 +30,23 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataflywheel.errors import FlywheelError
 from dataflywheel.models.codec import ToolCallCodec
 from dataflywheel.models.engine import available_cores, resolve_device, resolve_dtype
-from dataflywheel.training.balance import class_counts, epoch_order, epoch_rng, row_class
+from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.training.balance import epoch_order, epoch_rng, row_class
 from dataflywheel.training.config import TrainConfig
-from dataflywheel.training.examples import TokenizedRows, TrainingDataError, tokenize_rows
+from dataflywheel.training.examples import TrainingDataError, tokenize_rows
 from dataflywheel.training.frozen import FrozenLayers, frozen_split
+from dataflywheel.training.history import EpochRecord, History
 from dataflywheel.training.loss import Example, batch_loss, frozen_batch_loss, shared_prefix_len, target_weight
+from dataflywheel.training.progress import TrainProgress
+from dataflywheel.training.run_metrics import run_metrics
 from dataflywheel.training.validation import score_rows
 
 if TYPE_CHECKING:
@@ -65,37 +69,11 @@ class TrainingCancelled(FlywheelError):
     """The run was cancelled between two micro-batches; checkpoints of finished epochs are kept."""
 
 
-@dataclass(frozen=True)
-class TrainProgress:
-    """Where a run stands (sent to the progress callback after every step and phase change)."""
-
-    phase: str
-    """``loading``, ``training``, ``validating`` (loss), ``scoring`` (function-name accuracy for best-epoch
-    selection), ``checkpointing`` or ``done``."""
-    epochs_completed: int
-    total_epochs: int
-    steps_completed: int
-    total_steps: int
-    loss: float | None = None
-    """Mean completion-token loss of the last step."""
-    val_loss: float | None = None
-    tokens_per_s: float | None = None
-    """Example tokens (prompt + completion, no padding) trained per second."""
-    elapsed_s: float = 0.0
-    eta_s: float | None = None
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.steps_completed / self.total_steps if self.total_steps else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "percent": round(self.percent, 2)}
-
-
 @dataclass
 class TrainResult:
     adapter_dir: Path
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: JsonObject = field(default_factory=dict)
+    """What the run measured (``training_metrics.json`` in the adapter folder)."""
 
 
 ProgressFn = Callable[[TrainProgress], None]
@@ -210,7 +188,9 @@ class LoRATrainer:
         self._should_cancel = should_cancel or _never
 
     # ---- public --------------------------------------------------------------------------------------
-    def train(self, train_rows: Sequence[dict[str, Any]], val_rows: Sequence[dict[str, Any]] = ()) -> TrainResult:
+    def train(
+        self, train_rows: Sequence[Mapping[str, object]], val_rows: Sequence[Mapping[str, object]] = ()
+    ) -> TrainResult:
         """Train (or resume) and return the adapter folder; raises :class:`TrainingCancelled` when cancelled."""
         import torch
 
@@ -236,6 +216,7 @@ class LoRATrainer:
         lengths = [e.tokens for e in train.examples]
         scored_val = [val_rows[e.index] for e in val.examples] if cfg.select_best_epoch else []
         frozen = self._frozen_layers(model, train.examples, pad_id, device)
+        val_frozen = frozen.sibling() if frozen is not None and frozen.covers(val.examples) else None
 
         steps_per_epoch = math.ceil(len(train.examples) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
@@ -245,7 +226,7 @@ class LoRATrainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, total_steps, warmup, cfg.lr_schedule)
         )
-        history: dict[str, Any] = {"epochs": [], "resumed_from_epoch": None, "best": None, "stopped_early": False}
+        history = History()
         start_epoch = self._resume(model, optimizer, scheduler, history)
         step = start_epoch * steps_per_epoch
         trained_tokens = 0
@@ -253,12 +234,12 @@ class LoRATrainer:
         prefix_batches = 0
         micro_batches = 0
         train_time = 0.0
-        last_loss: float | None = history["epochs"][-1]["train_loss"] if history["epochs"] else None
-        val_loss: float | None = history["epochs"][-1].get("val_loss") if history["epochs"] else None
+        last_loss = history.last.train_loss if history.last else None
+        val_loss = history.last.val_loss if history.last else None
         self._emit("training", start_epoch, step, total_steps, started, loss=last_loss, val_loss=val_loss)
 
         for epoch in range(start_epoch, cfg.epochs):
-            if history["stopped_early"]:
+            if history.stopped_early:
                 break
             model.train()
             epoch_loss, epoch_tokens = 0.0, 0.0
@@ -284,6 +265,7 @@ class LoRATrainer:
                             decision_weight=cfg.decision_weight,
                             prefix_gradients=cfg.prefix_gradients,
                             reuse_prefix=step % cfg.prefix_refresh_steps != 0,
+                            prompt_gradients=cfg.prompt_gradients,
                         )
                     else:
                         part = batch_loss(
@@ -324,14 +306,9 @@ class LoRATrainer:
                 )
             if val.examples:
                 self._emit("validating", epoch, step, total_steps, started, loss=last_loss, val_loss=val_loss)
-                val_loss = self._validate(model, val.examples, pad_id, device)
-            entry: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "train_loss": epoch_loss / max(1, epoch_tokens),
-                "val_loss": val_loss,
-                "steps": step,
-            }
-            if scored_val:
+                val_loss = self._validate(model, val.examples, pad_id, device, val_frozen)
+            entry = EpochRecord(epoch + 1, epoch_loss / max(1, epoch_tokens), val_loss, step)
+            if scored_val and (epoch + 1 > cfg.eval_delay or epoch + 1 == cfg.epochs):
                 self._emit("scoring", epoch + 1, step, total_steps, started, loss=last_loss, val_loss=val_loss)
                 score = score_rows(
                     model,
@@ -342,18 +319,19 @@ class LoRATrainer:
                     max_tokens=cfg.val_max_tokens,
                 )
                 model.train()
-                entry["val_function_name_accuracy"] = score.accuracy
-                entry["val_per_class"] = score.per_class
-                self._track_best(model, history, entry)
-            history["epochs"].append(entry)
+                entry.val_function_name_accuracy, entry.val_per_class = score.accuracy, score.per_class
+                if history.track_best(entry, cfg.patience):
+                    self._save_best(model)
+            history.epochs.append(entry)
             self._emit("checkpointing", epoch + 1, step, total_steps, started, loss=last_loss, val_loss=val_loss)
             self._save_checkpoint(model, optimizer, scheduler, epoch + 1, step, history)
 
-        final_epoch = history["epochs"][-1]["epoch"] if history["epochs"] else 0
-        best = history.get("best")
-        if best and best["epoch"] != final_epoch:
+        final_epoch = history.last.epoch if history.last else 0
+        if history.best is not None and history.best.epoch != final_epoch:
             self._load_best(model)
-        metrics = self._metrics(
+        metrics = run_metrics(
+            self.model_dir,
+            self.config,
             train,
             labels,
             val,
@@ -379,7 +357,7 @@ class LoRATrainer:
             started,
             loss=last_loss,
             val_loss=val_loss,
-            tokens_per_s=metrics["tokens_per_s"],
+            tokens_per_s=trained_tokens / train_time if train_time else None,
             eta_s=0.0,
         )
         return TrainResult(adapter_dir=adapter, metrics=metrics)
@@ -388,11 +366,11 @@ class LoRATrainer:
     def _emit(self, phase: str, epochs: int, steps: int, total: int, started: float, **extra: Any) -> None:
         self._progress(
             TrainProgress(
-                phase=phase,
+                stage=phase,
                 epochs_completed=epochs,
                 total_epochs=self.config.epochs,
-                steps_completed=steps,
-                total_steps=total,
+                done=steps,
+                total=total,
                 elapsed_s=time.monotonic() - started,
                 **extra,
             )
@@ -401,7 +379,7 @@ class LoRATrainer:
     def _check_run_file(self) -> None:
         """A run folder belongs to one model and one configuration: resuming it with others is an error."""
         path = self.run_dir / RUN_FILE
-        config: dict[str, Any] = self.config.model_dump(mode="json")
+        config: JsonObject = self.config.model_dump(mode="json")
         identity = {"model_dir": str(self.model_dir), "config": config}
         ignore = {"threads", "device"}
         if path.is_file():
@@ -462,7 +440,16 @@ class LoRATrainer:
             prefix = 0
         return FrozenLayers(model, split, tuple(examples[0].prompt[:prefix]), device, pad_id=pad_id)
 
-    def _validate(self, model: Any, examples: Sequence[Example], pad_id: int, device: torch.device) -> float:
+    def _validate(
+        self,
+        model: Any,
+        examples: Sequence[Example],
+        pad_id: int,
+        device: torch.device,
+        frozen: FrozenLayers | None = None,
+    ) -> float:
+        """Mean completion-token loss of the validation rows; with ``frozen`` (the validation rows' own cache of
+        the lower layers) only the adapted layers run, and the prefix's once per call."""
         import torch
 
         cfg = self.config
@@ -473,37 +460,29 @@ class LoRATrainer:
             for i in range(0, len(examples), micro):
                 if self._should_cancel():
                     raise TrainingCancelled("training cancelled during validation")
-                part = batch_loss(
-                    model,
-                    examples[i : i + micro],
-                    pad_id=pad_id,
-                    device=device,
-                    min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
-                )
+                rows = examples[i : i + micro]
+                if frozen is not None:
+                    part = frozen_batch_loss(model, rows, frozen, prefix_gradients=False, reuse_prefix=i > 0)
+                else:
+                    part = batch_loss(
+                        model,
+                        rows,
+                        pad_id=pad_id,
+                        device=device,
+                        min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
+                    )
                 total += float(part.loss_sum)
                 tokens += part.target_tokens
         model.train()
         return total / max(1, tokens)
 
-    def _track_best(self, model: Any, history: dict[str, Any], entry: dict[str, Any]) -> None:
-        """Keep the epoch with the best validation accuracy as ``best/`` (a tie goes to the later epoch: more
-        training, and on a small validation split one row is noise); stop once ``patience`` epochs in a row
-        did worse."""
-        best: dict[str, Any] | None = history.get("best")
-        accuracy, loss = entry["val_function_name_accuracy"], entry.get("val_loss")
-        better = best is None or accuracy >= best["accuracy"]
-        if better:
-            tmp = self.run_dir / f".{BEST_DIR}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            model.save_pretrained(str(tmp))
-            shutil.rmtree(self.run_dir / BEST_DIR, ignore_errors=True)
-            os.replace(tmp, self.run_dir / BEST_DIR)
-            history["best"] = {"epoch": entry["epoch"], "accuracy": accuracy, "val_loss": loss, "since": 0}
-            return
-        assert best is not None
-        best["since"] = best.get("since", 0) + 1
-        if best["since"] >= self.config.patience:
-            history["stopped_early"] = True
+    def _save_best(self, model: Any) -> None:
+        """Keep the adapter of the best epoch (:meth:`History.track_best`) as ``best/``."""
+        tmp = self.run_dir / f".{BEST_DIR}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp))
+        shutil.rmtree(self.run_dir / BEST_DIR, ignore_errors=True)
+        os.replace(tmp, self.run_dir / BEST_DIR)
 
     def _load_best(self, model: Any) -> None:
         from peft import set_peft_model_state_dict
@@ -520,7 +499,7 @@ class LoRATrainer:
         return sorted(done, key=lambda p: int(p.name.split("-")[1]))
 
     def _save_checkpoint(
-        self, model: Any, optimizer: Any, scheduler: Any, epoch: int, step: int, history: dict[str, Any]
+        self, model: Any, optimizer: Any, scheduler: Any, epoch: int, step: int, history: History
     ) -> None:
         import torch
 
@@ -534,14 +513,15 @@ class LoRATrainer:
             tmp / "trainer_state.pt",
         )
         # state.json last: a checkpoint without it is incomplete and ignored.
-        (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "step": step, "history": history}, indent=2))
+        state = {"epoch": epoch, "step": step, "history": history.to_json()}
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
         target = folder / f"epoch-{epoch:04d}"
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
         for old in self._checkpoints()[:-1]:  # keep the last one: it is all a resume needs
             shutil.rmtree(old, ignore_errors=True)
 
-    def _resume(self, model: Any, optimizer: Any, scheduler: Any, history: dict[str, Any]) -> int:
+    def _resume(self, model: Any, optimizer: Any, scheduler: Any, history: History) -> int:
         """Load the last complete checkpoint, if any; return the epochs it covers."""
         import torch
         from peft import set_peft_model_state_dict
@@ -558,58 +538,12 @@ class LoRATrainer:
         optimizer.load_state_dict(trainer_state["optimizer"])
         scheduler.load_state_dict(trainer_state["scheduler"])
         torch.set_rng_state(trainer_state["rng"])
-        history.update(state["history"])
-        history["resumed_from_epoch"] = int(state["epoch"])
+        stored = History.from_json(state["history"])
+        history.epochs, history.best, history.stopped_early = stored.epochs, stored.best, stored.stopped_early
+        history.resumed_from_epoch = int(state["epoch"])
         return int(state["epoch"])
 
-    def _metrics(
-        self,
-        train: TokenizedRows,
-        labels: Sequence[str],
-        val: TokenizedRows,
-        history: dict[str, Any],
-        *,
-        total_steps: int,
-        trained_tokens: int,
-        train_time: float,
-        computed_tokens: int,
-        prefix_batches: int,
-        micro_batches: int,
-        device: torch.device,
-        dtype: torch.dtype,
-        codec: ToolCallCodec,
-        runtime: float,
-    ) -> dict[str, Any]:
-        return {
-            "base_model": str(self.model_dir),
-            "config": self.config.model_dump(mode="json"),
-            "train_examples": len(train.examples),
-            "val_examples": len(val.examples),
-            "skipped": [asdict(s) for s in [*train.skipped, *val.skipped]][:20],
-            "skipped_count": len(train.skipped) + len(val.skipped),
-            "total_steps": total_steps,
-            "epochs": history["epochs"],
-            "resumed_from_epoch": history.get("resumed_from_epoch"),
-            "recipe": self.config.recipe,
-            "class_counts": class_counts(labels),
-            "best_epoch": (history.get("best") or {}).get("epoch"),
-            "best_val_function_name_accuracy": (history.get("best") or {}).get("accuracy"),
-            "stopped_early": bool(history.get("stopped_early")),
-            "final_train_loss": history["epochs"][-1]["train_loss"] if history["epochs"] else None,
-            "final_val_loss": history["epochs"][-1].get("val_loss") if history["epochs"] else None,
-            "trained_tokens": trained_tokens,
-            "computed_tokens": computed_tokens,
-            "shared_prefix_micro_batches": prefix_batches,
-            "micro_batches": micro_batches,
-            "tokens_per_s": trained_tokens / train_time if train_time else None,
-            "train_seconds": train_time,
-            "runtime_seconds": runtime,
-            "device": str(device),
-            "dtype": str(dtype).removeprefix("torch."),
-            "codec": {"native_tools": codec.native_tools, "end_of_turn": codec.end_of_turn},
-        }
-
-    def _write_adapter(self, model: Any, tokenizer: Any, metrics: dict[str, Any]) -> Path:
+    def _write_adapter(self, model: Any, tokenizer: Any, metrics: JsonObject) -> Path:
         target = self.run_dir / ADAPTER_DIR
         tmp = self.run_dir / f".{ADAPTER_DIR}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)

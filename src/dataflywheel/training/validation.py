@@ -9,12 +9,13 @@ names constrained as in evals), and scores it with the evals' own function-name 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dataflywheel.evaluation.metrics import score_sample
 from dataflywheel.models.types import ChatRequest, SamplingParams
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.training.balance import row_class
 
 __all__ = ["ValidationScore", "score_rows"]
@@ -29,28 +30,39 @@ class ValidationScore:
     per_class: dict[str, float] = field(default_factory=dict)
     """Accuracy per class of the validation rows."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return asdict(self)
 
 
-def requests_of(rows: Sequence[dict[str, Any]], max_tokens: int) -> list[ChatRequest]:
+def _messages(row: Mapping[str, object]) -> list[Any]:
+    messages = row.get("messages")
+    return messages if isinstance(messages, list) else []
+
+
+def _tools(row: Mapping[str, object]) -> list[Any] | None:
+    tools = row.get("tools")
+    return tools if isinstance(tools, list) and tools else None
+
+
+def requests_of(rows: Sequence[Mapping[str, object]], max_tokens: int) -> list[ChatRequest]:
     """Each row's conversation before its answer, as the request an eval would send."""
     return [
         ChatRequest(
-            messages=list(row["messages"][:-1]),
-            tools=row.get("tools") or None,
+            messages=_messages(row)[:-1],
+            tools=_tools(row),
             sampling=SamplingParams(max_tokens=max_tokens),
         )
         for row in rows
     ]
 
 
-def score_answers(rows: Sequence[dict[str, Any]], answers: Sequence[dict[str, Any]]) -> ValidationScore:
+def score_answers(rows: Sequence[Mapping[str, object]], answers: Sequence[Mapping[str, object]]) -> ValidationScore:
     """Function-name accuracy of ``answers`` (assistant messages) against the rows' own answers."""
     values: list[float] = []
     by_class: dict[str, list[float]] = {}
     for row, answer in zip(rows, answers, strict=True):
-        scores = score_sample(row["messages"][-1], answer, row.get("tools")).scores
+        messages = _messages(row)
+        scores = score_sample(messages[-1] if messages else None, answer, _tools(row)).scores
         value = scores.get(METRIC)
         if value is None:
             continue
@@ -61,7 +73,7 @@ def score_answers(rows: Sequence[dict[str, Any]], answers: Sequence[dict[str, An
 
 
 def score_rows(
-    model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, device: str, dtype: str, max_tokens: int
+    model: Any, tokenizer: Any, rows: Sequence[Mapping[str, object]], *, device: str, dtype: str, max_tokens: int
 ) -> ValidationScore:
     """Generate the start of each row's answer with ``model`` (in memory, LoRA active) and score it."""
     from dataflywheel.models.engine import LocalEngine

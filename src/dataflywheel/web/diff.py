@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from dataflywheel.curation.workload import message_text
 from dataflywheel.evaluation.metrics import calls_of, is_identifier
+from dataflywheel.records.chat import message_text
 
 __all__ = ["AnswerDiff", "ArgDiff", "CallDiff", "Change", "Segment", "answer_diff", "word_diff"]
 

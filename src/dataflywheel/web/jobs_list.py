@@ -8,6 +8,7 @@ from datetime import datetime
 
 from dataflywheel.jobs.records import JobRecord
 from dataflywheel.jobs.status import JobStatus
+from dataflywheel.web.schedules_view import ScheduleRow
 
 __all__ = ["JobRow", "JobsPage", "job_row", "jobs_page"]
 
@@ -44,6 +45,8 @@ class JobsPage:
     """Candidate names a new job can name (configured, then built-in)."""
     auth: bool = False
     """True: the server wants its API key (the page shows a way to log out)."""
+    schedules: list[ScheduleRow] = field(default_factory=list)
+    """Each workload's schedule, its next run and last drift check."""
 
     @property
     def live(self) -> bool:
@@ -80,6 +83,7 @@ def jobs_page(
     workloads: Sequence[tuple[str, str]] = (),
     candidates: Sequence[str] = (),
     auth: bool = False,
+    schedules: Sequence[ScheduleRow] = (),
 ) -> JobsPage:
     """The jobs list; ``progress`` of the unfinished jobs by id (the others need none)."""
     return JobsPage(
@@ -90,4 +94,5 @@ def jobs_page(
         workloads=list(workloads),
         candidates=list(candidates),
         auth=auth,
+        schedules=list(schedules),
     )

@@ -21,6 +21,7 @@ from dataflywheel.results.model import EVAL_TYPES, parse_result
 from dataflywheel.results.samples import Verdict, load_samples, page_of
 from dataflywheel.settings import Settings
 from dataflywheel.web.jobs_list import JobsPage, jobs_page
+from dataflywheel.web.schedules_view import ScheduleRow, schedule_rows
 from dataflywheel.web.timeline import candidates_of
 from dataflywheel.web.views import JobPage, SamplesView, job_page, samples_view
 from dataflywheel.workflow.driver import JobDriver
@@ -53,7 +54,9 @@ def load_jobs_page(
     progress = {j.id: job_progress(store.job_detail(j.id))[0] for j in jobs if not j.status.terminal}
     workloads: list[tuple[str, str]] = []
     candidates: list[str] = []
+    schedules: list[ScheduleRow] = []
     if form:
+        schedules = schedule_rows(store.list_schedules())
         workloads = _workloads(store, settings)
         candidates = list(dict.fromkeys([*(c.name for c in settings.candidates), *BUILTIN_ALIASES]))
     return jobs_page(
@@ -65,6 +68,7 @@ def load_jobs_page(
         workloads=workloads,
         candidates=candidates,
         auth=auth,
+        schedules=schedules,
     )
 
 

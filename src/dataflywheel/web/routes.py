@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Annotated
 from urllib.parse import parse_qs, quote
@@ -76,11 +77,31 @@ def _html(body: str, started: float, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers={"Server-Timing": f"render;dur={elapsed_ms:.1f}"})
 
 
-def _job_or_error(job_id: str) -> str | HTMLResponse:
+def _job_html(job_id: str, started: float, show: Callable[[str], str | HTMLResponse]) -> HTMLResponse:
+    """What ``show`` makes of the checked job id (a page's body, or a whole response): 400 when the id is
+    malformed, 404 when there is no such job."""
     try:
-        return check_job_id(job_id)
+        checked = check_job_id(job_id)
     except InvalidJobIdError as exc:
         return HTMLResponse(render_error(400, str(exc)), status_code=400)
+    try:
+        shown = show(checked)
+    except JobNotFoundError as exc:
+        return _html(render_error(404, str(exc)), started, 404)
+    return shown if isinstance(shown, HTMLResponse) else _html(shown, started)
+
+
+def _sample_query(
+    candidate: str | None = None,
+    eval_type: str | None = None,
+    verdict: Verdict | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> pages.SampleQuery:
+    """The samples a job's page shows, from its query string (an empty value: any)."""
+    return pages.SampleQuery(candidate or None, eval_type or None, verdict, offset)
+
+
+SampleQueryDep = Annotated[pages.SampleQuery, Depends(_sample_query)]
 
 
 # ---- pages -----------------------------------------------------------------------------------------------
@@ -116,34 +137,20 @@ def job_page(
     auth: AuthDep,
     store: StoreDep,
     settings: SettingsDep,
-    candidate: str | None = None,
-    eval_type: str | None = None,
-    verdict: Verdict | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    query: SampleQueryDep,
 ) -> HTMLResponse:
     started = time.perf_counter()
-    checked = _job_or_error(job_id)
-    if isinstance(checked, HTMLResponse):
-        return checked
-    query = pages.SampleQuery(candidate or None, eval_type or None, verdict, offset)
-    try:
-        view = pages.load_job_page(store, settings, checked, samples=query, auth=auth)
-    except JobNotFoundError as exc:
-        return _html(render_error(404, str(exc)), started, 404)
-    return _html(render_job_page(view), started)
+    return _job_html(
+        job_id,
+        started,
+        lambda job: render_job_page(pages.load_job_page(store, settings, job, samples=query, auth=auth)),
+    )
 
 
 @router.get("/jobs/{job_id}/partials/live", response_class=HTMLResponse)
 def job_live(job_id: str, auth: AuthDep, store: StoreDep, settings: SettingsDep) -> HTMLResponse:
     started = time.perf_counter()
-    checked = _job_or_error(job_id)
-    if isinstance(checked, HTMLResponse):
-        return checked
-    try:
-        view = pages.load_job_page(store, settings, checked)
-    except JobNotFoundError as exc:
-        return _html(render_error(404, str(exc)), started, 404)
-    return _html(render_job_live(view), started)
+    return _job_html(job_id, started, lambda job: render_job_live(pages.load_job_page(store, settings, job)))
 
 
 @router.get("/jobs/{job_id}/partials/samples", response_class=HTMLResponse)
@@ -152,39 +159,30 @@ def job_samples(
     auth: AuthDep,
     store: StoreDep,
     settings: SettingsDep,
-    candidate: str | None = None,
-    eval_type: str | None = None,
-    verdict: Verdict | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    query: SampleQueryDep,
 ) -> HTMLResponse:
     started = time.perf_counter()
-    checked = _job_or_error(job_id)
-    if isinstance(checked, HTMLResponse):
-        return checked
-    try:
-        detail = store.job_detail(checked)
-    except JobNotFoundError as exc:
-        return _html(render_error(404, str(exc)), started, 404)
-    view = pages.samples_for(settings, detail, pages.SampleQuery(candidate or None, eval_type or None, verdict, offset))
-    if view is None:
-        return _html(render_error(404, f"job {checked} has no evaluated samples"), started, 404)
-    return _html(render_samples(view, checked), started)
+
+    def samples(job: str) -> str | HTMLResponse:
+        view = pages.samples_for(settings, store.job_detail(job), query)
+        if view is None:
+            return _html(render_error(404, f"job {job} has no evaluated samples"), started, 404)
+        return render_samples(view, job)
+
+    return _job_html(job_id, started, samples)
 
 
 @router.get("/jobs/{job_id}/report.html", response_class=HTMLResponse)
 def job_report(job_id: str, auth: AuthDep, store: StoreDep, settings: SettingsDep) -> HTMLResponse:
     """The job's self-contained report, as ``flywheel report`` writes it."""
     started = time.perf_counter()
-    checked = _job_or_error(job_id)
-    if isinstance(checked, HTMLResponse):
-        return checked
-    try:
-        view = pages.load_job_page(store, settings, checked)
-    except JobNotFoundError as exc:
-        return _html(render_error(404, str(exc)), started, 404)
-    response = _html(render_report(view), started)
-    response.headers["Content-Disposition"] = f'attachment; filename="flywheel-report-{checked[:12]}.html"'
-    return response
+
+    def report(job: str) -> HTMLResponse:
+        response = _html(render_report(pages.load_job_page(store, settings, job)), started)
+        response.headers["Content-Disposition"] = f'attachment; filename="flywheel-report-{job[:12]}.html"'
+        return response
+
+    return _job_html(job_id, started, report)
 
 
 # ---- login -----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import datetime
 from dataflywheel.jobs.records import CandidateRunDetail, JobDetail, StageRecord
 from dataflywheel.jobs.status import JobKind, TaskStatus
 from dataflywheel.web import format as fmt
-from dataflywheel.workflow.plan import StageKind, parse_stage_key, plan_curation, plan_job
+from dataflywheel.workflow.plan import StageKind, parse_stage_key, plan_feedback, plan_job
 
 __all__ = ["NOT_RUN", "TimelineRow", "candidates_of", "timeline"]
 
@@ -41,7 +41,7 @@ _STAGE_LABELS = {
     StageKind.CUSTOMIZED_EVAL: "customized eval",
     StageKind.SHUTDOWN: "shut down",
     StageKind.FINALIZE: "result",
-    StageKind.CURATE: "curate",
+    StageKind.FEEDBACK: "feedback loop",
 }
 
 
@@ -64,8 +64,8 @@ def timeline(
     clock and its progress; stages recorded outside the plan come last. ``customizable`` as the driver plans
     (False: no LoRA stages for that candidate; default True)."""
     job = detail.job
-    if job.kind is JobKind.CURATION:
-        plan = plan_curation()
+    if job.kind is JobKind.FEEDBACK:
+        plan = plan_feedback()
     else:
         plan = plan_job(candidates_of(detail), dict(customizable or {}))
     by_key = {s.key: s for s in stages}

@@ -18,12 +18,13 @@ from typing import Any
 from markupsafe import Markup
 
 from dataflywheel.api.schemas import job_progress
-from dataflywheel.curation.workload import NO_TOOL
+from dataflywheel.decision.recommend import METRIC_NAMES
 from dataflywheel.decision.schema import Recommendation, RecommendationStatus, eval_result_key, eval_type_name
 from dataflywheel.evaluation.breakdown import PredictedOutcome
 from dataflywheel.evaluation.metrics import METRICS
 from dataflywheel.jobs.records import JobDetail, JobRecord, StageRecord
 from dataflywheel.jobs.status import JobKind, JobStatus
+from dataflywheel.records.chat import NO_TOOL
 from dataflywheel.results.funnel import CurationFunnel
 from dataflywheel.results.model import EVAL_TYPES, EvalResult, Interval, JobResult, TrainingSummary, parse_result
 from dataflywheel.results.samples import Sample, SamplesPage, Verdict
@@ -55,16 +56,7 @@ METRIC_LABELS: dict[str, str] = {
     "judge": "judge",
 }
 """Short column names of the metrics."""
-METRIC_TITLES: dict[str, str] = {
-    "function_name_accuracy": "tool-name accuracy",
-    "function_name_and_args_accuracy": "exact-call accuracy",
-    "required_arguments_accuracy": "required-arguments accuracy",
-    "argument_similarity": "argument similarity",
-    "call_precision": "call precision",
-    "call_recall": "call recall",
-    "embedding_similarity": "text similarity",
-    "judge": "judge score",
-}
+METRIC_TITLES: dict[str, str] = {**METRIC_NAMES, "function_name_accuracy": "tool-name accuracy", "judge": "judge score"}
 """What each metric is called in a sentence, a tooltip or a chart's axis."""
 EVAL_LABELS = {"base-eval": "base", "icl-eval": "ICL", "customized-eval": "customized"}
 VERDICT_LABELS = {
@@ -237,8 +229,8 @@ class JobPage:
 
     @property
     def raw_result(self) -> Mapping[str, Any] | None:
-        """A curation job's result (another shape than a flywheel job's), shown as is."""
-        return self.job.result if self.job.kind is JobKind.CURATION else None
+        """A feedback job's result (another shape than a flywheel job's), shown as is."""
+        return self.job.result if self.job.kind is JobKind.FEEDBACK else None
 
 
 def _metric_names(result: JobResult) -> list[str]:

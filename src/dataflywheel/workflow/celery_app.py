@@ -25,7 +25,7 @@ from celery import Celery
 
 from dataflywheel.workflow.plan import Queue
 
-__all__ = ["make_celery", "run_stage_task"]
+__all__ = ["make_celery", "run_stage_task", "stage_owner"]
 
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600.0
 
@@ -57,6 +57,13 @@ def make_celery(broker_url: str, visibility_timeout_s: float = DEFAULT_VISIBILIT
         return app
 
 
+def stage_owner(node: str | None) -> str:
+    """Who runs a stage attempt in this worker process: ``celery:<node name>:<pid>``. The node name is the
+    worker's ``--name`` (Celery's ``-n``, e.g. ``cpu@host``), so a stage's recorded owner says which worker,
+    and through it which queue, ran it; the pid tells the worker's pool processes apart."""
+    return f"celery:{node or socket.gethostname()}:{os.getpid()}"
+
+
 def run_stage_task(task: Any, job_id: str, key: str, attempt: int | None = None) -> str | None:
     """Run one stage attempt in this worker (settings from ``$FLYWHEEL_CONFIG`` / ``FLYWHEEL_*``); the status
     it ended with, or None when this delivery was a duplicate and ran nothing."""
@@ -70,6 +77,6 @@ def run_stage_task(task: Any, job_id: str, key: str, attempt: int | None = None)
         if _store is None:
             _store = JobStore.from_settings(settings)
         store = _store
-    owner = f"celery:{socket.gethostname()}:{os.getpid()}"
+    owner = stage_owner(getattr(task.request, "hostname", None))
     status = execute_stage(store, settings, job_id, key, owner, attempt=attempt)
     return None if status is None else status.value

@@ -27,7 +27,7 @@ from dataflywheel.models.registry import resolve_model
 from dataflywheel.settings import Settings
 from dataflywheel.workflow.executors import AttemptHandle, Executor, NoHandle, ResourcePool
 from dataflywheel.workflow.job_files import remove_files, training_files
-from dataflywheel.workflow.plan import Resource, StageKind, StageSpec, plan_curation, plan_job, stage_key
+from dataflywheel.workflow.plan import Resource, StageKind, StageSpec, plan_feedback, plan_job, stage_key
 from dataflywheel.workflow.stages import deploy_candidate, deployment_alive, job_settings
 
 logger = logging.getLogger(__name__)
@@ -81,9 +81,9 @@ class JobDriver:
         if job.status.terminal:
             return job.status
         settings = job_settings(self.settings, job)
-        if job.kind == JobKind.CURATION:
+        if job.kind == JobKind.FEEDBACK:
             candidates: list[str] = []
-            plan = plan_curation()
+            plan = plan_feedback()
         else:
             candidates = job_candidates(settings, job.config or {})
             plan = plan_job(candidates, {c: self._customizable(settings, c) for c in candidates})
@@ -244,7 +244,7 @@ class JobDriver:
         datasets_ok = status(StageKind.DATASETS) == TaskStatus.COMPLETED
         judge_ok = status(StageKind.JUDGE) in (TaskStatus.COMPLETED, TaskStatus.SKIPPED)
         c = spec.candidate
-        if spec.kind in (StageKind.DATASETS, StageKind.JUDGE, StageKind.CURATE):
+        if spec.kind in (StageKind.DATASETS, StageKind.JUDGE, StageKind.FEEDBACK):
             return None
         if spec.kind == StageKind.FINALIZE:
             return None if datasets_ok and judge_ok else "the datasets or the judge check failed"
@@ -313,7 +313,8 @@ class JobDriver:
             if deployment_alive(run.deployment):
                 continue
             logger.warning("the deployment of %s (job %s) is gone: deploying it again", run.candidate, self.job_id)
-            info = deploy_candidate(settings, run.candidate, self.job_id)
+            training_config = (self.store.get_job(self.job_id).config or {}).get("training_config")
+            info = deploy_candidate(settings, run.candidate, self.job_id, training_config)
             self.store.update_candidate_run(run.id, deployment=info)
             self.store.add_event(self.job_id, "log", f"{run.candidate} deployed again after a restart", stage="deploy")
 

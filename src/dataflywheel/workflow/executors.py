@@ -75,7 +75,7 @@ class Executor(Protocol):
 
 
 def isolated(spec: StageSpec) -> bool:
-    """Whether a stage computes (an eval's generation client, a LoRA run, a curation): it holds the compute
+    """Whether a stage computes (an eval's generation client, a LoRA run, a feedback loop): it holds the compute
     slot. Those run in a child process, the quick bookkeeping stages in a thread."""
     return Resource.COMPUTE_SLOT in spec.resources
 
@@ -91,7 +91,7 @@ def _child_main(dsn: str, settings: Settings, job_id: str, key: str, owner: str,
 
 class EmbeddedExecutor:
     """Stages in this process: bookkeeping stages in a pool of threads; stages that compute (evals, LoRA runs,
-    curation) each in a spawned, niced child process, watched by a thread of that pool.
+    feedback loops) each in a spawned, niced child process, watched by a thread of that pool.
 
     Why a process: the API shares this process. A stage computing in a thread (tokenizing, scoring, torch's
     Python side) holds the GIL often enough to make ``GET /api/jobs`` take most of a second; in a process of

@@ -3,7 +3,7 @@
 What a job writes outside the job store:
 
 * its own folder ``<home>/jobs/<id>/``: eval samples and summaries, its deployments' logs, a feedback-loop
-  job's curation folder, the HTML report;
+  job's folder of outputs and verdicts (``curation/``, its name before the rename), the HTML report;
 * the dataset build it made, ``<home>/datasets/<workload>/<client>/<build>/`` (every build has its own
   folder, never shared between jobs);
 * per customized candidate, its LoRA run ``<home>/training/<run>/`` (per-epoch checkpoints with optimizer,
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dataflywheel.jobs.records import JobDetail
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.settings import Settings
 from dataflywheel.training.adapters import adapters_dir, list_adapters
 from dataflywheel.training.customize import training_runs_dir
@@ -104,7 +105,7 @@ class Removal:
         """``"2 training runs, 1 adapter, ...: 12.3 MB freed"`` for a log line or an event."""
         return f"{count_kinds([r.kind for r in self.removed])} removed: {format_bytes(self.freed_bytes)} freed"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "freed_bytes": self.freed_bytes,
             "removed": [{"kind": r.kind.value, "path": str(r.path), "bytes": r.bytes} for r in self.removed],

@@ -19,7 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Queue", "Resource", "StageKind", "StageSpec", "parse_stage_key", "plan_job", "stage_key"]
+__all__ = [
+    "Queue",
+    "Resource",
+    "StageKind",
+    "StageSpec",
+    "parse_stage_key",
+    "plan_job",
+    "stage_key",
+    "stage_queue",
+]
 
 
 class StageKind(StrEnum):
@@ -32,7 +41,15 @@ class StageKind(StrEnum):
     CUSTOMIZED_EVAL = "customized-eval"
     SHUTDOWN = "shutdown"
     FINALIZE = "finalize"
-    CURATE = "curate"
+    FEEDBACK = "feedback"
+    """The feedback loop's one stage (a job of kind :attr:`~dataflywheel.jobs.status.JobKind.FEEDBACK`)."""
+    CURATE = "feedback"
+    """Deprecated alias of :attr:`FEEDBACK`; a stage key ``curate`` (stored or queued before the rename)
+    parses as :attr:`FEEDBACK`."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> StageKind | None:
+        return cls.FEEDBACK if value == "curate" else None
 
 
 EVAL_KINDS = (StageKind.BASE_EVAL, StageKind.ICL_EVAL, StageKind.CUSTOMIZED_EVAL)
@@ -56,6 +73,15 @@ class Queue(StrEnum):
     CPU = "flywheel.cpu"
 
 
+ACCELERATOR_KINDS = frozenset({StageKind.DEPLOY, StageKind.CUSTOMIZE, StageKind.SHUTDOWN, StageKind.FEEDBACK})
+"""The stages that hold a model on the accelerator: a worker of :attr:`Queue.ACCELERATOR` runs them."""
+
+
+def stage_queue(kind: StageKind) -> Queue:
+    """The Celery queue a stage of ``kind`` is sent to."""
+    return Queue.ACCELERATOR if kind in ACCELERATOR_KINDS else Queue.CPU
+
+
 @dataclass(frozen=True)
 class StageSpec:
     key: str
@@ -68,7 +94,7 @@ class StageSpec:
     @property
     def critical(self) -> bool:
         """A failed critical stage fails the whole job."""
-        return self.kind in (StageKind.DATASETS, StageKind.JUDGE, StageKind.CURATE)
+        return self.kind in (StageKind.DATASETS, StageKind.JUDGE, StageKind.FEEDBACK)
 
 
 def stage_key(kind: StageKind, candidate: str | None = None) -> str:
@@ -91,7 +117,9 @@ def plan_job(candidates: list[str], customizable: dict[str, bool] | None = None)
     for c in candidates:
         deploy = stage_key(StageKind.DEPLOY, c)
         stages.append(
-            StageSpec(deploy, StageKind.DEPLOY, c, (datasets, judge), (Resource.MODEL_SLOT,), Queue.ACCELERATOR)
+            StageSpec(
+                deploy, StageKind.DEPLOY, c, (datasets, judge), (Resource.MODEL_SLOT,), stage_queue(StageKind.DEPLOY)
+            )
         )
         evals = []
         for kind in (StageKind.BASE_EVAL, StageKind.ICL_EVAL):
@@ -106,7 +134,7 @@ def plan_job(candidates: list[str], customizable: dict[str, bool] | None = None)
                     c,
                     (datasets, judge),
                     (Resource.TRAINING_SLOT, Resource.COMPUTE_SLOT),
-                    Queue.ACCELERATOR,
+                    stage_queue(StageKind.CUSTOMIZE),
                 )
             )
             customized = stage_key(StageKind.CUSTOMIZED_EVAL, c)
@@ -115,16 +143,29 @@ def plan_job(candidates: list[str], customizable: dict[str, bool] | None = None)
             )
             evals.append(customized)
         shutdown = stage_key(StageKind.SHUTDOWN, c)
-        stages.append(StageSpec(shutdown, StageKind.SHUTDOWN, c, (deploy, *evals), queue=Queue.ACCELERATOR))
+        stages.append(
+            StageSpec(shutdown, StageKind.SHUTDOWN, c, (deploy, *evals), queue=stage_queue(StageKind.SHUTDOWN))
+        )
         shutdowns.append(shutdown)
     stages.append(StageSpec(stage_key(StageKind.FINALIZE), StageKind.FINALIZE, None, (datasets, judge, *shutdowns)))
     return stages
 
 
-def plan_curation() -> list[StageSpec]:
-    """A feedback-loop (curation) job: one stage that deploys the student, infers, normalizes, filters and
-    writes back (resumable inside), holding a model slot."""
-    curate = stage_key(StageKind.CURATE)
+def plan_feedback() -> list[StageSpec]:
+    """A feedback-loop job: one stage that deploys the student, infers, normalizes, filters and writes back
+    (resumable inside), holding a model slot."""
+    feedback = stage_key(StageKind.FEEDBACK)
     return [
-        StageSpec(curate, StageKind.CURATE, None, (), (Resource.MODEL_SLOT, Resource.COMPUTE_SLOT), Queue.ACCELERATOR)
+        StageSpec(
+            feedback,
+            StageKind.FEEDBACK,
+            None,
+            (),
+            (Resource.MODEL_SLOT, Resource.COMPUTE_SLOT),
+            stage_queue(StageKind.FEEDBACK),
+        )
     ]
+
+
+plan_curation = plan_feedback
+"""Deprecated alias of :func:`plan_feedback` (to be removed in the next release)."""

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,21 +114,30 @@ class FlywheelService:
             self.start(job.id)
         return job
 
-    def create_curation(
+    def create_feedback(
         self, workload_id: str, client_id: str, config: dict[str, Any], *, start: bool = True
     ) -> JobRecord:
         """Validate and store a feedback-loop job (student inference, normalization, quality filter,
         write-back), then drive it."""
-        from dataflywheel.feedback.pipeline import CurationConfig
+        from dataflywheel.feedback.pipeline import FeedbackConfig
 
-        parsed = CurationConfig.from_job(workload_id, client_id, config)
+        parsed = FeedbackConfig.from_job(workload_id, client_id, config)
         for role, name in (("model", parsed.model), ("judge", parsed.judge)):
             if name is not None:
                 check_model(self.settings, name, role, "model")
-        job = self.store.create_job(workload_id, client_id, dict(config), kind=JobKind.CURATION)
+        job = self.store.create_job(workload_id, client_id, dict(config), kind=JobKind.FEEDBACK)
         if start:
             self.start(job.id)
         return job
+
+    def create_curation(
+        self, workload_id: str, client_id: str, config: dict[str, Any], *, start: bool = True
+    ) -> JobRecord:
+        """Deprecated name of :meth:`create_feedback` (to be removed in the next release)."""
+        warnings.warn(
+            "FlywheelService.create_curation is deprecated: use create_feedback", DeprecationWarning, stacklevel=2
+        )
+        return self.create_feedback(workload_id, client_id, config, start=start)
 
     def start(self, job_id: str) -> bool:
         """Drive ``job_id`` here unless another live process does; False when it is taken or finished."""
@@ -179,7 +189,7 @@ class FlywheelService:
         detail = self.store.delete_job(job_id)
         for run in detail.candidates:
             stop_deployment(run.deployment)
-        # A curation job's written records stay: they are data now, deleted with `flywheel logs delete`.
+        # A feedback job's written records stay: they are data now, deleted with `flywheel logs delete`.
         removal = remove_files(job_files(self.settings, detail))
         logger.info("deleted job %s: %s", job_id, removal.summary())
         for problem in removal.problems:

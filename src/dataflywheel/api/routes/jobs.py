@@ -29,7 +29,7 @@ from dataflywheel.api.schemas import (
     JobListItem,
     JobsPublic,
 )
-from dataflywheel.evaluation.runner import SAMPLES_FILE
+from dataflywheel.evaluation.runner import SAMPLES_FILE, EvalType
 from dataflywheel.jobs.errors import JobFinishedError
 from dataflywheel.jobs.status import JobStatus
 from dataflywheel.records.model import ID_MAX_LENGTH
@@ -53,12 +53,6 @@ class DatasetName(StrEnum):
     ICL = "icl"
     TRAIN = "train"
     VAL = "val"
-
-
-class EvalTypeName(StrEnum):
-    BASE = "base-eval"
-    ICL = "icl-eval"
-    CUSTOMIZED = "customized-eval"
 
 
 @router.post(
@@ -197,7 +191,7 @@ def download_dataset(job_id: JobIdDep, name: DatasetName, store: StoreDep) -> Fi
 def download_results(
     job_id: JobIdDep,
     candidate: Annotated[str, PathParam(max_length=NAME_MAX_LENGTH, pattern=NO_NUL)],
-    eval_type: EvalTypeName,
+    eval_type: EvalType,
     store: StoreDep,
     settings: SettingsDep,
 ) -> FileResponse:
@@ -232,7 +226,7 @@ def list_samples(
     store: StoreDep,
     settings: SettingsDep,
     candidate: CandidateName,
-    eval_type: Annotated[EvalTypeName, Query(description="base-eval, icl-eval or customized-eval.")],
+    eval_type: Annotated[EvalType, Query(description="base-eval, icl-eval or customized-eval.")],
     verdict: Annotated[
         Verdict | None,
         Query(

@@ -16,6 +16,7 @@ from dataflywheel.api.errors import InvalidBodyError
 from dataflywheel.api.schemas import NO_NUL, IngestErrorPublic, LogsIngested, LogsRefused
 from dataflywheel.ingest.jsonl import IngestReport, describe_json_error, load_stream, load_values
 from dataflywheel.logstore import open_log_store
+from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.records.model import ID_MAX_LENGTH
 from dataflywheel.settings import Settings
 
@@ -28,7 +29,7 @@ NDJSON_TYPES: Final = frozenset(
 )
 JSON_TYPES: Final = frozenset({"application/json", ""})
 
-_BODY_DOC: dict[str, Any] = {
+_BODY_DOC: JsonObject = {
     "requestBody": {
         "required": True,
         "content": {

@@ -1,12 +1,19 @@
-"""``GET /api/workloads``: every workload and client, with its logged records and its jobs."""
+"""``GET /api/workloads``: every workload and client, with its logged records and its jobs; a workload's drift
+since its last dataset (``GET /api/workloads/{workload_id}/drift``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 
 from dataflywheel.api.deps import SettingsDep, StoreDep
-from dataflywheel.api.schemas import WorkloadPublic, WorkloadsPublic
+from dataflywheel.api.errors import error_responses
+from dataflywheel.api.schemas import NO_NUL, WorkloadPublic, WorkloadsPublic
+from dataflywheel.drift.check import check_drift
+from dataflywheel.drift.report import DriftReport
 from dataflywheel.logstore import open_log_store
+from dataflywheel.records.model import ID_MAX_LENGTH
 
 router = APIRouter(prefix="/workloads", tags=["workloads"])
 
@@ -49,3 +56,24 @@ def list_workloads(store: StoreDep, settings: SettingsDep) -> WorkloadsPublic:
             )
         )
     return WorkloadsPublic(data=rows)
+
+
+@router.get(
+    "/{workload_id}/drift",
+    response_model=DriftReport,
+    responses=error_responses({422: "The last dataset's build folder is gone or unreadable (named)."}),
+)
+def workload_drift(
+    store: StoreDep,
+    settings: SettingsDep,
+    workload_id: Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL)],
+    client_id: Annotated[str, Query(min_length=1, max_length=ID_MAX_LENGTH, pattern=NO_NUL)],
+    embed: Annotated[
+        bool, Query(description="Compare query embeddings too (drift.embed and icl.embedder; slower).")
+    ] = True,
+) -> DriftReport:
+    """How far the workload's records logged after its newest dataset build have moved from that dataset:
+    tool-class shift (with counts), new or changed tool schemas, query-embedding centroid distance; each
+    against its threshold (the drift settings). Computed now; nothing is stored."""
+    with open_log_store(settings) as logs:
+        return check_drift(store, logs, settings, workload_id, client_id, embed=embed)

@@ -174,8 +174,76 @@ function sampleBrowser() {
   });
 }
 
+function text(tag, value) {
+  const cell = document.createElement(tag);
+  cell.textContent = value === null || value === undefined ? "-" : String(value);
+  return cell;
+}
+
+// The job page's promotion card: the workload's route and live agreement, promote and roll back.
+function promotion() {
+  const card = document.getElementById("promotion");
+  if (!card) return;
+  const workload = encodeURIComponent(card.dataset.workload);
+  const client = encodeURIComponent(card.dataset.client);
+  const result = document.getElementById("promote-result");
+  async function show() {
+    const route = await api("GET", "/api/workloads/" + workload + "/route?client_id=" + client);
+    const now = route.current[0];
+    const line = document.getElementById("route-now");
+    if (!now || !now.active) {
+      line.textContent = "All traffic goes to the big model" + (now ? " (rolled back: " + now.reason + ")" : "") + ".";
+    } else {
+      const share = now.mode === "canary" ? " " + Math.round(now.canary_share * 100) + "%" : "";
+      line.textContent = now.mode + share + " to " + now.candidate + " (" + now.eval_type + ") as " + now.model +
+        " at " + now.base_url + (now.override ? " — override: " + now.reason : "");
+    }
+    const agreement = await api("GET", "/api/workloads/" + workload + "/agreement?client_id=" + client);
+    const body = document.querySelector("#agreement tbody");
+    body.replaceChildren(...agreement.data.map((d) => {
+      const row = document.createElement("tr");
+      row.append(text("td", d.day), text("td", d.model), text("td", d.compared), text("td", d.agreed),
+        text("td", d.rate === null ? null : d.rate.toFixed(3)), text("td", d.answered_by_candidate),
+        text("td", d.candidate_errors));
+      return row;
+    }));
+    if (!agreement.data.length) {
+      const cell = text("td", "No live traffic compared yet: shadow or canary routing measures it.");
+      cell.colSpan = 7;
+      const row = document.createElement("tr");
+      row.append(cell);
+      body.append(row);
+    }
+  }
+  document.getElementById("promote-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const body = { mode: form.get("mode"), override: form.get("override") === "on", reason: form.get("reason") || "" };
+    if (body.mode === "canary") body.canary_share = Number(form.get("canary_share"));
+    for (const key of ["candidate", "base_url", "model"]) if (form.get(key)) body[key] = form.get(key);
+    try {
+      const reply = await api("POST", "/api/jobs/" + card.dataset.jobId + "/promote", body);
+      result.className = "ok"; result.textContent = "promoted: " + reply.event.mode;
+    } catch (err) {
+      result.className = "error"; result.textContent = err.message;
+    }
+    show();
+  });
+  card.querySelector("[data-rollback]").addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/workloads/" + workload + "/rollback", { client_id: card.dataset.client, reason: "from the job page" });
+      result.className = "ok"; result.textContent = "rolled back";
+    } catch (err) {
+      result.className = "error"; result.textContent = err.message;
+    }
+    show();
+  });
+  show().catch((err) => { document.getElementById("route-now").textContent = err.message; });
+}
+
 pollJobs();
 pollJob();
 createJob();
 cancelButtons();
 sampleBrowser();
+promotion();
