@@ -152,6 +152,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert list((tmp_path / ".flywheel" / "adapters").glob("tiny-random-llama-primary_assistant-*"))
 
 
+@pytest.mark.jobs
 def test_semantic_icl_build_injects_similar_examples(loaded: Path) -> None:
     out = json.loads(
         flywheel(

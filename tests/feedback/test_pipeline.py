@@ -182,6 +182,7 @@ def test_a_rerun_after_a_crash_does_not_ask_judge_or_write_twice(
     assert done.result["counts"]["already_written"] == first.result["counts"]["written"] > 0
 
 
+@pytest.mark.jobs
 def test_tiny_random_llama_as_the_student(home: Path) -> None:
     settings = job_settings(home)
     with FlywheelService(settings) as service:

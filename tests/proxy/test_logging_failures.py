@@ -21,6 +21,13 @@ from tests.proxy.conftest import HEADERS, Proxy, chat_body
 BOUND_S = 0.25
 
 
+def assert_within_bound(times: list[float]) -> None:
+    """Every call within the bound but one, which a shared machine may stall (it did: a Chromium start beside
+    the test made one call take 1.3 s); a call that waited for the store would wait for its timeout instead."""
+    over = [t for t in times if t >= BOUND_S]
+    assert len(over) <= 1 and max(times) < 2.0, times
+
+
 def _timed_calls(proxy: Proxy, n: int, stream: bool = False) -> list[float]:
     times = []
     with httpx.Client(base_url=proxy.base_url, headers=HEADERS) as client:
@@ -40,7 +47,7 @@ def _down() -> LogStore:
 def test_a_log_store_that_is_down_fails_no_call_and_is_counted(make_proxy: Callable[..., Proxy]) -> None:
     proxy = make_proxy(writer=LogWriter(_down, flush_interval_s=0.01, batch_size=5))
     times = _timed_calls(proxy, 20) + _timed_calls(proxy, 10, stream=True)
-    assert max(times) < BOUND_S, times
+    assert_within_bound(times)
     deadline = time.monotonic() + 5
     while (stats := proxy.stats())["log"]["failed"] < 30 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -100,7 +107,7 @@ def test_a_full_queue_drops_calls_from_the_log_without_delaying_them(make_proxy:
         stats = proxy.stats()
     finally:
         release.set()
-    assert max(times) < BOUND_S, times
+    assert_within_bound(times)
     assert statistics.median(times) < statistics.median(baseline) + 0.05
     # 40 calls: one in the stuck batch, five queued, the rest dropped and counted
     assert stats["log"]["dropped_queue_full"] == 40 - 1 - 5

@@ -137,6 +137,7 @@ def test_the_manager_passes_adapters_and_stops_everything_on_exit(home_settings:
 # a real deployment ------------------------------------------------------------------------------------
 
 
+@pytest.mark.jobs
 def test_a_real_deployment_answers_and_stop_kills_it(
     home_settings: Settings, tiny_model_dir: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -197,6 +197,7 @@ def test_best_epoch_selection_scores_each_epoch_and_publishes_the_best(
     assert sum(result.metrics["class_counts"].values()) == 8
 
 
+@pytest.mark.jobs
 def test_eval_delay_scores_only_after_the_delay_and_always_the_last_epoch(
     tiny_model_dir: str, rows: list[dict[str, Any]], tmp_path: Path
 ) -> None:

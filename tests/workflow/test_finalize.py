@@ -87,6 +87,7 @@ def test_finalize_stores_cost_latency_and_the_recommendation(tmp_path: Path) -> 
     )
 
 
+@pytest.mark.jobs
 def test_an_unpriced_candidate_costs_unknown_and_unlogged_tokens_are_counted(tmp_path: Path) -> None:
     """No candidate price and records without usage: the teacher's tokens are counted with the shipped
     SmolLM2 tokenizer (marked estimated), the candidate's cost is unknown, never 0."""

@@ -186,6 +186,7 @@ def test_a_job_whose_process_is_killed_is_resumed_by_the_next_one(
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+        at_kill = {s.key: s.status for s in service.store.list_stages(job_id)}
         assert service.store.get_job(job_id).status == JobStatus.RUNNING
         assert wait_for(lambda: service.recover() == [job_id], timeout=30, every=0.5)
         done = service.wait(job_id, timeout=300)
@@ -193,7 +194,11 @@ def test_a_job_whose_process_is_killed_is_resumed_by_the_next_one(
         (run,) = service.store.job_detail(job_id).candidates
         events = [e.message for e in service.store.list_events(job_id, limit=1000)]
     assert done.status == JobStatus.COMPLETED, done.error
-    assert stages["datasets"].attempts == 1 and stages["deploy:tiny-random-llama"].attempts == 1
+    # A stage finished before the kill is never run again; one the kill caught mid-way is taken over once.
+    for key, stage in stages.items():
+        if key in at_kill and at_kill[key] == TaskStatus.COMPLETED:
+            assert stage.attempts == 1, key
+    assert stages["datasets"].attempts == 1 and stages["deploy:tiny-random-llama"].attempts in (1, 2)
     # The LoRA run's child process outlives the killed `flywheel run` and, its lease alive, is waited for
     # (attempt 1); had it died too, its stale lease would have been taken over (attempt 2, from the checkpoint).
     assert stages["customize:tiny-random-llama"].attempts in (1, 2)

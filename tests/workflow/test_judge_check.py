@@ -75,6 +75,7 @@ def _run_through_api(settings: Any, body: dict[str, Any]) -> dict[str, Any]:
     return detail
 
 
+@pytest.mark.jobs
 def test_an_unreachable_judge_is_skipped_and_the_job_completes_saying_why(
     home: Path, broken_judge: str, candidate: BackgroundServer
 ) -> None:
@@ -95,6 +96,7 @@ def test_an_unreachable_judge_is_skipped_and_the_job_completes_saying_why(
     assert all(ev["judge"] is None and ev["metrics"]["function_name_accuracy"]["n"] == 8 for ev in evals.values())
 
 
+@pytest.mark.jobs
 def test_a_judge_that_answers_is_used_by_every_eval(home: Path, candidate: BackgroundServer) -> None:
     with BackgroundServer(create_standin_app(JUDGE_ANSWER, model="judge-70b")) as judge_server:
         settings = job_settings(home, candidates=_remote(candidate), judge=_judge(judge_server.base_url))
