@@ -163,6 +163,7 @@ KEY_OPTION = typer.Option(
     None, "--api-key", envvar="FLYWHEEL_API_KEY", help="The API key (default: the variable api.api_key_env names)."
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print the API's answer as JSON.")
+JOB_ID_ARGUMENT = typer.Argument(..., help="The job's id.")
 
 
 # ---- rendering -------------------------------------------------------------------------------------------
@@ -398,7 +399,7 @@ def list_jobs(
 @guarded
 def show(
     ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="The job's id."),
+    job_id: str = JOB_ID_ARGUMENT,
     as_json: bool = JSON_OPTION,
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
@@ -416,7 +417,7 @@ def show(
 @guarded
 def watch(
     ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="The job's id."),
+    job_id: str = JOB_ID_ARGUMENT,
     interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between two polls."),
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
@@ -435,7 +436,7 @@ def watch(
 @guarded
 def cancel(
     ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="The job's id."),
+    job_id: str = JOB_ID_ARGUMENT,
     as_json: bool = JSON_OPTION,
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
@@ -453,7 +454,7 @@ def cancel(
 @guarded
 def delete(
     ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="The job's id."),
+    job_id: str = JOB_ID_ARGUMENT,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = JSON_OPTION,
     url: str | None = URL_OPTION,

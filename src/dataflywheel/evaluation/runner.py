@@ -55,6 +55,7 @@ from dataflywheel.records.chat import (
     response_message,
     tool_name,
 )
+from dataflywheel.records.jsonl_file import read_json_lines
 from dataflywheel.records.jsonvalue import JsonObject, JsonValue
 
 ChatFn = Callable[[ChatRequest], Awaitable[ChatResult]]
@@ -212,17 +213,10 @@ class EvalSummary:
 def load_dataset(path: Path) -> list[dict[str, Any]]:
     """Eval records (log records with ``record_id``) from a JSONL file."""
     rows: list[dict[str, Any]] = []
-    with path.open("rb") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise EvalError(f"{path}: line {line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or "request" not in row or "response" not in row:
-                raise EvalError(f"{path}: line {line_no}: not an eval record (needs request and response)")
-            rows.append(row)
+    for line_no, row in read_json_lines(path, lambda n, msg: EvalError(f"{path}: line {n}: not valid JSON ({msg})")):
+        if not isinstance(row, dict) or "request" not in row or "response" not in row:
+            raise EvalError(f"{path}: line {line_no}: not an eval record (needs request and response)")
+        rows.append(row)
     return rows
 
 

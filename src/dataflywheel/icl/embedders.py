@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -46,6 +47,24 @@ class Embedder(Protocol):
     """Vector size; None until known (an endpoint tells it with its first answer)."""
 
     def embed(self, texts: Sequence[str]) -> FloatArray: ...
+
+
+class TimedEmbedder:
+    """An embedder that adds up the seconds spent in its ``embed`` calls (``seconds``)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.seconds = 0.0
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        started = time.perf_counter()
+        try:
+            return self.inner.embed(texts)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.dim = self.inner.dim
 
 
 def l2_normalize(vectors: npt.ArrayLike) -> FloatArray:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from dataflywheel.curation.workload import WorkloadType
-from dataflywheel.icl.embedders import Embedder, make_embedder
+from dataflywheel.icl.embedders import Embedder, TimedEmbedder, make_embedder
 from dataflywheel.icl.examples import (
     DEFAULT_SYSTEM_MESSAGE,
     EXAMPLE_SEPARATOR,
@@ -58,7 +58,6 @@ from dataflywheel.icl.strategies import (
     UNIFORM_PRESELECT_FACTOR,
     relevance_coverage,
     select_semantic,
-    select_semantic_timed,
     select_uniform,
 )
 from dataflywheel.icl.tokens import TokenCounter
@@ -159,8 +158,9 @@ def build_icl_records(
     per_record: list[dict[str, list[Example]]]
     if settings.example_selection is ExampleSelection.SEMANTIC_SIMILARITY:
         embedder = (embedder_factory or (lambda: make_embedder(settings.embedder)))()
+        timed = TimedEmbedder(embedder)
         try:
-            per_record, report.embedding_seconds = select_semantic_timed(
+            per_record = select_semantic(
                 eval_records,
                 pool,
                 fetch,
@@ -168,8 +168,9 @@ def build_icl_records(
                 relevance_ratio=settings.relevance_ratio,
                 workload_type=workload_type,
                 counter=counter,
-                embedder=embedder,
+                embedder=timed,
             )
+            report.embedding_seconds = timed.seconds
         finally:
             close = getattr(embedder, "close", None)  # an endpoint client holds connections
             if callable(close):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import time
 from collections.abc import Mapping, Sequence
 
 from dataflywheel.curation.workload import WorkloadType, user_query
@@ -136,7 +135,7 @@ def relevance_coverage(candidates: Sequence[PoolItem], max_examples: int, releva
     return selected + added
 
 
-def select_semantic_timed(
+def select_semantic(
     eval_records: Sequence[tuple[str, JsonObject]],
     pool: Sequence[PoolItem],
     fetch: Fetch,
@@ -146,18 +145,29 @@ def select_semantic_timed(
     workload_type: WorkloadType,
     counter: TokenCounter,
     embedder: Embedder,
-) -> tuple[list[dict[str, list[Example]]], float]:
-    """:func:`select_semantic`, and the seconds spent embedding (for the :class:`~.selection.ICLReport`)."""
+) -> list[dict[str, list[Example]]]:
+    """The blueprint's semantic_similarity: per eval record, the pool records with the most similar
+    last user query, grouped by tool (or under ``"generic_examples"``).
+
+    Tool calling searches ``max_examples * 5`` neighbours and applies :func:`relevance_coverage`;
+    generic takes the ``max_examples`` nearest. Pool items without a query are not searchable; an eval
+    record without a query gets no examples; a candidate with the eval record's id or the same query
+    (up to case and whitespace) is never used. Only the chosen records are fetched.
+
+    Examples stay in similarity order, not sorted by tokens (the blueprint's docstring claims a token
+    sort its code never does): the most similar example is the most useful one, so it should be the
+    first to claim the budget; :func:`fit_examples` skips, rather than stops at, one that is too long.
+    """
     empty: list[dict[str, list[Example]]] = [{} for _ in eval_records]
     if max_examples <= 0:
-        return empty, 0.0
+        return empty
     # One representative per distinct query: duplicates would fill the slots with the same example.
     reps: dict[str, PoolItem] = {}
     for item in pool:
         if item.query:
             reps.setdefault(_query_key(item.query), item)
     if not reps:
-        return empty, 0.0
+        return empty
     corpus_items = list(reps.values())
     eval_queries = [user_query(rec) for _, rec in eval_records]
     eval_keys = [_query_key(q) if q else None for q in eval_queries]
@@ -166,12 +176,10 @@ def select_semantic_timed(
         if q and key is not None:
             distinct_eval.setdefault(key, q)
 
-    started = time.perf_counter()
     corpus_vectors = embedder.embed([i.query or "" for i in corpus_items])
-    eval_vectors = embedder.embed(list(distinct_eval.values())) if distinct_eval else None
-    seconds = time.perf_counter() - started
-    if eval_vectors is None:
-        return empty, seconds
+    if not distinct_eval:
+        return empty
+    eval_vectors = embedder.embed(list(distinct_eval.values()))
 
     tool_calling = workload_type is WorkloadType.TOOL_CALLING
     k = max_examples * SEMANTIC_TOOL_CANDIDATES_FACTOR if tool_calling else max_examples
@@ -203,40 +211,4 @@ def select_semantic_timed(
             if ex is not None:
                 groups.setdefault(ex.tool if tool_calling else GENERIC_GROUP, []).append(ex)
         results.append(groups)
-    return results, seconds
-
-
-def select_semantic(
-    eval_records: Sequence[tuple[str, JsonObject]],
-    pool: Sequence[PoolItem],
-    fetch: Fetch,
-    *,
-    max_examples: int,
-    relevance_ratio: float,
-    workload_type: WorkloadType,
-    counter: TokenCounter,
-    embedder: Embedder,
-) -> list[dict[str, list[Example]]]:
-    """The blueprint's semantic_similarity: per eval record, the pool records with the most similar
-    last user query, grouped by tool (or under ``"generic_examples"``).
-
-    Tool calling searches ``max_examples * 5`` neighbours and applies :func:`relevance_coverage`;
-    generic takes the ``max_examples`` nearest. Pool items without a query are not searchable; an eval
-    record without a query gets no examples; a candidate with the eval record's id or the same query
-    (up to case and whitespace) is never used. Only the chosen records are fetched.
-
-    Examples stay in similarity order, not sorted by tokens (the blueprint's docstring claims a token
-    sort its code never does): the most similar example is the most useful one, so it should be the
-    first to claim the budget; :func:`fit_examples` skips, rather than stops at, one that is too long.
-    """
-    results, _ = select_semantic_timed(
-        eval_records,
-        pool,
-        fetch,
-        max_examples=max_examples,
-        relevance_ratio=relevance_ratio,
-        workload_type=workload_type,
-        counter=counter,
-        embedder=embedder,
-    )
     return results

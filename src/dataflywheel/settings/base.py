@@ -7,9 +7,9 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dataflywheel.errors import ConfigError
 
@@ -34,6 +34,15 @@ def secret_from_env(env: str | None, *, setting: str, required: bool = True) -> 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+_S = TypeVar("_S", bound=Section)
+
+
+def section_field(cls: type[_S]) -> _S:
+    """The field that holds the section ``cls``: its defaults unless given, described by its docstring (the
+    text the YAML template's comments and the API's schema show)."""
+    return Field(default_factory=cls, description=cls.__doc__)
 
 
 def installed(module: str) -> bool:

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from dataflywheel.records.chat import WorkloadType
 from dataflywheel.settings.base import (
     Section,
+    section_field,
 )
 
 
@@ -178,7 +179,7 @@ class ICLSettings(Section):
         "builtin:all-minilm-l6-v2",
         description="Tokenizer that counts tokens: builtin:all-minilm-l6-v2, a tokenizer.json, a folder or a hub id.",
     )
-    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings, description=EmbedderSettings.__doc__)
+    embedder: EmbedderSettings = section_field(EmbedderSettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> ICLSettings:

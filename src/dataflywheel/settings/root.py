@@ -20,6 +20,7 @@ from dataflywheel.errors import ConfigError
 from dataflywheel.settings.base import (
     DEFAULT_CONFIG_PATH,
     ENV_PREFIX,
+    section_field,
 )
 from dataflywheel.settings.data import DataSplitSettings, ICLSettings, JobStoreSettings, LogStoreSettings
 from dataflywheel.settings.models import CandidateSettings, LoRASettings, ServingSettings, TrainingSettings
@@ -88,12 +89,12 @@ class Settings(BaseSettings):
     curation_workers: int | None = Field(
         None, ge=0, le=64, description="Processes that inspect records in a build; null: one per core; 0: none."
     )
-    log_store: LogStoreSettings = Field(default_factory=LogStoreSettings, description=LogStoreSettings.__doc__)
-    job_store: JobStoreSettings = Field(default_factory=JobStoreSettings, description=JobStoreSettings.__doc__)
-    data_split: DataSplitSettings = Field(default_factory=DataSplitSettings, description=DataSplitSettings.__doc__)
-    icl: ICLSettings = Field(default_factory=ICLSettings, description=ICLSettings.__doc__)
-    training: TrainingSettings = Field(default_factory=TrainingSettings, description=TrainingSettings.__doc__)
-    lora: LoRASettings = Field(default_factory=LoRASettings, description=LoRASettings.__doc__)
+    log_store: LogStoreSettings = section_field(LogStoreSettings)
+    job_store: JobStoreSettings = section_field(JobStoreSettings)
+    data_split: DataSplitSettings = section_field(DataSplitSettings)
+    icl: ICLSettings = section_field(ICLSettings)
+    training: TrainingSettings = section_field(TrainingSettings)
+    lora: LoRASettings = section_field(LoRASettings)
     candidates: list[CandidateSettings] = Field(
         default_factory=list,
         description="Candidate models to evaluate and customize. Each: name, source (hub id, folder, GGUF or "
@@ -103,20 +104,18 @@ class Settings(BaseSettings):
         "throughput its evals measure). A candidate without a price has an unknown cost. For example: "
         "[{name: smollm2-135m-instruct, price_per_gpu_hour: 0.80}].",
     )
-    serving: ServingSettings = Field(default_factory=ServingSettings, description=ServingSettings.__doc__)
-    judge: JudgeSettings = Field(default_factory=JudgeSettings, description=JudgeSettings.__doc__)
-    teacher: TeacherSettings = Field(default_factory=TeacherSettings, description=TeacherSettings.__doc__)
-    cost: CostSettings = Field(default_factory=CostSettings, description=CostSettings.__doc__)
-    recommendation: RecommendationSettings = Field(
-        default_factory=RecommendationSettings, description=RecommendationSettings.__doc__
-    )
-    executor: ExecutorSettings = Field(default_factory=ExecutorSettings, description=ExecutorSettings.__doc__)
-    api: ApiSettings = Field(default_factory=ApiSettings, description=ApiSettings.__doc__)
-    proxy: ProxySettings = Field(default_factory=ProxySettings, description=ProxySettings.__doc__)
-    mlflow: MlflowSettings = Field(default_factory=MlflowSettings, description=MlflowSettings.__doc__)
-    privacy: PrivacySettings = Field(default_factory=PrivacySettings, description=PrivacySettings.__doc__)
-    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings, description=ScheduleSettings.__doc__)
-    drift: DriftSettings = Field(default_factory=DriftSettings, description=DriftSettings.__doc__)
+    serving: ServingSettings = section_field(ServingSettings)
+    judge: JudgeSettings = section_field(JudgeSettings)
+    teacher: TeacherSettings = section_field(TeacherSettings)
+    cost: CostSettings = section_field(CostSettings)
+    recommendation: RecommendationSettings = section_field(RecommendationSettings)
+    executor: ExecutorSettings = section_field(ExecutorSettings)
+    api: ApiSettings = section_field(ApiSettings)
+    proxy: ProxySettings = section_field(ProxySettings)
+    mlflow: MlflowSettings = section_field(MlflowSettings)
+    privacy: PrivacySettings = section_field(PrivacySettings)
+    schedule: ScheduleSettings = section_field(ScheduleSettings)
+    drift: DriftSettings = section_field(DriftSettings)
 
     @model_validator(mode="after")
     def _unique_candidates(self) -> Settings:

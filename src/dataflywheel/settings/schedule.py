@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from dataflywheel.settings.base import Section
 
 __all__ = ["DriftMetric", "DriftSettings", "ScheduleSettings"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ScheduleSettings(_Section):
+class ScheduleSettings(Section):
     """Scheduled jobs: flywheel serve starts a workload's job on its schedule (cron, new records, drift)."""
 
     enabled: bool = Field(
@@ -40,7 +38,7 @@ class DriftMetric(StrEnum):
     """The Jensen-Shannon divergence in bits (0 to 1)."""
 
 
-class DriftSettings(_Section):
+class DriftSettings(Section):
     """The drift check between the last job's dataset and the logs since (GET /api/workloads/{id}/drift)."""
 
     max_records: int = Field(

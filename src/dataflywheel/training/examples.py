@@ -17,6 +17,7 @@ from typing import Any
 
 from dataflywheel.errors import FlywheelError
 from dataflywheel.models.codec import ToolCallCodec
+from dataflywheel.records.jsonl_file import read_json_lines
 from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.training.loss import Example
 
@@ -49,17 +50,14 @@ def read_rows(path: Path) -> list[JsonObject]:
     if not path.is_file():
         raise TrainingDataError(f"{path}: no such dataset file")
     rows: list[JsonObject] = []
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingDataError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise TrainingDataError(f"{path}:{number}: expected an object with messages")
-            rows.append(row)
+
+    def bad_json(line: int, msg: str) -> TrainingDataError:
+        return TrainingDataError(f"{path}:{line}: not JSON ({msg})")
+
+    for number, row in read_json_lines(path, bad_json, loads=json.loads):
+        if not isinstance(row, dict):
+            raise TrainingDataError(f"{path}:{number}: expected an object with messages")
+        rows.append(row)
     return rows
 
 

@@ -16,7 +16,7 @@ import hmac
 import time
 from collections.abc import Callable
 from importlib.resources import files
-from typing import Annotated
+from typing import Annotated, NamedTuple
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -104,30 +104,33 @@ def _sample_query(
 SampleQueryDep = Annotated[pages.SampleQuery, Depends(_sample_query)]
 
 
+class _JobsWindow(NamedTuple):
+    offset: int
+    limit: int
+
+
+def _jobs_window(
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> _JobsWindow:
+    """Which jobs the jobs page (and its table's refresh) shows, newest first, from its query string."""
+    return _JobsWindow(offset, limit)
+
+
+JobsWindowDep = Annotated[_JobsWindow, Depends(_jobs_window)]
+
+
 # ---- pages -----------------------------------------------------------------------------------------------
 @router.get("/", response_class=HTMLResponse)
-def jobs_page(
-    auth: AuthDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> HTMLResponse:
+def jobs_page(auth: AuthDep, store: StoreDep, settings: SettingsDep, window: JobsWindowDep) -> HTMLResponse:
     started = time.perf_counter()
-    view = pages.load_jobs_page(store, settings, limit=limit, offset=offset, auth=auth)
+    view = pages.load_jobs_page(store, settings, limit=window.limit, offset=window.offset, auth=auth)
     return _html(render_jobs_page(view), started)
 
 
 @router.get("/partials/jobs", response_class=HTMLResponse)
-def jobs_table(
-    auth: AuthDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> HTMLResponse:
+def jobs_table(auth: AuthDep, store: StoreDep, settings: SettingsDep, window: JobsWindowDep) -> HTMLResponse:
     started = time.perf_counter()
-    view = pages.load_jobs_page(store, settings, limit=limit, offset=offset, auth=auth, form=False)
+    view = pages.load_jobs_page(store, settings, limit=window.limit, offset=window.offset, auth=auth, form=False)
     return _html(render_jobs_table(view), started)
 
 

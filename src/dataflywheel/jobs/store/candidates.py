@@ -4,8 +4,9 @@ judge check and the datasets. Each update method takes typed keyword arguments; 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 
@@ -33,6 +34,9 @@ from dataflywheel.jobs.store.transitions import (
 )
 from dataflywheel.jobs.store.values import JUDGE_KINDS, UNSET, JudgeKind, Unset, clean_values, given
 from dataflywheel.jobs.tables import CandidateRun, Customization, Dataset, Evaluation, JudgeRun, utcnow
+
+_TaskRow = TypeVar("_TaskRow", Evaluation, Customization)
+_Record = TypeVar("_Record", EvaluationRecord, CustomizationRecord)
 
 
 class CandidateRows(StoreConnection):
@@ -151,25 +155,9 @@ class CandidateRows(StoreConnection):
                 runtime_s=runtime_s,
             )
         )
-        with self._tx("upsert evaluation", write=True) as s:
-            run = lock_run(s, run_id)
-            check_fence(s, fence)
-            ev = s.scalar(
-                select(Evaluation).where(Evaluation.candidate_run_id == run_id, Evaluation.eval_type == eval_type)
-            )
-            if ev is None:
-                ev = Evaluation(
-                    candidate_run_id=run_id,
-                    eval_type=eval_type,
-                    status=TaskStatus.PENDING,
-                    progress=0.0,
-                    done=0,
-                    scores={},
-                )
-                s.add(ev)
-            apply_task_fields(s, ev, fields, job_id=run.job_id, stage=f"candidate:{run.candidate}:{eval_type}")
-            s.flush()
-            return eval_record(ev)
+        return self._upsert_run_task(
+            Evaluation, run_id, {"eval_type": eval_type}, fence, fields, eval_record, task=eval_type, done=0, scores={}
+        )
 
     def upsert_customization(
         self,
@@ -215,23 +203,44 @@ class CandidateRows(StoreConnection):
                 runtime_s=runtime_s,
             )
         )
-        with self._tx("upsert customization", write=True) as s:
+        return self._upsert_run_task(
+            Customization,
+            run_id,
+            {},
+            fence,
+            fields,
+            custom_record,
+            task="customization",
+            epochs_completed=0,
+            steps_completed=0,
+            metrics={},
+        )
+
+    def _upsert_run_task(
+        self,
+        table: type[_TaskRow],
+        run_id: int,
+        key: Mapping[str, object],
+        fence: StageLease | None,
+        fields: dict[str, object],
+        record: Callable[[_TaskRow], _Record],
+        *,
+        task: str,
+        **starting: object,
+    ) -> _Record:
+        """Create or update the row of ``table`` of a candidate run that matches ``key`` (``run_id`` and ``key``
+        name it; a new row is pending at progress 0 with the ``starting`` values), then apply ``fields`` as the
+        ``task`` stage of the run (see :func:`apply_task_fields`)."""
+        with self._tx(f"upsert {table.__name__.lower()}", write=True) as s:
             run = lock_run(s, run_id)
             check_fence(s, fence)
-            cu = s.scalar(select(Customization).where(Customization.candidate_run_id == run_id))
-            if cu is None:
-                cu = Customization(
-                    candidate_run_id=run_id,
-                    status=TaskStatus.PENDING,
-                    progress=0.0,
-                    epochs_completed=0,
-                    steps_completed=0,
-                    metrics={},
-                )
-                s.add(cu)
-            apply_task_fields(s, cu, fields, job_id=run.job_id, stage=f"candidate:{run.candidate}:customization")
+            row = s.scalar(select(table).filter_by(candidate_run_id=run_id, **key))
+            if row is None:
+                row = table(candidate_run_id=run_id, **key, status=TaskStatus.PENDING, progress=0.0, **starting)
+                s.add(row)
+            apply_task_fields(s, row, fields, job_id=run.job_id, stage=f"candidate:{run.candidate}:{task}")
             s.flush()
-            return custom_record(cu)
+            return record(row)
 
     def upsert_judge(
         self,

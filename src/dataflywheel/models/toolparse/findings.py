@@ -139,16 +139,8 @@ NOT_PROBLEMS: Final = frozenset(
 )
 """Findings left out of :attr:`ParsedOutput.problems` (the parser's text report, which predates them)."""
 
-JSON_FINDINGS: Final = {
-    JsonRepair.SINGLE_QUOTES: FindingCode.SINGLE_QUOTES,
-    JsonRepair.PYTHON_LITERALS: FindingCode.PYTHON_LITERALS,
-    JsonRepair.STRAY_COMMA: FindingCode.STRAY_COMMA,
-    JsonRepair.TRAILING_COMMA: FindingCode.TRAILING_COMMA,
-    JsonRepair.MISSING_COMMA: FindingCode.MISSING_COMMA,
-    JsonRepair.UNQUOTED_KEYS: FindingCode.UNQUOTED_KEYS,
-    JsonRepair.UNESCAPED_QUOTES: FindingCode.UNESCAPED_QUOTES,
-    JsonRepair.TRUNCATED: FindingCode.TRUNCATED,
-}
+JSON_FINDINGS: Final[dict[JsonRepair, FindingCode]] = {repair: FindingCode(repair.value) for repair in JsonRepair}
+"""The finding of each lenient-JSON repair: the code of the same name (every repair has one)."""
 
 
 @dataclass(frozen=True)
