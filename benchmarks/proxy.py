@@ -8,9 +8,12 @@ after ``--latency`` with a streamed tool call (8 server-sent events). The proxy 
 command in its own process, logging every call into a SQLite log store and reading routes from a SQLite job
 store (as configured out of the box). The load comes from this process: ``C`` concurrent streams, each sending
 synthetic customer-service requests (system prompt, 4 tools; ~4.6 KB) one after another for ``--seconds``,
-timing each call to its last byte. Direct and proxied runs alternate (direct, proxy, direct, proxy) and the
-better of each pair's two is kept, so a burst of other work on the machine costs neither side alone.
-Goal: <= 2 ms added p99.
+timing each call to its last byte.
+
+The floor: the least any Python proxy on the same stack adds, a pass-through written as a bare ASGI app (no
+framework, no logging, no routing, no parsing) on the same server (uvicorn) and client (httpx), in its own
+process. Direct, floor and proxied runs alternate (twice each) and the better of each's two is kept, so a
+burst of other work on the machine costs no side alone. Goal: <= 2 ms added p99.
 """
 
 from __future__ import annotations
@@ -34,6 +37,33 @@ call = {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "t
         "function": {"name": "ToOrderStatus", "arguments": '{"query": "where is order 4165", "user_id": "4165"}'}}]}
 uvicorn.run(create_standin_app(call, latency_s=float(sys.argv[2]), keep_requests=0), host="127.0.0.1",
             port=int(sys.argv[1]), log_level="warning")
+"""
+
+# The floor: a bare pass-through (status, content type and body chunks; nothing else).
+FLOOR = """
+import sys, httpx, uvicorn
+upstream = sys.argv[2] + "/chat/completions"
+client = httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=None, max_keepalive_connections=1000))
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["method"] == "GET":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    request = client.build_request("POST", upstream, content=body, headers={"content-type": "application/json"})
+    reply = await client.send(request, stream=True)
+    headers = [(b"content-type", reply.headers.get("content-type", "").encode())]
+    await send({"type": "http.response.start", "status": reply.status_code, "headers": headers})
+    async for chunk in reply.aiter_raw():
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await reply.aclose()
+    await send({"type": "http.response.body", "body": b""})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", lifespan="off")
 """
 
 
@@ -123,8 +153,9 @@ def main() -> None:
         "FLYWHEEL_PRIVACY__SALT_ENV": "BENCH_SALT",
         "BENCH_SALT": "benchmark-salt-0123456789",
     }
-    up_port, proxy_port = _free_port(), _free_port()
+    up_port, proxy_port, floor_port = _free_port(), _free_port(), _free_port()
     upstream = subprocess.Popen([sys.executable, "-c", STANDIN, str(up_port), str(args.latency)], env=env)
+    floor = subprocess.Popen([sys.executable, "-c", FLOOR, str(floor_port), f"http://127.0.0.1:{up_port}/v1"])
     proxy = subprocess.Popen(
         [
             sys.executable,
@@ -142,35 +173,41 @@ def main() -> None:
     try:
         _wait(f"http://127.0.0.1:{up_port}/v1/models", upstream)
         _wait(f"http://127.0.0.1:{proxy_port}/health", proxy)
+        _wait(f"http://127.0.0.1:{floor_port}/health", floor)
         bodies = _bodies(500)
-        direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
-        proxy_url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
-        _loop_run(_run(proxy_url, bodies, 4, 2.0))  # warm-up: connections, the stores' first writes
+        urls = {
+            name: f"http://127.0.0.1:{port}/v1/chat/completions"
+            for name, port in (("direct", up_port), ("floor", floor_port), ("proxy", proxy_port))
+        }
+        for url in urls.values():
+            _loop_run(_run(url, bodies, 4, 2.0))  # warm-up: connections, the stores' first writes
         rows = []
         for concurrency in args.concurrency:
-            runs: dict[str, list[list[float]]] = {"direct": [], "proxy": []}
+            runs: dict[str, list[list[float]]] = {name: [] for name in urls}
             for _ in range(2):
-                runs["direct"].append(_loop_run(_run(direct_url, bodies, concurrency, args.seconds)))
-                runs["proxy"].append(_loop_run(_run(proxy_url, bodies, concurrency, args.seconds)))
+                for name, url in urls.items():
+                    runs[name].append(_loop_run(_run(url, bodies, concurrency, args.seconds)))
             best = {k: min(v, key=lambda t: _pct(t, 0.99)) for k, v in runs.items()}
-            d50, d99 = _pct(best["direct"], 0.5), _pct(best["direct"], 0.99)
-            p50, p99 = _pct(best["proxy"], 0.5), _pct(best["proxy"], 0.99)
-            rows.append((concurrency, len(best["direct"]), len(best["proxy"]), d50, d99, p50, p99))
+            rows.append((concurrency, {k: (len(t), _pct(t, 0.5), _pct(t, 0.99)) for k, t in best.items()}))
         stats = httpx.get(f"http://127.0.0.1:{proxy_port}/proxy/stats").json()
     finally:
-        for proc in (proxy, upstream):
+        for proc in (proxy, floor, upstream):
             proc.terminate()
             proc.wait(timeout=20)
     print(
         f"upstream latency {args.latency * 1000:.0f} ms, streamed answers, {args.seconds:.0f} s per run, "
         f"better of 2 runs each"
     )
-    print("| streams | calls direct / proxied | direct p50 / p99 ms | proxied p50 / p99 ms | added p50 / p99 ms |")
+    print(
+        "| streams | calls direct / floor / proxied | direct p50 / p99 ms | added by the floor p50 / p99 ms "
+        "| added by flywheel proxy p50 / p99 ms |"
+    )
     print("|---|---|---|---|---|")
-    for c, nd, np_, d50, d99, p50, p99 in rows:
+    for c, r in rows:
+        (nd, d50, d99), (nf, f50, f99), (np_, p50, p99) = r["direct"], r["floor"], r["proxy"]
         print(
-            f"| {c} | {nd:,} / {np_:,} | {d50:.2f} / {d99:.2f} | {p50:.2f} / {p99:.2f} | "
-            f"{p50 - d50:+.2f} / {p99 - d99:+.2f} |"
+            f"| {c} | {nd:,} / {nf:,} / {np_:,} | {d50:.2f} / {d99:.2f} | {f50 - d50:+.2f} / {f99 - d99:+.2f} "
+            f"| {p50 - d50:+.2f} / {p99 - d99:+.2f} |"
         )
     if ERRORS:
         print(f"{len(ERRORS)} call(s) failed, left out; first: {ERRORS[0]}")

@@ -164,3 +164,45 @@ def test_flywheel_serve_mounts_the_proxy_under_proxy(upstream: BackgroundServer,
         assert api.get("/proxy/stats").json()["calls"]["answered_by_teacher"] == 1
     # the lifespan's end drained the log writer
     assert Proxy("", upstream, None, mounted).wait_logged(1, timeout=2)[0]["proxy"]["answered_by"] == "teacher"  # type: ignore[arg-type]
+
+
+def test_chat_completions_skip_fastapis_middleware_and_a_caller_gone_before_its_body_is_not_forwarded() -> None:
+    import asyncio
+    from typing import Any
+
+    from dataflywheel.proxy.app import CHAT_PATH, create_proxy_app, stop_proxy
+    from dataflywheel.proxy.app import start_proxy as start_its_client
+    from dataflywheel.proxy.forwarder import Endpoint
+
+    app = create_proxy_app(Endpoint("http://127.0.0.1:9/v1"))  # nothing listens there
+    seen: list[str] = []
+
+    @app.middleware("http")
+    async def count(request: Any, call_next: Any) -> Any:
+        seen.append(request.url.path)
+        return await call_next(request)
+
+    sent: list[dict[str, Any]] = []
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": CHAT_PATH, "headers": [], "query_string": b""}
+    asyncio.run(app(scope, gone, send))  # type: ignore[arg-type]
+    assert sent == [] and app.proxy.counters.requests == 0 and seen == []
+
+    async def health_then_chat() -> None:
+        await start_its_client(app.proxy)  # what the lifespan does (ASGITransport runs none)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy") as client:
+            assert (await client.get("/health")).status_code == 200
+            reply = await client.post(CHAT_PATH, json=chat_body("where is order 5?"), headers=HEADERS)
+            assert reply.status_code == 502  # the upstream is unreachable, said by the proxy itself
+            assert "could not be reached" in reply.json()["error"]["message"]
+        await stop_proxy(app.proxy)
+
+    asyncio.run(health_then_chat())
+    assert seen == ["/health"]  # the chat call went around FastAPI's middleware
+    assert app.proxy.counters.requests == 1 and app.proxy.counters.upstream_unreachable == 1
