@@ -104,13 +104,13 @@ def test_canary_compare_asks_the_big_model_for_the_candidates_requests() -> None
 
 def test_the_route_cache_refreshes_in_the_background_so_calls_do_not_wait_for_the_store() -> None:
     """Only a key's first call reads the job store on its path; later ones find the route fresh (the
-    refresher re-reads it each ttl/2, slowly here: 30 ms a lookup), a change is seen within the ttl, and a
+    refresher re-reads it each ttl/2, slowly here: 150 ms a lookup), a change is seen within the ttl, and a
     store that fails keeps the last route."""
     current: list[RouteEventRecord | None] = [None]
     fail = [False]
 
     def lookup(workload: str, client: str) -> RouteEventRecord | None:
-        time.sleep(0.03)
+        time.sleep(0.15)
         if fail[0]:
             raise OSError("job store down")
         return current[0]
@@ -127,7 +127,8 @@ def test_the_route_cache_refreshes_in_the_background_so_calls_do_not_wait_for_th
                 assert await cache.get(who) is None
                 slowest = max(slowest, time.perf_counter() - started)
                 await asyncio.sleep(0.01)
-            assert cache.waited == 1 and slowest < 0.02, (cache.waited, slowest)
+            # a call that waited for the store would take its 150 ms; a loaded machine may stall one for some ms
+            assert cache.waited == 1 and slowest < 0.1, (cache.waited, slowest)
             assert cache.lookups >= 3  # the refresher kept reading it
             current[0] = route(RouteMode.FULL)
             await asyncio.sleep(0.5 + 0.1)
