@@ -9,27 +9,15 @@ managed by Alembic migrations that run when the store opens::
     job = store.create_job("wl-1", "client-a", {"data_split_config": {"eval_size": 50}})
     store.set_job_status(job.id, JobStatus.RUNNING)
 
-Its errors (:mod:`dataflywheel.jobs.errors`) are importable from here too.
+Its errors (:mod:`dataflywheel.jobs.errors`) and records (:mod:`dataflywheel.jobs.records`) are importable
+from here too.
 """
 
 from __future__ import annotations
 
-from dataflywheel.jobs import errors
+from dataflywheel.jobs import errors, records
 from dataflywheel.jobs.errors import *  # noqa: F403 - the store's errors, listed once: errors.__all__
-from dataflywheel.jobs.records import (
-    CandidateRunDetail,
-    CandidateRunRecord,
-    CustomizationRecord,
-    DatasetRecord,
-    EvaluationRecord,
-    EventRecord,
-    JobDetail,
-    JobRecord,
-    JudgeRecord,
-    ScheduleRecord,
-    StageRecord,
-    WorkloadSummary,
-)
+from dataflywheel.jobs.records import *  # noqa: F403 - the records the store returns, listed once: records.__all__
 from dataflywheel.jobs.status import (
     CANDIDATE_TERMINAL,
     CANDIDATE_TRANSITIONS,
@@ -58,28 +46,17 @@ __all__ = [
     "JOB_UNFINISHED",
     "TASK_TERMINAL",
     "TASK_TRANSITIONS",
-    "CandidateRunDetail",
-    "CandidateRunRecord",
     "CandidateStage",
-    "CustomizationRecord",
-    "DatasetRecord",
-    "EvaluationRecord",
     "EventKind",
-    "EventRecord",
-    "JobDetail",
     "JobKind",
-    "JobRecord",
     "JobStatus",
     "JobStore",
-    "JudgeRecord",
-    "ScheduleRecord",
     "ScheduleTrigger",
-    "StageRecord",
     "TaskStatus",
-    "WorkloadSummary",
     "allowed_next",
     "check_transition",
     "default_url",
     "open_job_store",
 ]
 __all__ += errors.__all__
+__all__ += records.__all__

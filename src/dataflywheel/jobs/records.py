@@ -14,6 +14,22 @@ from typing import Any
 from dataflywheel.jobs.status import CandidateStage, JobKind, JobStatus, ScheduleTrigger, TaskStatus
 from dataflywheel.records.jsonvalue import JsonObject
 
+__all__ = [
+    "CandidateRunDetail",
+    "CandidateRunRecord",
+    "CustomizationRecord",
+    "DatasetRecord",
+    "EvaluationRecord",
+    "EventRecord",
+    "JobDetail",
+    "JobRecord",
+    "JudgeRecord",
+    "ScheduleRecord",
+    "StageLease",
+    "StageRecord",
+    "WorkloadSummary",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:

@@ -74,7 +74,7 @@ async def ask(
     """A whole (non-streamed) call; a transport error becomes a reply with its ``error`` (status 502)."""
     started = time.perf_counter()
     try:
-        response = await client.post(endpoint.chat_url, content=body, headers=forward_headers(headers, endpoint))
+        response = await _send(client, endpoint, body, headers, stream=False)
     except httpx.HTTPError as exc:
         return Reply(answerer, model, 502, b"", False, _ms(started), error=f"{type(exc).__name__}: {exc}")
     content_type = response.headers.get("content-type", "application/json")
@@ -123,9 +123,17 @@ async def open_stream(
 ) -> OpenStream:
     """Start a streamed call; raises ``httpx.HTTPError`` when it cannot be sent."""
     started = time.perf_counter()
-    request = client.build_request("POST", endpoint.chat_url, content=body, headers=forward_headers(headers, endpoint))
-    response = await client.send(request, stream=True)
+    response = await _send(client, endpoint, body, headers, stream=True)
     return OpenStream(response, started, answerer, model)
+
+
+async def _send(
+    client: httpx.AsyncClient, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], *, stream: bool
+) -> httpx.Response:
+    """POST ``body`` to the endpoint's chat URL with the caller's headers passed on (:func:`forward_headers`):
+    the one request of :func:`ask` and :func:`open_stream`. With ``stream`` the body is left unread."""
+    request = client.build_request("POST", endpoint.chat_url, content=body, headers=forward_headers(headers, endpoint))
+    return await client.send(request, stream=stream)
 
 
 def _ms(started: float) -> float:
