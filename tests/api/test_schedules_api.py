@@ -11,21 +11,15 @@ from fastapi.testclient import TestClient
 from dataflywheel.api import create_api
 from dataflywheel.api.schemas import JobCreate
 from dataflywheel.schedule.spec import JOB_CONFIG_KEYS
-from dataflywheel.settings import Settings, load_settings
-from tests.schedule.conftest import TS0, add_logs, job_with_dataset, records
+from dataflywheel.settings import Settings
+from tests.schedule.conftest import TS0, add_logs, job_with_dataset, records, schedule_settings
 
 BODY = {"workload_id": "wl", "client_id": "c", "cron": "0 3 * * *", "job_config": {"candidates": ["tiny-random-llama"]}}
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(
-        home=tmp_path / "home",
-        privacy={"redact": "off"},
-        data_split={"eval_size": 10, "min_total_records": 10},
-        drift={"min_records": 10, "embed": False},
-        curation_workers=0,
-    )
+    return schedule_settings(tmp_path / "home")
 
 
 @pytest.fixture

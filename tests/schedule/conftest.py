@@ -21,15 +21,20 @@ WL, CL = "wl", "c"
 TS0 = 1_760_000_000
 
 
-@pytest.fixture
-def sched_settings(tmp_path: Path) -> Settings:
+def schedule_settings(home: Path) -> Settings:
+    """Settings over ``home``: small splits, drift without embeddings, no redaction."""
     return load_settings(
-        home=tmp_path / "home",
+        home=home,
         privacy={"redact": "off"},
         data_split={"eval_size": 10, "min_total_records": 10},
         drift={"min_records": 10, "embed": False},
         curation_workers=0,
     )
+
+
+@pytest.fixture
+def sched_settings(tmp_path: Path) -> Settings:
+    return schedule_settings(tmp_path / "home")
 
 
 @pytest.fixture
