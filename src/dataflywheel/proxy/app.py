@@ -308,13 +308,14 @@ class ProxyApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == CHAT_PATH:
-            raw, more = b"", True
+            parts, more = [], True
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return  # the caller left before its request arrived: nothing to forward
-                raw, more = raw + message.get("body", b""), message.get("more_body", False)
-            response = await answer_chat(self.proxy, Headers(scope=scope), raw)
+                parts.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            response = await answer_chat(self.proxy, Headers(scope=scope), b"".join(parts))
             await response(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
