@@ -4,7 +4,7 @@ judge check and the datasets. Each update method takes typed keyword arguments; 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
@@ -22,7 +22,7 @@ from dataflywheel.jobs.records import (
 from dataflywheel.jobs.status import CandidateStage, EventKind, TaskStatus, check_transition
 from dataflywheel.jobs.store.connection import StoreConnection
 from dataflywheel.jobs.store.leases import check_fence
-from dataflywheel.jobs.store.mapping import custom_record, dataset_record, eval_record, judge_record, run_record
+from dataflywheel.jobs.store.mapping import to_record
 from dataflywheel.jobs.store.transitions import (
     add_event,
     apply_task_fields,
@@ -58,7 +58,7 @@ class CandidateRows(StoreConnection):
                 run = CandidateRun(job_id=job_id, candidate=candidate, stage=CandidateStage.PENDING)
                 s.add(run)
                 s.flush()
-            return run_record(run)
+            return to_record(CandidateRunRecord, run)
 
     def set_candidate_stage(
         self, run_id: int, stage: CandidateStage, *, error: str | None = None
@@ -89,7 +89,7 @@ class CandidateRows(StoreConnection):
                     data={"from": old.value, "to": new.value, "error": error},
                     ts=now,
                 )
-            return run_record(run)
+            return to_record(CandidateRunRecord, run)
 
     def update_candidate_run(
         self,
@@ -112,7 +112,7 @@ class CandidateRows(StoreConnection):
             check_fence(s, fence)
             for name, value in fields.items():
                 setattr(run, name, value)
-            return run_record(run)
+            return to_record(CandidateRunRecord, run)
 
     def upsert_evaluation(
         self,
@@ -156,7 +156,15 @@ class CandidateRows(StoreConnection):
             )
         )
         return self._upsert_run_task(
-            Evaluation, run_id, {"eval_type": eval_type}, fence, fields, eval_record, task=eval_type, done=0, scores={}
+            Evaluation,
+            run_id,
+            {"eval_type": eval_type},
+            fence,
+            fields,
+            EvaluationRecord,
+            task=eval_type,
+            done=0,
+            scores={},
         )
 
     def upsert_customization(
@@ -209,7 +217,7 @@ class CandidateRows(StoreConnection):
             {},
             fence,
             fields,
-            custom_record,
+            CustomizationRecord,
             task="customization",
             epochs_completed=0,
             steps_completed=0,
@@ -223,7 +231,7 @@ class CandidateRows(StoreConnection):
         key: Mapping[str, object],
         fence: StageLease | None,
         fields: dict[str, object],
-        record: Callable[[_TaskRow], _Record],
+        record: type[_Record],
         *,
         task: str,
         **starting: object,
@@ -240,7 +248,7 @@ class CandidateRows(StoreConnection):
                 s.add(row)
             apply_task_fields(s, row, fields, job_id=run.job_id, stage=f"candidate:{run.candidate}:{task}")
             s.flush()
-            return record(row)
+            return to_record(record, row)
 
     def upsert_judge(
         self,
@@ -265,7 +273,7 @@ class CandidateRows(StoreConnection):
                 s.add(judge)
             apply_task_fields(s, judge, fields, job_id=job_id, stage="judge", timed=False)
             s.flush()
-            return judge_record(judge)
+            return to_record(JudgeRecord, judge)
 
     def set_datasets(
         self,
@@ -290,4 +298,4 @@ class CandidateRows(StoreConnection):
             ]
             s.add_all(added)
             s.flush()
-            return sorted((dataset_record(d) for d in added), key=lambda d: d.name)
+            return sorted((to_record(DatasetRecord, d) for d in added), key=lambda d: d.name)

@@ -16,7 +16,7 @@ from dataflywheel.jobs.records import EventRecord, JobDetail, JobRecord, Workloa
 from dataflywheel.jobs.status import JOB_UNFINISHED, EventKind, JobKind, JobStatus
 from dataflywheel.jobs.store.connection import StoreConnection
 from dataflywheel.jobs.store.leases import DEFAULT_STALE_AFTER_S
-from dataflywheel.jobs.store.mapping import event_record, job_record
+from dataflywheel.jobs.store.mapping import to_record
 from dataflywheel.jobs.store.transitions import add_event, change_job_status, job_not_found, load_detail, lock_job
 from dataflywheel.jobs.store.values import UNSET, Unset, clean_values, given
 from dataflywheel.jobs.tables import Job, JobEvent, new_job_id, utcnow
@@ -50,7 +50,7 @@ class JobRows(StoreConnection):
             s.add(job)
             s.flush()
             add_event(s, job.id, EventKind.STATUS, "created (pending)", data={"to": JobStatus.PENDING.value}, ts=now)
-            return job_record(job)
+            return to_record(JobRecord, job)
 
     def get_job(self, job_id: str) -> JobRecord:
         """The job ``job_id``; :class:`JobNotFoundError` if there is none."""
@@ -58,7 +58,7 @@ class JobRows(StoreConnection):
             job = s.get(Job, job_id)
             if job is None:
                 raise job_not_found(job_id)
-            return job_record(job)
+            return to_record(JobRecord, job)
 
     def job_detail(self, job_id: str) -> JobDetail:
         """The job with its candidates (evaluations, customization), judge, datasets and stages, in five queries."""
@@ -97,7 +97,7 @@ class JobRows(StoreConnection):
                 .limit(limit)
                 .offset(offset)
             )
-            return [job_record(j) for j in page], total
+            return [to_record(JobRecord, j) for j in page], total
 
     def set_job_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> JobRecord:
         """Change the job's status, enforcing :data:`~dataflywheel.jobs.status.JOB_TRANSITIONS`.
@@ -111,7 +111,7 @@ class JobRows(StoreConnection):
         with self._tx("set job status", write=True) as s:
             job = lock_job(s, job_id)
             change_job_status(s, job, new, error)
-            return job_record(job)
+            return to_record(JobRecord, job)
 
     def update_job(
         self,
@@ -133,7 +133,7 @@ class JobRows(StoreConnection):
             for name, value in fields.items():
                 setattr(job, name, value)
             job.updated_at = utcnow()
-            return job_record(job)
+            return to_record(JobRecord, job)
 
     def request_cancel(self, job_id: str) -> JobRecord:
         """Ask for the job to stop.
@@ -148,10 +148,10 @@ class JobRows(StoreConnection):
             if job.status.terminal:
                 raise JobFinishedError(f"job {job_id} is already {job.status.value}; there is nothing to cancel")
             if job.status is JobStatus.CANCELLING:
-                return job_record(job)
+                return to_record(JobRecord, job)
             new = JobStatus.CANCELLED if job.status is JobStatus.PENDING and job.owner is None else JobStatus.CANCELLING
             change_job_status(s, job, new, None, message="cancellation requested")
-            return job_record(job)
+            return to_record(JobRecord, job)
 
     def is_cancel_requested(self, job_id: str) -> bool:
         """Whether the job is cancelling or cancelled. One indexed single-column read: poll it freely."""
@@ -191,7 +191,7 @@ class JobRows(StoreConnection):
                 raise job_not_found(job_id)
             ev = add_event(s, job_id, kind, message, stage=stage, data=data)
             s.flush()
-            return event_record(ev)
+            return to_record(EventRecord, ev)
 
     def list_events(self, job_id: str, *, after_id: int = 0, limit: int = 500) -> list[EventRecord]:
         """The job's events with an id above ``after_id``, oldest first (poll with the last id seen)."""
@@ -206,13 +206,13 @@ class JobRows(StoreConnection):
             )
             if not events and s.scalar(select(Job.id).where(Job.id == job_id)) is None:
                 raise job_not_found(job_id)
-            return [event_record(e) for e in events]
+            return [to_record(EventRecord, e) for e in events]
 
     def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs that are pending, running or cancelling, oldest first (what a restarted service resumes)."""
         with self._tx("list unfinished jobs") as s:
             jobs = s.scalars(select(Job).where(Job.status.in_(sorted(JOB_UNFINISHED))).order_by(Job.created_at, Job.id))
-            return [job_record(j) for j in jobs]
+            return [to_record(JobRecord, j) for j in jobs]
 
     def claim_job(self, job_id: str, owner: str, *, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> bool:
         """Make ``owner`` the holder of an unfinished job; True if it now holds it.

@@ -5,20 +5,12 @@ the columns).
 from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
-from typing import Any
+from typing import Any, TypeVar
 
-from dataflywheel.jobs.records import (
-    CandidateRunDetail,
-    CandidateRunRecord,
-    CustomizationRecord,
-    DatasetRecord,
-    EvaluationRecord,
-    EventRecord,
-    JobRecord,
-    JudgeRecord,
-    StageRecord,
-)
-from dataflywheel.jobs.tables import CandidateRun, Customization, Dataset, Evaluation, Job, JobEvent, JudgeRun, Stage
+from dataflywheel.jobs.records import CandidateRunDetail, CandidateRunRecord, CustomizationRecord, EvaluationRecord
+from dataflywheel.jobs.tables import CandidateRun
+
+_R = TypeVar("_R")
 
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
@@ -36,41 +28,14 @@ def columns(cls: type[Any], row: object, **values: Any) -> dict[str, Any]:
     return {name: getattr(row, name) for name in field_names(cls) if name not in values} | values
 
 
-def job_record(j: Job) -> JobRecord:
-    return JobRecord(**columns(JobRecord, j))
-
-
-def run_record(r: CandidateRun) -> CandidateRunRecord:
-    return CandidateRunRecord(**columns(CandidateRunRecord, r))
+def to_record(cls: type[_R], row: object) -> _R:
+    """The record ``cls`` of an ORM row (each field read from the column of the same name)."""
+    return cls(**columns(cls, row))
 
 
 def run_detail(r: CandidateRun) -> CandidateRunDetail:
     return CandidateRunDetail(
         **columns(CandidateRunRecord, r),
-        evaluations=tuple(eval_record(e) for e in r.evaluations),
-        customization=None if r.customization is None else custom_record(r.customization),
+        evaluations=tuple(to_record(EvaluationRecord, e) for e in r.evaluations),
+        customization=None if r.customization is None else to_record(CustomizationRecord, r.customization),
     )
-
-
-def eval_record(e: Evaluation) -> EvaluationRecord:
-    return EvaluationRecord(**columns(EvaluationRecord, e))
-
-
-def custom_record(c: Customization) -> CustomizationRecord:
-    return CustomizationRecord(**columns(CustomizationRecord, c))
-
-
-def judge_record(j: JudgeRun) -> JudgeRecord:
-    return JudgeRecord(**columns(JudgeRecord, j))
-
-
-def dataset_record(d: Dataset) -> DatasetRecord:
-    return DatasetRecord(**columns(DatasetRecord, d))
-
-
-def stage_record(st: Stage) -> StageRecord:
-    return StageRecord(**columns(StageRecord, st))
-
-
-def event_record(e: JobEvent) -> EventRecord:
-    return EventRecord(**columns(EventRecord, e))

@@ -18,18 +18,13 @@ from dataflywheel.jobs.errors import ScheduleExistsError, ScheduleNotFoundError
 from dataflywheel.jobs.records import DatasetRecord, ScheduleRecord
 from dataflywheel.jobs.status import ScheduleTrigger
 from dataflywheel.jobs.store.connection import StoreConnection
-from dataflywheel.jobs.store.mapping import columns, dataset_record
+from dataflywheel.jobs.store.mapping import to_record
 from dataflywheel.jobs.store.values import UNSET, Unset, clean_values, given
 from dataflywheel.jobs.tables import Dataset, Job, Schedule, utcnow
 from dataflywheel.records.jsonvalue import JsonObject
 
 DRIFT_REFERENCE_DATASET = "eval"
 """The dataset row whose build folder the drift check reads (every build has one)."""
-
-
-def schedule_record(row: Schedule) -> ScheduleRecord:
-    record = ScheduleRecord(**columns(ScheduleRecord, row))
-    return record
 
 
 def _not_found(schedule_id: int) -> ScheduleNotFoundError:
@@ -78,7 +73,7 @@ class ScheduleRows(StoreConnection):
                     f"workload {workload_id!r} of client {client_id!r} already has a schedule: change it "
                     "(PATCH /api/schedules/{id}) or remove it first"
                 ) from None
-            return schedule_record(row)
+            return to_record(ScheduleRecord, row)
 
     def get_schedule(self, schedule_id: int) -> ScheduleRecord:
         """The schedule ``schedule_id``; :class:`ScheduleNotFoundError` if there is none."""
@@ -86,13 +81,13 @@ class ScheduleRows(StoreConnection):
             row = s.get(Schedule, schedule_id)
             if row is None:
                 raise _not_found(schedule_id)
-            return schedule_record(row)
+            return to_record(ScheduleRecord, row)
 
     def find_schedule(self, workload_id: str, client_id: str) -> ScheduleRecord | None:
         """The schedule of a workload and client, or None."""
         with self._tx("find schedule") as s:
             row = s.scalar(select(Schedule).where(Schedule.workload_id == workload_id, Schedule.client_id == client_id))
-            return None if row is None else schedule_record(row)
+            return None if row is None else to_record(ScheduleRecord, row)
 
     def list_schedules(self, *, enabled: bool | None = None) -> list[ScheduleRecord]:
         """Every schedule (only the enabled or disabled ones when ``enabled`` is given), by workload and client."""
@@ -100,7 +95,7 @@ class ScheduleRows(StoreConnection):
         if enabled is not None:
             stmt = stmt.where(Schedule.enabled.is_(enabled))
         with self._tx("list schedules") as s:
-            return [schedule_record(r) for r in s.scalars(stmt)]
+            return [to_record(ScheduleRecord, r) for r in s.scalars(stmt)]
 
     def update_schedule(
         self,
@@ -136,7 +131,7 @@ class ScheduleRows(StoreConnection):
             row.generation += 1
             row.updated_at = utcnow()
             s.flush()
-            return schedule_record(row)
+            return to_record(ScheduleRecord, row)
 
     def delete_schedule(self, schedule_id: int) -> ScheduleRecord:
         """Remove a schedule (its jobs stay); the schedule as it was."""
@@ -144,7 +139,7 @@ class ScheduleRows(StoreConnection):
             row = s.scalar(select(Schedule).where(Schedule.id == schedule_id).with_for_update())
             if row is None:
                 raise _not_found(schedule_id)
-            record = schedule_record(row)
+            record = to_record(ScheduleRecord, row)
             s.delete(row)
             return record
 
@@ -217,4 +212,4 @@ class ScheduleRows(StoreConnection):
         )
         with self._tx("find latest dataset") as s:
             row = s.scalar(stmt)
-            return None if row is None else dataset_record(row)
+            return None if row is None else to_record(DatasetRecord, row)

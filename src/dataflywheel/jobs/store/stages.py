@@ -11,7 +11,7 @@ from dataflywheel.jobs.records import StageLease, StageRecord
 from dataflywheel.jobs.status import TASK_TERMINAL, EventKind, TaskStatus, check_transition
 from dataflywheel.jobs.store.connection import StoreConnection
 from dataflywheel.jobs.store.leases import DEFAULT_STALE_AFTER_S, check_fence, crash_stage, last_beat, lease_live
-from dataflywheel.jobs.store.mapping import stage_record
+from dataflywheel.jobs.store.mapping import to_record
 from dataflywheel.jobs.store.transitions import add_event, change_message, lock_job
 from dataflywheel.jobs.tables import Stage, utcnow
 
@@ -23,13 +23,14 @@ class StageRows(StoreConnection):
         """The stage ``key`` of the job, or None if it was never started or finished."""
         with self._tx("get stage") as s:
             stage = s.scalar(select(Stage).where(Stage.job_id == job_id, Stage.key == key))
-            return None if stage is None else stage_record(stage)
+            return None if stage is None else to_record(StageRecord, stage)
 
     def list_stages(self, job_id: str) -> list[StageRecord]:
         """The job's stages in the order they were first recorded."""
         with self._tx("list stages") as s:
             return [
-                stage_record(st) for st in s.scalars(select(Stage).where(Stage.job_id == job_id).order_by(Stage.id))
+                to_record(StageRecord, st)
+                for st in s.scalars(select(Stage).where(Stage.job_id == job_id).order_by(Stage.id))
             ]
 
     def start_stage(
@@ -87,7 +88,7 @@ class StageRows(StoreConnection):
             ):
                 crash_stage(s, stage, now, max_attempts)
                 s.flush()
-                return stage_record(stage)
+                return to_record(StageRecord, stage)
             stage.status = TaskStatus.RUNNING
             stage.attempts += 1
             stage.owner = owner
@@ -106,7 +107,7 @@ class StageRows(StoreConnection):
                 ts=now,
             )
             s.flush()
-            return stage_record(stage)
+            return to_record(StageRecord, stage)
 
     def heartbeat_stage(self, lease: StageLease) -> bool:
         """Renew a running attempt's lease; False when it is no longer that attempt's (taken over or ended):
@@ -158,7 +159,7 @@ class StageRows(StoreConnection):
             elif stage.attempts >= max_attempts:
                 crash_stage(s, stage, now, max_attempts)
                 s.flush()
-                return stage_record(stage)
+                return to_record(StageRecord, stage)
             else:
                 new, error = TaskStatus.PENDING, None
             stage.status = new
@@ -176,7 +177,7 @@ class StageRows(StoreConnection):
                 ts=now,
             )
             s.flush()
-            return stage_record(stage)
+            return to_record(StageRecord, stage)
 
     def finish_stage(
         self,
@@ -224,4 +225,4 @@ class StageRows(StoreConnection):
                     ts=now,
                 )
             s.flush()
-            return stage_record(stage)
+            return to_record(StageRecord, stage)

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from dataflywheel.jobs.errors import JobNotFoundError
-from dataflywheel.jobs.records import JobDetail
+from dataflywheel.jobs.records import DatasetRecord, JobDetail, JobRecord, JudgeRecord, StageRecord
 from dataflywheel.jobs.status import EventKind, JobStatus, TaskStatus, check_transition
-from dataflywheel.jobs.store.mapping import dataset_record, job_record, judge_record, run_detail, stage_record
+from dataflywheel.jobs.store.mapping import run_detail, to_record
 from dataflywheel.jobs.tables import CandidateRun, Job, JobEvent, Stage, utcnow
 
 
@@ -59,11 +59,11 @@ def load_detail(s: Session, job_id: str) -> JobDetail:
         raise job_not_found(job_id)
     stages = select(Stage).where(Stage.job_id == job_id).order_by(Stage.id)
     return JobDetail(
-        job=job_record(job),
+        job=to_record(JobRecord, job),
         candidates=tuple(run_detail(run) for run in job.candidate_runs),
-        judge=None if job.judge is None else judge_record(job.judge),
-        datasets=tuple(dataset_record(d) for d in job.datasets),
-        stages=tuple(stage_record(st) for st in s.scalars(stages)),
+        judge=None if job.judge is None else to_record(JudgeRecord, job.judge),
+        datasets=tuple(to_record(DatasetRecord, d) for d in job.datasets),
+        stages=tuple(to_record(StageRecord, st) for st in s.scalars(stages)),
     )
 
 
