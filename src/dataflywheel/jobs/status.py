@@ -19,6 +19,15 @@ from typing import Final, TypeVar
 from dataflywheel.jobs.errors import IllegalTransitionError
 
 
+class _Lifecycle(StrEnum):
+    """A status with a legal-transition table (:func:`allowed_next`)."""
+
+    @property
+    def terminal(self) -> bool:
+        """Whether nothing can follow this status (it has no transition)."""
+        return not _TABLES[type(self)][self]
+
+
 class JobKind(StrEnum):
     """What a job does."""
 
@@ -42,7 +51,7 @@ LEGACY_FEEDBACK_KIND: Final = "curation"
 """The feedback loop's kind as jobs stored it before it was renamed (migration 0003 rewrites those rows)."""
 
 
-class JobStatus(StrEnum):
+class JobStatus(_Lifecycle):
     """The status of a job."""
 
     PENDING = "pending"
@@ -63,13 +72,8 @@ class JobStatus(StrEnum):
     *failed* (the work itself raised), as Prefect separates them: a crashed job may well succeed when run
     again."""
 
-    @property
-    def terminal(self) -> bool:
-        """Whether nothing can follow this status."""
-        return self in JOB_TERMINAL
 
-
-class CandidateStage(StrEnum):
+class CandidateStage(_Lifecycle):
     """The visible stage of one candidate model inside a flywheel job."""
 
     PENDING = "pending"
@@ -84,13 +88,8 @@ class CandidateStage(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    @property
-    def terminal(self) -> bool:
-        """Whether nothing can follow this stage."""
-        return self in CANDIDATE_TERMINAL
 
-
-class TaskStatus(StrEnum):
+class TaskStatus(_Lifecycle):
     """The status of a unit of work: an evaluation, a customization, the judge check, a workflow stage."""
 
     PENDING = "pending"
@@ -103,11 +102,6 @@ class TaskStatus(StrEnum):
     CRASHED = "crashed"
     """Its owner died (no heartbeat for ``executor.stale_after_s``) on every attempt that
     ``executor.stage_attempts`` allows: an infrastructure death, not an error of the work (that is *failed*)."""
-
-    @property
-    def terminal(self) -> bool:
-        """Whether nothing can follow this status."""
-        return self in TASK_TERMINAL
 
 
 class EventKind(StrEnum):
@@ -140,6 +134,14 @@ TASK_TERMINAL: Final = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.SKIPPED, TaskStatus.CRASHED}
 )
 
+_S = TypeVar("_S", JobStatus, CandidateStage, TaskStatus)
+
+
+def _final(terminal: frozenset[_S]) -> dict[_S, frozenset[_S]]:
+    """The transitions of the terminal statuses: none (nothing leaves a terminal status)."""
+    return dict.fromkeys(terminal, frozenset())
+
+
 JOB_TRANSITIONS: Final[Mapping[JobStatus, frozenset[JobStatus]]] = {
     # A pending job can be cancelled outright when no worker holds it, or fail before it starts
     # (e.g. its configuration is refused).
@@ -154,11 +156,7 @@ JOB_TRANSITIONS: Final[Mapping[JobStatus, frozenset[JobStatus]]] = {
     # Once cancellation is requested the job ends cancelled, or failed (crashed) when stopping itself fails;
     # work that finished meanwhile does not make it completed.
     JobStatus.CANCELLING: frozenset({JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.CRASHED}),
-    JobStatus.COMPLETED: frozenset(),
-    JobStatus.FAILED: frozenset(),
-    JobStatus.CANCELLED: frozenset(),
-    JobStatus.CRASHED: frozenset(),
-}
+} | _final(JOB_TERMINAL)
 
 _CANDIDATE_ACTIVE = frozenset(
     {CandidateStage.DEPLOYING, CandidateStage.EVALUATING, CandidateStage.CUSTOMIZING, CandidateStage.SHUTTING_DOWN}
@@ -179,10 +177,7 @@ CANDIDATE_TRANSITIONS: Final[Mapping[CandidateStage, frozenset[CandidateStage]]]
     | {CandidateStage.PENDING},
     # Shutting down is the last working stage: the model server is going away.
     CandidateStage.SHUTTING_DOWN: CANDIDATE_TERMINAL | {CandidateStage.PENDING},
-    CandidateStage.COMPLETED: frozenset(),
-    CandidateStage.FAILED: frozenset(),
-    CandidateStage.CANCELLED: frozenset(),
-}
+} | _final(CANDIDATE_TERMINAL)
 
 TASK_TRANSITIONS: Final[Mapping[TaskStatus, frozenset[TaskStatus]]] = {
     # pending -> completed: a result that needed no work (e.g. reused from a finished stage).
@@ -190,14 +185,7 @@ TASK_TRANSITIONS: Final[Mapping[TaskStatus, frozenset[TaskStatus]]] = {
     # running -> pending: re-queued after its worker died; running -> skipped: it found nothing to do;
     # running -> crashed: its owner died and no attempt is left.
     TaskStatus.RUNNING: TASK_TERMINAL | {TaskStatus.PENDING},
-    TaskStatus.COMPLETED: frozenset(),
-    TaskStatus.FAILED: frozenset(),
-    TaskStatus.CANCELLED: frozenset(),
-    TaskStatus.SKIPPED: frozenset(),
-    TaskStatus.CRASHED: frozenset(),
-}
-
-_S = TypeVar("_S", JobStatus, CandidateStage, TaskStatus)
+} | _final(TASK_TERMINAL)
 
 _TABLES: Final[dict[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]]] = {
     JobStatus: JOB_TRANSITIONS,  # type: ignore[dict-item]
