@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataflywheel.api.schemas import NAME_MAX_LENGTH, NO_NUL, RecordId, request_config
 from dataflywheel.jobs.routes import RouteAction, RouteEventRecord, RouteMode
 from dataflywheel.projection import project
-from dataflywheel.promotion.agreement import DayAgreement
-from dataflywheel.promotion.gate import GateVerdict
 
 Text = Annotated[str, Field(max_length=2000, pattern=NO_NUL)]
 
@@ -113,15 +111,21 @@ class RouteEventPublic(BaseModel):
         )
 
 
-class GatePublic(BaseModel):
+class _Projected(BaseModel):
+    """A response model whose fields are those of the record it shows (:func:`project`)."""
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        return project(cls, source)
+
+
+class GatePublic(_Projected):
+    """A :class:`~dataflywheel.promotion.gate.GateVerdict`."""
+
     passes: bool
     reason: str
     recommended_candidate: str | None
     recommended_eval_type: str | None
-
-    @classmethod
-    def of(cls, verdict: GateVerdict) -> GatePublic:
-        return project(cls, verdict)
 
 
 class PromotePublic(BaseModel):
@@ -140,7 +144,9 @@ class RoutePublic(BaseModel):
     history: list[RouteEventPublic]
 
 
-class DayAgreementPublic(BaseModel):
+class DayAgreementPublic(_Projected):
+    """A :class:`~dataflywheel.promotion.agreement.DayAgreement`."""
+
     day: str = Field(description="UTC date.")
     model: str = Field(description="The candidate model compared.")
     calls: int = Field(description="Logged calls where the candidate was asked.")
@@ -149,10 +155,6 @@ class DayAgreementPublic(BaseModel):
     agreed: int = Field(description="Of those, calls where they called the same functions in the same order.")
     candidate_errors: int
     rate: float | None = Field(description="agreed / compared (null when nothing was compared).")
-
-    @classmethod
-    def of(cls, row: DayAgreement) -> DayAgreementPublic:
-        return project(cls, row)
 
 
 class AgreementPublic(BaseModel):
