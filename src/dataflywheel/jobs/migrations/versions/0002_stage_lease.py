@@ -3,9 +3,7 @@
 With ``attempts`` as the fencing token, it lets any process tell a live attempt from a dead one, so a stage
 is taken over within ``executor.stale_after_s`` of its owner's death and never runs twice at once.
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-20
+Created 2026-11-20.
 """
 
 from __future__ import annotations
@@ -15,8 +13,6 @@ from alembic import op
 
 revision = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

@@ -5,9 +5,7 @@ Data only: jobs of kind ``curation`` become ``feedback``, their stage ``curate``
 job in flight resumes from it). Stored ``curation`` values written by an older process still load
 (:class:`~dataflywheel.jobs.status.JobKind` maps them).
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-01
+Created 2026-12-01.
 """
 
 from __future__ import annotations
@@ -16,8 +14,6 @@ from alembic import op
 
 revision = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:
