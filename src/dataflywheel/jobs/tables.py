@@ -53,6 +53,13 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 _E = TypeVar("_E", bound=StrEnum)
 
+# Column places (``sort_order``; the others are 0) of the mixins' columns and of the columns between them, so
+# the models list their columns as the migrations create them.
+_KEY = -3
+_SUBKEY = -2
+_HEAD = -1
+_TAIL = 1
+
 
 class StrEnumType(TypeDecorator[_E], Generic[_E]):
     """A :class:`~enum.StrEnum` stored as its value in a ``VARCHAR(32)``."""
@@ -110,6 +117,33 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class _Timed:
+    """The first error, start, end and duration of a candidate run or of its tasks (they come last)."""
+
+    error: Mapped[str | None] = mapped_column(Text, sort_order=_TAIL)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, sort_order=_TAIL)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, sort_order=_TAIL)
+    runtime_s: Mapped[float | None] = mapped_column(Float, sort_order=_TAIL)
+
+
+class _JobChild:
+    """A row that belongs to a job (deleted with it); its own key and the job's come first."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=_KEY)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("fw_jobs.id", ondelete="CASCADE"), sort_order=_KEY)
+
+
+class _RunTask(_Timed):
+    """A task of a candidate run (an evaluation, the customization): its status and progress come first."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=_KEY)
+    candidate_run_id: Mapped[int] = mapped_column(
+        ForeignKey("fw_candidate_runs.id", ondelete="CASCADE"), sort_order=_KEY
+    )
+    status: Mapped[TaskStatus] = mapped_column(StrEnumType(TaskStatus), default=TaskStatus.PENDING, sort_order=_HEAD)
+    progress: Mapped[float] = mapped_column(Float, default=0.0, sort_order=_HEAD)
+
+
 class Job(Base):
     """A flywheel (or feedback-loop) job: one request, its configuration overrides, status and result."""
 
@@ -146,59 +180,41 @@ class Job(Base):
     datasets: Mapped[list[Dataset]] = relationship(order_by="Dataset.name", passive_deletes=True, lazy="raise")
 
 
-class CandidateRun(Base):
+class CandidateRun(_JobChild, _Timed, Base):
     """One candidate model inside a job: its stage and its deployment."""
 
     __tablename__ = "fw_candidate_runs"
     __table_args__ = (UniqueConstraint("job_id", "candidate"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("fw_jobs.id", ondelete="CASCADE"))
     candidate: Mapped[str] = mapped_column(String(255))
     stage: Mapped[CandidateStage] = mapped_column(StrEnumType(CandidateStage), default=CandidateStage.PENDING)
-    error: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    runtime_s: Mapped[float | None] = mapped_column(Float)
-    deployment: Mapped[JsonObject | None] = mapped_column(JSONType)
+    deployment: Mapped[JsonObject | None] = mapped_column(JSONType, sort_order=_TAIL + 1)
 
     job: Mapped[Job] = relationship(back_populates="candidate_runs", lazy="raise")
     evaluations: Mapped[list[Evaluation]] = relationship(order_by="Evaluation.id", passive_deletes=True, lazy="raise")
     customization: Mapped[Customization | None] = relationship(passive_deletes=True, lazy="raise")
 
 
-class Evaluation(Base):
+class Evaluation(_RunTask, Base):
     """One evaluation of a candidate (``base-eval``, ``icl-eval``, ``customized-eval``)."""
 
     __tablename__ = "fw_evaluations"
     __table_args__ = (UniqueConstraint("candidate_run_id", "eval_type"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    candidate_run_id: Mapped[int] = mapped_column(ForeignKey("fw_candidate_runs.id", ondelete="CASCADE"))
-    eval_type: Mapped[str] = mapped_column(String(64))
-    status: Mapped[TaskStatus] = mapped_column(StrEnumType(TaskStatus), default=TaskStatus.PENDING)
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    eval_type: Mapped[str] = mapped_column(String(64), sort_order=_SUBKEY)
     done: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int | None] = mapped_column(Integer)
     eta_s: Mapped[float | None] = mapped_column(Float)
     scores: Mapped[JsonObject] = mapped_column(JSONType, default=dict)
     artifact_path: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    runtime_s: Mapped[float | None] = mapped_column(Float)
 
 
-class Customization(Base):
+class Customization(_RunTask, Base):
     """The LoRA fine-tuning of a candidate (at most one per candidate run)."""
 
     __tablename__ = "fw_customizations"
     __table_args__ = (UniqueConstraint("candidate_run_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    candidate_run_id: Mapped[int] = mapped_column(ForeignKey("fw_candidate_runs.id", ondelete="CASCADE"))
-    status: Mapped[TaskStatus] = mapped_column(StrEnumType(TaskStatus), default=TaskStatus.PENDING)
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
     epochs_completed: Mapped[int] = mapped_column(Integer, default=0)
     total_epochs: Mapped[int | None] = mapped_column(Integer)
     steps_completed: Mapped[int] = mapped_column(Integer, default=0)
@@ -209,20 +225,14 @@ class Customization(Base):
     adapter_name: Mapped[str | None] = mapped_column(String(255))
     adapter_path: Mapped[str | None] = mapped_column(Text)
     metrics: Mapped[JsonObject] = mapped_column(JSONType, default=dict)
-    error: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    runtime_s: Mapped[float | None] = mapped_column(Float)
 
 
-class JudgeRun(Base):
+class JudgeRun(_JobChild, Base):
     """The check of a job's LLM judge (at most one per job)."""
 
     __tablename__ = "fw_judge_runs"
     __table_args__ = (UniqueConstraint("job_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("fw_jobs.id", ondelete="CASCADE"))
     model: Mapped[str | None] = mapped_column(String(255))
     base_url: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16), default="disabled")
@@ -231,21 +241,19 @@ class JudgeRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class Dataset(Base):
+class Dataset(_JobChild, Base):
     """A dataset a job built (``eval``, ``icl``, ``train``, ``val``)."""
 
     __tablename__ = "fw_datasets"
     __table_args__ = (UniqueConstraint("job_id", "name"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("fw_jobs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(32))
     num_records: Mapped[int] = mapped_column(Integer, default=0)
     path: Mapped[str | None] = mapped_column(Text)
     build_id: Mapped[str | None] = mapped_column(String(64))
 
 
-class Stage(Base):
+class Stage(_JobChild, Base):
     """A workflow stage of a job (``datasets``, ``judge``, ``candidate:smollm2:base-eval``...).
 
     The workflow records each stage's status and output here, so a re-queued job skips what finished.
@@ -254,8 +262,6 @@ class Stage(Base):
     __tablename__ = "fw_stages"
     __table_args__ = (UniqueConstraint("job_id", "key"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("fw_jobs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
     status: Mapped[TaskStatus] = mapped_column(StrEnumType(TaskStatus), default=TaskStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -270,15 +276,13 @@ class Stage(Base):
     the lease's fencing token."""
 
 
-class JobEvent(Base):
+class JobEvent(_JobChild, Base):
     """One line of a job's history (append-only)."""
 
     __tablename__ = "fw_job_events"
     # (job_id, id): a job's events in order, and "events after id N", from one index.
     __table_args__ = (Index("ix_fw_job_events_job_id_id", "job_id", "id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("fw_jobs.id", ondelete="CASCADE"))
     ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     kind: Mapped[str] = mapped_column(String(32))
     stage: Mapped[str | None] = mapped_column(String(255))
