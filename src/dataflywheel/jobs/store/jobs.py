@@ -17,7 +17,14 @@ from dataflywheel.jobs.status import JOB_UNFINISHED, EventKind, JobKind, JobStat
 from dataflywheel.jobs.store.connection import StoreConnection
 from dataflywheel.jobs.store.leases import DEFAULT_STALE_AFTER_S
 from dataflywheel.jobs.store.mapping import to_record
-from dataflywheel.jobs.store.transitions import add_event, change_job_status, job_not_found, load_detail, lock_job
+from dataflywheel.jobs.store.transitions import (
+    add_event,
+    change_job_status,
+    found,
+    job_not_found,
+    load_detail,
+    lock_job,
+)
 from dataflywheel.jobs.store.values import UNSET, Unset, clean_values, given
 from dataflywheel.jobs.tables import Job, JobEvent, new_job_id, utcnow
 
@@ -55,10 +62,7 @@ class JobRows(StoreConnection):
     def get_job(self, job_id: str) -> JobRecord:
         """The job ``job_id``; :class:`JobNotFoundError` if there is none."""
         with self._tx("get job") as s:
-            job = s.get(Job, job_id)
-            if job is None:
-                raise job_not_found(job_id)
-            return to_record(JobRecord, job)
+            return to_record(JobRecord, found(s.get(Job, job_id), job_not_found, job_id))
 
     def job_detail(self, job_id: str) -> JobDetail:
         """The job with its candidates (evaluations, customization), judge, datasets and stages, in five queries."""
@@ -156,9 +160,7 @@ class JobRows(StoreConnection):
     def is_cancel_requested(self, job_id: str) -> bool:
         """Whether the job is cancelling or cancelled. One indexed single-column read: poll it freely."""
         with self._tx("read job status") as s:
-            status = s.scalar(select(Job.status).where(Job.id == job_id))
-            if status is None:
-                raise job_not_found(job_id)
+            status = found(s.scalar(select(Job.status).where(Job.id == job_id)), job_not_found, job_id)
             return status in (JobStatus.CANCELLING, JobStatus.CANCELLED)
 
     def delete_job(self, job_id: str) -> JobDetail:
@@ -167,9 +169,9 @@ class JobRows(StoreConnection):
         Raises :class:`JobRunningError` unless the job is in a terminal status.
         """
         with self._tx("delete job", write=True) as s:
-            status = s.scalar(select(Job.status).where(Job.id == job_id).with_for_update())
-            if status is None:
-                raise job_not_found(job_id)
+            status = found(
+                s.scalar(select(Job.status).where(Job.id == job_id).with_for_update()), job_not_found, job_id
+            )
             if not status.terminal:
                 raise JobRunningError(f"job {job_id} is {status.value}: cancel it and let it finish before deleting")
             detail = load_detail(s, job_id)
@@ -187,8 +189,7 @@ class JobRows(StoreConnection):
     ) -> EventRecord:
         """Append an event to the job's history."""
         with self._tx("add event", write=True) as s:
-            if s.scalar(select(Job.id).where(Job.id == job_id)) is None:
-                raise job_not_found(job_id)
+            found(s.scalar(select(Job.id).where(Job.id == job_id)), job_not_found, job_id)
             ev = add_event(s, job_id, kind, message, stage=stage, data=data)
             s.flush()
             return to_record(EventRecord, ev)

@@ -13,12 +13,14 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from dataflywheel.jobs.errors import ScheduleExistsError, ScheduleNotFoundError
 from dataflywheel.jobs.records import DatasetRecord, ScheduleRecord
 from dataflywheel.jobs.status import ScheduleTrigger
 from dataflywheel.jobs.store.connection import StoreConnection
 from dataflywheel.jobs.store.mapping import to_record
+from dataflywheel.jobs.store.transitions import found
 from dataflywheel.jobs.store.values import UNSET, Unset, clean_values, given
 from dataflywheel.jobs.tables import Dataset, Job, Schedule, utcnow
 from dataflywheel.records.jsonvalue import JsonObject
@@ -29,6 +31,12 @@ DRIFT_REFERENCE_DATASET = "eval"
 
 def _not_found(schedule_id: int) -> ScheduleNotFoundError:
     return ScheduleNotFoundError(f"schedule {schedule_id} not found")
+
+
+def _lock_schedule(s: Session, schedule_id: int) -> Schedule:
+    return found(
+        s.scalar(select(Schedule).where(Schedule.id == schedule_id).with_for_update()), _not_found, schedule_id
+    )
 
 
 class ScheduleRows(StoreConnection):
@@ -78,10 +86,7 @@ class ScheduleRows(StoreConnection):
     def get_schedule(self, schedule_id: int) -> ScheduleRecord:
         """The schedule ``schedule_id``; :class:`ScheduleNotFoundError` if there is none."""
         with self._tx("get schedule") as s:
-            row = s.get(Schedule, schedule_id)
-            if row is None:
-                raise _not_found(schedule_id)
-            return to_record(ScheduleRecord, row)
+            return to_record(ScheduleRecord, found(s.get(Schedule, schedule_id), _not_found, schedule_id))
 
     def find_schedule(self, workload_id: str, client_id: str) -> ScheduleRecord | None:
         """The schedule of a workload and client, or None."""
@@ -123,9 +128,7 @@ class ScheduleRows(StoreConnection):
             )
         )
         with self._tx("update schedule", write=True) as s:
-            row = s.scalar(select(Schedule).where(Schedule.id == schedule_id).with_for_update())
-            if row is None:
-                raise _not_found(schedule_id)
+            row = _lock_schedule(s, schedule_id)
             for name, value in fields.items():
                 setattr(row, name, value)
             row.generation += 1
@@ -136,9 +139,7 @@ class ScheduleRows(StoreConnection):
     def delete_schedule(self, schedule_id: int) -> ScheduleRecord:
         """Remove a schedule (its jobs stay); the schedule as it was."""
         with self._tx("delete schedule", write=True) as s:
-            row = s.scalar(select(Schedule).where(Schedule.id == schedule_id).with_for_update())
-            if row is None:
-                raise _not_found(schedule_id)
+            row = _lock_schedule(s, schedule_id)
             record = to_record(ScheduleRecord, row)
             s.delete(row)
             return record

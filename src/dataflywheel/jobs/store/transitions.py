@@ -5,9 +5,9 @@ first error, derive timestamps and record every change as an event.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -18,25 +18,34 @@ from dataflywheel.jobs.status import EventKind, JobStatus, TaskStatus, check_tra
 from dataflywheel.jobs.store.mapping import run_detail, to_record
 from dataflywheel.jobs.tables import CandidateRun, Job, JobEvent, Stage, utcnow
 
+_T = TypeVar("_T")
+_K = TypeVar("_K")
+
+
+def found(value: _T | None, not_found: Callable[[_K], Exception], key: _K) -> _T:
+    """``value``, the read of the row ``key``; None (no such row) raises ``not_found(key)``."""
+    if value is None:
+        raise not_found(key)
+    return value
+
 
 def job_not_found(job_id: str) -> JobNotFoundError:
     return JobNotFoundError(f"job {job_id!r} not found")
 
 
+def run_not_found(run_id: int) -> JobNotFoundError:
+    return JobNotFoundError(f"candidate run {run_id} not found")
+
+
 def lock_job(s: Session, job_id: str) -> Job:
     # FOR NO KEY UPDATE: excludes other status changes of the job, yet lets other transactions insert
     # rows that reference it (events, stages), which only need a key-share lock.
-    job = s.scalar(select(Job).where(Job.id == job_id).with_for_update(key_share=True))
-    if job is None:
-        raise job_not_found(job_id)
-    return job
+    return found(s.scalar(select(Job).where(Job.id == job_id).with_for_update(key_share=True)), job_not_found, job_id)
 
 
 def lock_run(s: Session, run_id: int) -> CandidateRun:
-    run = s.scalar(select(CandidateRun).where(CandidateRun.id == run_id).with_for_update(key_share=True))
-    if run is None:
-        raise JobNotFoundError(f"candidate run {run_id} not found")
-    return run
+    stmt = select(CandidateRun).where(CandidateRun.id == run_id).with_for_update(key_share=True)
+    return found(s.scalar(stmt), run_not_found, run_id)
 
 
 def load_detail(s: Session, job_id: str) -> JobDetail:
@@ -54,9 +63,7 @@ def load_detail(s: Session, job_id: str) -> JobDetail:
         )
         .execution_options(populate_existing=True)
     )
-    job = s.scalar(stmt)
-    if job is None:
-        raise job_not_found(job_id)
+    job = found(s.scalar(stmt), job_not_found, job_id)
     stages = select(Stage).where(Stage.job_id == job_id).order_by(Stage.id)
     return JobDetail(
         job=to_record(JobRecord, job),
