@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataflywheel.api.deps import JobIdDep, ServiceDep, StoreDep, api_state
 from dataflywheel.api.errors import NotFoundError, error_responses
-from dataflywheel.api.routes.jobs import cancel_job, delete_job
+from dataflywheel.api.routes.jobs import cancel_job, delete_job, post_job
 from dataflywheel.api.schemas import (
     EXAMPLE_WORKLOAD,
     MAX_OFFSET,
@@ -107,16 +107,8 @@ def _feedback_job(store: Any, job_id: str) -> JobRecord:
     return job
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=FeedbackPublic,
-    responses=error_responses(
-        {
-            400: "The body is not JSON.",
-            422: "Unknown keys, or a model (or judge) that is neither configured nor installed here (named).",
-        }
-    ),
+@post_job(
+    router, FeedbackPublic, "Unknown keys, or a model (or judge) that is neither configured nor installed here (named)."
 )
 def create_feedback(body: FeedbackCreate, service: ServiceDep, request: Request, response: Response) -> FeedbackPublic:
     """Start a feedback job in the background; poll ``GET /api/feedback/{id}`` for progress and counts.
