@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 ReportHook = Callable[[JobDetail, Path], Path | None]
-
 """Renders a job's HTML report into the given scratch folder and returns the file (None: no report)."""
 
 
