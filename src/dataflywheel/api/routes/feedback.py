@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataflywheel.api.deps import JobIdDep, ServiceDep, StoreDep, api_state
@@ -138,23 +138,27 @@ def get_feedback(job_id: JobIdDep, store: StoreDep) -> FeedbackPublic:
     return FeedbackPublic.of(_feedback_job(store, job_id))
 
 
-@router.post(
-    "/{job_id}/cancel",
-    response_model=CancelResponse,
-    responses={**_ERRORS, **error_responses({409: "The job has already completed or failed."})},
-)
-def cancel_feedback(job_id: JobIdDep, service: ServiceDep) -> CancelResponse:
+def _feedback_job_id(job_id: JobIdDep, store: StoreDep) -> str:
+    """The path's job id, refused with 404 unless it names a feedback job."""
+    _feedback_job(store, job_id)
+    return job_id
+
+
+FeedbackJobIdDep = Annotated[str, Depends(_feedback_job_id)]
+
+
+def _conflict(reason: str) -> dict[int | str, dict[str, object]]:
+    """The responses of a route that changes a feedback job: those of its id, and 409 for ``reason``."""
+    return {**_ERRORS, **error_responses({409: reason})}
+
+
+@router.post("/{job_id}/cancel", responses=_conflict("The job has already completed or failed."))
+def cancel_feedback(job_id: FeedbackJobIdDep, service: ServiceDep) -> CancelResponse:
     """Stop a feedback job; what it stored so far is kept, and nothing more is written."""
-    _feedback_job(service.store, job_id)
     return cancel_job(job_id, service)
 
 
-@router.delete(
-    "/{job_id}",
-    response_model=DeleteResponse,
-    responses={**_ERRORS, **error_responses({409: "The job has not finished: cancel it first."})},
-)
-def delete_feedback(job_id: JobIdDep, service: ServiceDep) -> DeleteResponse:
+@router.delete("/{job_id}", responses=_conflict("The job has not finished: cancel it first."))
+def delete_feedback(job_id: FeedbackJobIdDep, service: ServiceDep) -> DeleteResponse:
     """Delete a finished feedback job's rows and files (records it wrote back stay in the log store)."""
-    _feedback_job(service.store, job_id)
     return delete_job(job_id, service)
