@@ -7,13 +7,14 @@ settings; ``--api-key`` (or ``$FLYWHEEL_API_KEY``, else the variable that ``api.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
 import typer
+from pydantic import BaseModel
 from rich.console import Group, RenderableType
 from rich.table import Table
 
@@ -164,6 +165,8 @@ KEY_OPTION = typer.Option(
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print the API's answer as JSON.")
 JOB_ID_ARGUMENT = typer.Argument(..., help="The job's id.")
+
+_Answer = TypeVar("_Answer", bound=BaseModel)
 
 
 # ---- rendering -------------------------------------------------------------------------------------------
@@ -395,22 +398,34 @@ def list_jobs(
         console.print(jobs_table(page))
 
 
-@jobs_app.command("show")
-@guarded
-def show(
-    ctx: typer.Context,
-    job_id: str = JOB_ID_ARGUMENT,
-    as_json: bool = JSON_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
+def _job_command(
+    name: str, doc: str, call: Callable[[ApiClient, str], _Answer], show: Callable[[_Answer], None]
 ) -> None:
-    """Show a job: status, datasets, and per candidate its evaluations' key scores and its customization."""
-    with _client(ctx, url, api_key) as client:
-        job = client.get_job(job_id)
-    if as_json:
-        print_json(job.model_dump(mode="json"))
-    else:
-        console.print(job_tables(job))
+    """Register ``jobs <name> JOB_ID``: ``call`` the API for the job, print its answer as JSON or ``show`` it."""
+
+    @jobs_app.command(name, help=doc)
+    @guarded
+    def command(
+        ctx: typer.Context,
+        job_id: str = JOB_ID_ARGUMENT,
+        as_json: bool = JSON_OPTION,
+        url: str | None = URL_OPTION,
+        api_key: str | None = KEY_OPTION,
+    ) -> None:
+        with _client(ctx, url, api_key) as client:
+            answer = call(client, job_id)
+        if as_json:
+            print_json(answer.model_dump(mode="json"))
+        else:
+            show(answer)
+
+
+_job_command(
+    "show",
+    "Show a job: status, datasets, and per candidate its evaluations' key scores and its customization.",
+    ApiClient.get_job,
+    lambda job: console.print(job_tables(job)),
+)
 
 
 @jobs_app.command("watch")
@@ -432,22 +447,12 @@ def watch(
     _finish(job)
 
 
-@jobs_app.command("cancel")
-@guarded
-def cancel(
-    ctx: typer.Context,
-    job_id: str = JOB_ID_ARGUMENT,
-    as_json: bool = JSON_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
-) -> None:
-    """Cancel a job (pending: at once; running: its stages stop within seconds)."""
-    with _client(ctx, url, api_key) as client:
-        answer = client.cancel_job(job_id)
-    if as_json:
-        print_json(answer.model_dump(mode="json"))
-    else:
-        console.print(f"job {answer.id} {styled(answer.status)}: {answer.message}", highlight=False)
+_job_command(
+    "cancel",
+    "Cancel a job (pending: at once; running: its stages stop within seconds).",
+    ApiClient.cancel_job,
+    lambda answer: console.print(f"job {answer.id} {styled(answer.status)}: {answer.message}", highlight=False),
+)
 
 
 @jobs_app.command("delete")

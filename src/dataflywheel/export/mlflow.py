@@ -22,7 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -56,6 +56,14 @@ __all__ = [
 
 ReportHook = Callable[[JobDetail, Path], Path | None]
 """Renders a job's HTML report into the given scratch folder and returns the file (None: no report)."""
+
+
+class ExportOptions(TypedDict, total=False):
+    """The keywords of :func:`export_job` that :func:`export_and_record` passes on."""
+
+    status: str | None
+    report: Path | ReportHook | None
+
 
 _ENV_LOCK = threading.Lock()
 _LOCAL_SCHEMES = frozenset({"", "file", "sqlite"})
@@ -251,17 +259,12 @@ def export_job(
 
 
 def export_and_record(
-    store: JobStore,
-    settings: Settings,
-    job_id: str,
-    *,
-    status: str | None = None,
-    report: Path | ReportHook | None = None,
+    store: JobStore, settings: Settings, job_id: str, **options: Unpack[ExportOptions]
 ) -> MlflowExport:
     """:func:`export_job`, with the outcome stored as ``result["mlflow"]`` and a job event; a failure is
     logged as a warning and recorded, never raised (the job's own status does not depend on MLflow)."""
     try:
-        outcome = export_job(store, settings, job_id, status=status, report=report)
+        outcome = export_job(store, settings, job_id, **options)
     except Exception as exc:  # an export must not fail the job, whatever went wrong in it
         logger.warning("job %s: MLflow export failed: %s", job_id, exc)
         outcome = MlflowExport(

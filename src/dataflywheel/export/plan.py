@@ -37,6 +37,7 @@ from dataflywheel.decision.schema import CostReport, LatencyRow, Recommendation
 from dataflywheel.export.inputs import JobFiles
 from dataflywheel.jobs.records import CandidateRunDetail, JobDetail
 from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.results.model import Interval
 
 __all__ = [
     "ArtifactPlan",
@@ -94,25 +95,16 @@ class RunPlan:
 
 
 # ---- the result's shapes -----------------------------------------------------------------------------
-class _Interval(BaseModel):
-    """A metric's aggregate (:class:`dataflywheel.evaluation.stats.Aggregate` as stored)."""
-
-    mean: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    n: int = 0
-
-
 class _Judge(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    score: _Interval | None = None
+    score: Interval | None = None
 
 
 class _EvalResult(BaseModel):
     """``result.candidates[c][eval_type]`` (per class and confusion stay in ``result.json``)."""
 
     model_config = ConfigDict(extra="ignore")
-    metrics: dict[str, _Interval] = {}
+    metrics: dict[str, Interval] = {}
     judge: _Judge | None = None
     samples: int | None = None
     errors: int | None = None
@@ -215,7 +207,7 @@ def _eval_metrics(run: _Builder, prefix: tuple[str, ...], evals: Mapping[str, _E
         run.metric(metric_key(*prefix, eval_type, "errors"), ev.errors)
 
 
-def _interval(run: _Builder, prefix: tuple[str, ...], interval: _Interval) -> None:
+def _interval(run: _Builder, prefix: tuple[str, ...], interval: Interval) -> None:
     for stat in STATS:
         run.metric(metric_key(*prefix, stat), getattr(interval, stat))
 

@@ -10,7 +10,6 @@ between claim and start loses that firing (at most once, never twice); the sched
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from dataflywheel.logstore import open_log_store
 from dataflywheel.logstore.base import LogStore
 from dataflywheel.schedule.decide import decide
 from dataflywheel.settings import Settings
+from dataflywheel.workflow.background import Repeating
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,13 @@ class Scheduler:
         self.settings = settings
         self.start_job = start_job
         self.embed = embed
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = Repeating(
+            "flywheel-scheduler",
+            self.tick,
+            lambda: self.settings.schedule.tick_s,
+            failure="scheduler tick failed",  # the job store unreachable for now, or a bug: try again next tick
+            survive_bugs=True,
+        )
 
     # ---- one tick --------------------------------------------------------------------------------------------
     def tick(self, now: datetime | None = None) -> list[Firing]:
@@ -157,22 +162,7 @@ class Scheduler:
     # ---- the background loop ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Tick every ``schedule.tick_s`` in a background thread until :meth:`stop`."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._loop, name="flywheel-scheduler", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.settings.schedule.tick_s):
-            try:
-                self.tick()
-            except FlywheelError as exc:  # the job store is unreachable for now: look again next tick
-                logger.warning("scheduler tick failed: %s", exc)
-            except Exception:  # a bug must not end the loop: the next tick may succeed
-                logger.exception("scheduler tick failed")
+        self._background.start()
 
     def stop(self, wait: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(wait)
-            self._thread = None
+        self._background.stop(wait)

@@ -4,7 +4,7 @@ the weights and stores the history in each checkpoint's ``state.json``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from dataflywheel.records.jsonvalue import JsonObject
 
@@ -34,14 +34,10 @@ class EpochRecord:
     val_per_class: dict[str, float] | None = None
 
     def to_json(self) -> JsonObject:
-        out: JsonObject = {
-            "epoch": self.epoch,
-            "train_loss": self.train_loss,
-            "val_loss": self.val_loss,
-            "steps": self.steps,
-        }
-        if self.val_function_name_accuracy is not None:
-            out["val_function_name_accuracy"] = self.val_function_name_accuracy
+        out: JsonObject = asdict(self)
+        if self.val_function_name_accuracy is None:  # the run does not select its best epoch
+            del out["val_function_name_accuracy"], out["val_per_class"]
+        else:
             out["val_per_class"] = dict(self.val_per_class or {})
         return out
 

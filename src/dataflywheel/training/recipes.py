@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -89,6 +89,23 @@ _OURS: Final[JsonObject] = {
 }
 """What every recipe but ``blueprint`` turns on."""
 
+_SMALL: Final = Recipe(
+    "small",
+    "models of 0.5B-3B parameters (Qwen2.5-0.5B/1.5B, Llama-3.2-1B/3B)",
+    3e9,
+    {
+        "learning_rate": 3e-4,
+        "decision_weight": 3.0,
+        "adapter_dim": 16,
+        "alpha": 32,
+        "dropout": 0.05,
+        "batch_size": 8,
+        **_OURS,
+    },
+    min_steps=60,
+    epoch_range=(2, 5),
+)
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
@@ -115,35 +132,14 @@ RECIPES: dict[str, Recipe] = {
             epoch_range=(2, 6),
             notes="measured on SmolLM2-135M: lr 1e-4 leaves it at 0.00; 1e-3 with rank 16 learns the routing",
         ),
-        Recipe(
-            "small",
-            "models of 0.5B-3B parameters (Qwen2.5-0.5B/1.5B, Llama-3.2-1B/3B)",
-            3e9,
-            {
-                "learning_rate": 3e-4,
-                "decision_weight": 3.0,
-                "adapter_dim": 16,
-                "alpha": 32,
-                "dropout": 0.05,
-                "batch_size": 8,
-                **_OURS,
-            },
-            min_steps=60,
-            epoch_range=(2, 5),
-        ),
-        Recipe(
-            "large",
-            "models of 3B parameters or more",
-            None,
-            {
-                "learning_rate": 1e-4,
-                "decision_weight": 2.0,
-                "adapter_dim": 16,
-                "alpha": 32,
-                "dropout": 0.05,
-                "batch_size": 16,
-                **_OURS,
-            },
+        _SMALL,
+        # The small recipe, gentler: a lower learning rate and head weight, larger batches, fewer steps.
+        replace(
+            _SMALL,
+            name="large",
+            applies_to="models of 3B parameters or more",
+            max_parameters=None,
+            values={**_SMALL.values, "learning_rate": 1e-4, "decision_weight": 2.0, "batch_size": 16},
             min_steps=40,
             epoch_range=(2, 3),
         ),

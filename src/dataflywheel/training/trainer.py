@@ -273,7 +273,7 @@ class LoRATrainer:
                             micro_rows,
                             pad_id=pad_id,
                             device=device,
-                            min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
+                            min_prefix_tokens=self._min_prefix_tokens,
                             decision_weight=cfg.decision_weight,
                             prefix_gradients=cfg.prefix_gradients,
                         )
@@ -465,16 +465,17 @@ class LoRATrainer:
                     part = frozen_batch_loss(model, rows, frozen, prefix_gradients=False, reuse_prefix=i > 0)
                 else:
                     part = batch_loss(
-                        model,
-                        rows,
-                        pad_id=pad_id,
-                        device=device,
-                        min_prefix_tokens=cfg.min_prefix_tokens if cfg.shared_prefix else None,
+                        model, rows, pad_id=pad_id, device=device, min_prefix_tokens=self._min_prefix_tokens
                     )
                 total += float(part.loss_sum)
                 tokens += part.target_tokens
         model.train()
         return total / max(1, tokens)
+
+    @property
+    def _min_prefix_tokens(self) -> int | None:
+        """What :func:`batch_loss` takes as ``min_prefix_tokens``: None (never) unless ``shared_prefix``."""
+        return self.config.min_prefix_tokens if self.config.shared_prefix else None
 
     def _save_best(self, model: Any) -> None:
         """Keep the adapter of the best epoch (:meth:`History.track_best`) as ``best/``."""

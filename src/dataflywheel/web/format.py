@@ -5,9 +5,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Final
 
-__all__ = ["NOT_COMPUTED", "UNKNOWN", "duration", "interval", "money", "number", "percent", "seconds", "when"]
+__all__ = [
+    "FILTERS",
+    "NOT_COMPUTED",
+    "UNKNOWN",
+    "duration",
+    "interval",
+    "money",
+    "number",
+    "percent",
+    "seconds",
+    "when",
+]
 
 UNKNOWN = "unknown"
 """A cost whose price is not configured (``cost_per_1k: None``)."""
@@ -76,3 +89,9 @@ def when(value: datetime | None) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+FILTERS: Final[dict[str, Callable[..., str]]] = {
+    f.__name__: f for f in (number, interval, money, percent, seconds, duration, when)
+}
+"""The formatters by name, as the templates' Jinja filters."""

@@ -46,15 +46,7 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        number=fmt.number,
-        interval=fmt.interval,
-        money=fmt.money,
-        percent=fmt.percent,
-        seconds=fmt.seconds,
-        duration=fmt.duration,
-        when=fmt.when,
-    )
+    env.filters.update(fmt.FILTERS)
     env.globals.update(
         METRIC_LABELS=METRIC_LABELS,
         METRIC_TITLES=METRIC_TITLES,

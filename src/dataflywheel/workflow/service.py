@@ -28,6 +28,7 @@ from dataflywheel.models.registry import BUILTIN_ALIASES, path_exists, resolve_m
 from dataflywheel.settings import Settings, with_overrides
 from dataflywheel.training.config import TrainConfig
 from dataflywheel.training.learning_curve import parse_fractions
+from dataflywheel.workflow.background import Repeating
 from dataflywheel.workflow.driver import JobDriver, job_candidates
 from dataflywheel.workflow.executors import Executor, ResourcePool, make_executor
 from dataflywheel.workflow.job_files import Removal, job_files, remove_files
@@ -98,8 +99,12 @@ class FlywheelService:
         self._drivers: dict[str, tuple[JobDriver, threading.Thread]] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._recovery_stop = threading.Event()
-        self._recovery: threading.Thread | None = None
+        self._recovery = Repeating(
+            "flywheel-recovery",
+            self._recover_orphans,
+            lambda: self.settings.executor.heartbeat_s,
+            failure="looking for orphaned jobs failed",  # the store is unreachable for now: look again next time
+        )
 
     # ---- jobs ------------------------------------------------------------------------------------------
     def create_job(
@@ -110,9 +115,7 @@ class FlywheelService:
         job = self.store.create_job(workload_id, client_id, config, kind=JobKind.FLYWHEEL)
         for candidate in config["candidates"]:  # visible (pending) from the start
             self.store.add_candidate_run(job.id, candidate)
-        if start:
-            self.start(job.id)
-        return job
+        return self._started(job, start)
 
     def create_feedback(
         self, workload_id: str, client_id: str, config: dict[str, Any], *, start: bool = True
@@ -125,10 +128,7 @@ class FlywheelService:
         for role, name in (("model", parsed.model), ("judge", parsed.judge)):
             if name is not None:
                 check_model(self.settings, name, role, "model")
-        job = self.store.create_job(workload_id, client_id, dict(config), kind=JobKind.FEEDBACK)
-        if start:
-            self.start(job.id)
-        return job
+        return self._started(self.store.create_job(workload_id, client_id, dict(config), kind=JobKind.FEEDBACK), start)
 
     def create_curation(
         self, workload_id: str, client_id: str, config: dict[str, Any], *, start: bool = True
@@ -138,6 +138,12 @@ class FlywheelService:
             "FlywheelService.create_curation is deprecated: use create_feedback", DeprecationWarning, stacklevel=2
         )
         return self.create_feedback(workload_id, client_id, config, start=start)
+
+    def _started(self, job: JobRecord, start: bool) -> JobRecord:
+        """``job``, just stored, driven from here when ``start``."""
+        if start:
+            self.start(job.id)
+        return job
 
     def start(self, job_id: str) -> bool:
         """Drive ``job_id`` here unless another live process does; False when it is taken or finished."""
@@ -210,20 +216,13 @@ class FlywheelService:
         service is open, so a job whose owner dies is taken over within about ``stale_after_s`` plus one
         heartbeat, whenever that happens (a job's stages are taken over by its driver the same way)."""
         with self._lock:
-            if self._recovery is not None or self._closed:
-                return
-            self._recovery = threading.Thread(target=self._recover_forever, name="flywheel-recovery", daemon=True)
-        self._recovery.start()
+            if not self._closed:
+                self._recovery.start()
 
-    def _recover_forever(self) -> None:
-        while not self._recovery_stop.wait(self.settings.executor.heartbeat_s):
-            try:
-                resumed = self.recover()
-            except FlywheelError as exc:  # the store is unreachable for now: look again next time
-                logger.warning("looking for orphaned jobs failed: %s", exc)
-                continue
-            if resumed:
-                logger.warning("took over %d orphaned job(s): %s", len(resumed), ", ".join(resumed))
+    def _recover_orphans(self) -> None:
+        resumed = self.recover()
+        if resumed:
+            logger.warning("took over %d orphaned job(s): %s", len(resumed), ", ".join(resumed))
 
     def running(self) -> list[str]:
         with self._lock:
@@ -233,10 +232,7 @@ class FlywheelService:
         with self._lock:
             self._closed = True
             drivers = list(self._drivers.values())
-            recovery = self._recovery
-        self._recovery_stop.set()
-        if recovery is not None:
-            recovery.join(wait)
+        self._recovery.stop(wait)
         for driver, _ in drivers:
             driver.stop_event.set()
         for _, thread in drivers:

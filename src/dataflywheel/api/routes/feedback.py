@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataflywheel.api.deps import JobIdDep, ServiceDep, StoreDep, api_state
 from dataflywheel.api.errors import NotFoundError, error_responses
-from dataflywheel.api.routes.jobs import cancel_job, delete_job
+from dataflywheel.api.routes.jobs import cancel_job, delete_job, post_job
 from dataflywheel.api.schemas import (
     EXAMPLE_WORKLOAD,
     MAX_OFFSET,
@@ -107,16 +107,8 @@ def _feedback_job(store: Any, job_id: str) -> JobRecord:
     return job
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=FeedbackPublic,
-    responses=error_responses(
-        {
-            400: "The body is not JSON.",
-            422: "Unknown keys, or a model (or judge) that is neither configured nor installed here (named).",
-        }
-    ),
+@post_job(
+    router, FeedbackPublic, "Unknown keys, or a model (or judge) that is neither configured nor installed here (named)."
 )
 def create_feedback(body: FeedbackCreate, service: ServiceDep, request: Request, response: Response) -> FeedbackPublic:
     """Start a feedback job in the background; poll ``GET /api/feedback/{id}`` for progress and counts.
@@ -146,23 +138,27 @@ def get_feedback(job_id: JobIdDep, store: StoreDep) -> FeedbackPublic:
     return FeedbackPublic.of(_feedback_job(store, job_id))
 
 
-@router.post(
-    "/{job_id}/cancel",
-    response_model=CancelResponse,
-    responses={**_ERRORS, **error_responses({409: "The job has already completed or failed."})},
-)
-def cancel_feedback(job_id: JobIdDep, service: ServiceDep) -> CancelResponse:
+def _feedback_job_id(job_id: JobIdDep, store: StoreDep) -> str:
+    """The path's job id, refused with 404 unless it names a feedback job."""
+    _feedback_job(store, job_id)
+    return job_id
+
+
+FeedbackJobIdDep = Annotated[str, Depends(_feedback_job_id)]
+
+
+def _conflict(reason: str) -> dict[int | str, dict[str, object]]:
+    """The responses of a route that changes a feedback job: those of its id, and 409 for ``reason``."""
+    return {**_ERRORS, **error_responses({409: reason})}
+
+
+@router.post("/{job_id}/cancel", responses=_conflict("The job has already completed or failed."))
+def cancel_feedback(job_id: FeedbackJobIdDep, service: ServiceDep) -> CancelResponse:
     """Stop a feedback job; what it stored so far is kept, and nothing more is written."""
-    _feedback_job(service.store, job_id)
     return cancel_job(job_id, service)
 
 
-@router.delete(
-    "/{job_id}",
-    response_model=DeleteResponse,
-    responses={**_ERRORS, **error_responses({409: "The job has not finished: cancel it first."})},
-)
-def delete_feedback(job_id: JobIdDep, service: ServiceDep) -> DeleteResponse:
+@router.delete("/{job_id}", responses=_conflict("The job has not finished: cancel it first."))
+def delete_feedback(job_id: FeedbackJobIdDep, service: ServiceDep) -> DeleteResponse:
     """Delete a finished feedback job's rows and files (records it wrote back stay in the log store)."""
-    _feedback_job(service.store, job_id)
     return delete_job(job_id, service)

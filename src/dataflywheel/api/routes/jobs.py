@@ -5,6 +5,7 @@ Routes are plain ``def``: the job store's calls block, so FastAPI runs them in i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
 
 from dataflywheel.api.deps import JobIdDep, ServiceDep, SettingsDep, StoreDep, api_state
 from dataflywheel.api.errors import NotFoundError, error_responses
@@ -55,17 +58,23 @@ class DatasetName(StrEnum):
     VAL = "val"
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=JobCreated,
-    responses=error_responses(
-        {
-            400: "The body is not JSON.",
-            422: "Unknown keys, bad override values, or candidates that are neither configured nor installed here "
-            "(named).",
-        }
-    ),
+def post_job(
+    on: APIRouter, response_model: type[BaseModel], unprocessable: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The route on ``on`` that creates a job from a JSON body and starts it (202 Accepted): 400 when the body
+    is not JSON, 422 (described by ``unprocessable``) when the job's settings are refused."""
+    return on.post(
+        "",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=response_model,
+        responses=error_responses({400: "The body is not JSON.", 422: unprocessable}),
+    )
+
+
+@post_job(
+    router,
+    JobCreated,
+    "Unknown keys, bad override values, or candidates that are neither configured nor installed here (named).",
 )
 def create_job(body: JobCreate, service: ServiceDep, request: Request, response: Response) -> JobCreated:
     """Create a flywheel job and start it in the background.
