@@ -46,6 +46,7 @@ __all__ = [
     "WireToolCall",
     "detect_workload_type",
     "label_of_calls",
+    "last_user_text",
     "message_text",
     "response_message",
     "response_tool_calls",
@@ -395,6 +396,11 @@ def user_query(record: Mapping[str, Any]) -> str | None:
         messages = record["request"]["messages"]
     except (KeyError, TypeError):
         return None
+    return last_user_text(messages)
+
+
+def last_user_text(messages: object) -> str | None:
+    """Text of the last user message of ``messages`` (a list of OpenAI messages), or None."""
     if not isinstance(messages, list):
         return None
     for msg in reversed(messages):
