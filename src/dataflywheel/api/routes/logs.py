@@ -16,7 +16,7 @@ from dataflywheel.api.errors import InvalidBodyError
 from dataflywheel.api.schemas import NO_NUL, IngestErrorPublic, LogsIngested, LogsRefused
 from dataflywheel.ingest.jsonl import IngestReport, describe_json_error, load_stream, load_values
 from dataflywheel.logstore import open_log_store
-from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.records.jsonvalue import JsonObject, json_type_name
 from dataflywheel.records.model import ID_MAX_LENGTH
 from dataflywheel.settings import Settings
 
@@ -154,22 +154,12 @@ def _records_array(body: bytes, content_type: str) -> list[Any] | None:
         ) from None
     if not isinstance(value, list):
         raise InvalidBodyError(
-            f"expected a JSON array of records, got a JSON {_json_kind(value)}; "
+            f"expected a JSON array of records, got a JSON {json_type_name(value)}; "
             "wrap a single record in [...] or send NDJSON with Content-Type: application/x-ndjson"
         )
     # Each item is validated as the same parser validates an NDJSON line (an error's line is the item's
     # 1-based position), without writing it back to JSON first: an item orjson cannot write is a line error.
     return value
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return "number" if isinstance(value, int | float) and not isinstance(value, bool) else "boolean"
 
 
 def _store(
