@@ -19,7 +19,7 @@ import orjson
 from dataflywheel.errors import RecordError
 from dataflywheel.logstore.base import LogStore
 from dataflywheel.progress import Progress
-from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.records.jsonvalue import JsonObject, attributes
 from dataflywheel.records.model import LogRecord, parse_record
 
 MAX_REPORTED_ERRORS = 1000
@@ -71,11 +71,7 @@ class IngestReport:
 
     def to_dict(self) -> JsonObject:
         return {
-            "lines": self.lines,
-            "loaded": self.loaded,
-            "duplicates": self.duplicates,
-            "skipped": self.skipped,
-            "blank": self.blank,
+            **attributes(self, "lines", "loaded", "duplicates", "skipped", "blank"),
             "errors": [{"line": e.line, "reason": e.reason} for e in self.errors],
             "errors_truncated": self.skipped > len(self.errors),
             "workloads": dict(sorted(self.workloads.items())),

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from dataflywheel.errors import StoreError
 from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.records.model import LogRecord, encoding_problem, record_id
 
@@ -53,13 +54,7 @@ class LogQuery:
     limit: int | None = None
 
     def describe(self) -> JsonObject:
-        return {
-            "workload_id": self.workload_id,
-            "client_id": self.client_id,
-            "since": self.since,
-            "until": self.until,
-            "limit": self.limit,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +127,13 @@ def encode_batch(batch: Sequence[LogRecord]) -> tuple[list[Encoded], list[Reject
             continue
         encoded.append(Encoded(index, record, rid, body))
     return encoded, rejected
+
+
+def checked_batch_size(batch_size: int) -> int:
+    """``batch_size`` of a store that reads and writes in pages: :class:`StoreError` unless at least 1."""
+    if batch_size < 1:
+        raise StoreError(f"batch_size must be at least 1, got {batch_size}")
+    return batch_size
 
 
 class LogStore(ABC):

@@ -7,7 +7,7 @@ from typing import Any, TypeAlias
 
 from typing_extensions import TypeAliasType
 
-__all__ = ["JsonObject", "JsonValue", "json_equal", "json_type_name"]
+__all__ = ["JsonObject", "JsonValue", "attributes", "json_equal", "json_type_name"]
 
 # TypeAliasType (PEP 695 on 3.11) so that pydantic models can hold it too.
 JsonValue = TypeAliasType("JsonValue", "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None")
@@ -48,3 +48,8 @@ def json_type_name(value: object) -> str:
     if isinstance(value, list | tuple):
         return "array"
     return type(value).__name__
+
+
+def attributes(obj: object, *names: str) -> JsonObject:
+    """``{name: obj.name}`` for each of ``names``, in that order: the plain members of an object's JSON form."""
+    return {name: getattr(obj, name) for name in names}
