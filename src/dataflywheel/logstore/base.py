@@ -129,13 +129,6 @@ def encode_batch(batch: Sequence[LogRecord]) -> tuple[list[Encoded], list[Reject
     return encoded, rejected
 
 
-def checked_batch_size(batch_size: int) -> int:
-    """``batch_size`` of a store that reads and writes in pages: :class:`StoreError` unless at least 1."""
-    if batch_size < 1:
-        raise StoreError(f"batch_size must be at least 1, got {batch_size}")
-    return batch_size
-
-
 class LogStore(ABC):
     """Where production logs live. Use as a context manager or call :meth:`close`."""
 
@@ -143,6 +136,14 @@ class LogStore(ABC):
     batch_size: int = 1000
     redactor: Redactor | None = None
     """Redacts every record :meth:`add` stores (set by ``open_log_store`` from ``privacy.redact``)."""
+
+    @staticmethod
+    def checked_batch_size(batch_size: int) -> int:
+        """``batch_size`` as given to a store that reads and writes in pages: :class:`StoreError` unless at
+        least 1."""
+        if batch_size < 1:
+            raise StoreError(f"batch_size must be at least 1, got {batch_size}")
+        return batch_size
 
     def add(self, records: Iterable[LogRecord]) -> AddResult:
         """Store records (idempotently) in batches of ``batch_size``; return how many were new, how many were

@@ -35,7 +35,6 @@ from dataflywheel.logstore.base import (
     LogStore,
     RejectedRecord,
     WorkloadCount,
-    checked_batch_size,
     encode_batch,
 )
 from dataflywheel.records.jsonvalue import JsonObject, JsonValue
@@ -95,7 +94,7 @@ class ElasticsearchLogStore(LogStore):
     ) -> None:
         self.url = url
         self.index = index
-        self.batch_size = checked_batch_size(batch_size)
+        self.batch_size = self.checked_batch_size(batch_size)
         self._where = redact_url(url)
         try:
             self._es = Elasticsearch(

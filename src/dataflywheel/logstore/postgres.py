@@ -30,7 +30,6 @@ from dataflywheel.logstore.base import (
     LogStore,
     RejectedRecord,
     WorkloadCount,
-    checked_batch_size,
     encode_batch,
 )
 from dataflywheel.records.model import LogRecord
@@ -69,7 +68,7 @@ class PostgresLogStore(LogStore):
             )
         self.url = url
         self.table = table
-        self.batch_size = checked_batch_size(batch_size)
+        self.batch_size = self.checked_batch_size(batch_size)
         self._where = redact_url(url)
         self._ident = sql.Identifier(table)
         self._lock = threading.Lock()
