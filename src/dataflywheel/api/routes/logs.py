@@ -17,7 +17,7 @@ from dataflywheel.api.schemas import NO_NUL, IngestErrorPublic, LogsIngested, Lo
 from dataflywheel.ingest.jsonl import IngestReport, describe_json_error, load_stream, load_values
 from dataflywheel.logstore import open_log_store
 from dataflywheel.records.jsonvalue import JsonObject, json_type_name
-from dataflywheel.records.model import ID_MAX_LENGTH
+from dataflywheel.records.model import ID_MAX_LENGTH, RecordOverrides
 from dataflywheel.settings import Settings
 
 router = APIRouter(prefix="/logs", tags=["logs"])
@@ -165,21 +165,9 @@ def _records_array(body: bytes, content_type: str) -> list[Any] | None:
 def _store(
     settings: Settings, body: bytes, values: list[Any] | None, workload_id: str | None, client_id: str | None
 ) -> IngestReport:
+    overrides = RecordOverrides(workload_id=workload_id, client_id=client_id, default_timestamp=time.time())
+    batch_size = settings.log_store.batch_size
     with open_log_store(settings) as store:
         if values is not None:
-            return load_values(
-                store,
-                values,
-                workload_id=workload_id,
-                client_id=client_id,
-                default_timestamp=time.time(),
-                batch_size=settings.log_store.batch_size,
-            )
-        return load_stream(
-            store,
-            io.BytesIO(body),
-            workload_id=workload_id,
-            client_id=client_id,
-            default_timestamp=time.time(),
-            batch_size=settings.log_store.batch_size,
-        )
+            return load_values(store, values, batch_size=batch_size, **overrides)
+        return load_stream(store, io.BytesIO(body), batch_size=batch_size, **overrides)
