@@ -40,7 +40,7 @@ from dataflywheel.records.chat import (
     WireRequest,
     WireResponse,
 )
-from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.records.jsonvalue import JsonObject, attributes
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 
 __all__ = ["MESSAGE_ROLES", "LogRecord", "RecordOverrides", "parse_record", "record_id"]
@@ -89,14 +89,8 @@ class LogRecord:
         return ChatCompletion.from_wire(self.response)
 
     def to_dict(self) -> WireRecord:
-        core: WireRecord = {
-            "timestamp": self.timestamp,
-            "workload_id": self.workload_id,
-            "client_id": self.client_id,
-            "request": self.request,
-            "response": self.response,
-        }
-        return cast(WireRecord, {**self.extra, **core})  # open: the unknown fields kept
+        """The record's JSON form: its unknown fields kept, then the core ones (which win)."""
+        return cast(WireRecord, {**self.extra, **attributes(self, *_CORE_FIELDS)})
 
 
 def record_id(record: Mapping[str, Any]) -> str:
