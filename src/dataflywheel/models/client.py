@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from typing_extensions import Unpack
 
 from dataflywheel.models.chat_template import TOOL_CHOICE_KWARG
+from dataflywheel.models.closing import Closing
 from dataflywheel.models.codec import fallback_prefill, parse_answer
 from dataflywheel.models.endpoint import (
     MAX_RETRY_AFTER_S,
@@ -330,7 +331,7 @@ def _why(exc: Exception) -> str:
 # the blocking twin ------------------------------------------------------------------------------------
 
 
-class SyncOpenAIClient(EndpointView):
+class SyncOpenAIClient(EndpointView, Closing):
     """:class:`OpenAIClient`'s calls for code without an event loop.
 
     The asynchronous client runs on the process's endpoint loop (a daemon thread shared by every blocking
@@ -375,9 +376,3 @@ class SyncOpenAIClient(EndpointView):
             self._run(self.client.aclose())
         finally:
             self._closed = True
-
-    def __enter__(self) -> SyncOpenAIClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
