@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from dataflywheel.curation.inspect import InspectConfig, Inspected, Rejected, Usable, inspect_records
 from dataflywheel.curation.workload import WorkloadType
-from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.records.jsonvalue import JsonObject, attributes
 from dataflywheel.settings import DataSplitSettings
 
 _SAMPLES_PER_REASON = 5
@@ -95,13 +95,16 @@ class CurationStats:
 
     def to_dict(self) -> JsonObject:
         return {
-            "total_records": self.total_records,
-            "valid_openai_format": self.valid_openai_format,
-            "invalid_format": self.invalid_format,
-            "removed_quality": self.removed_quality,
-            "deduplicated": self.deduplicated,
-            "final_selected": self.final_selected,
-            "limit_reached": self.limit_reached,
+            **attributes(
+                self,
+                "total_records",
+                "valid_openai_format",
+                "invalid_format",
+                "removed_quality",
+                "deduplicated",
+                "final_selected",
+                "limit_reached",
+            ),
             "workload_type": self.workload_type.value,
             "dropped_by_reason": {reason: n for reason, n in sorted(self.reasons.items())},
             "dropped_samples": {reason: [*refs] for reason, refs in sorted(self.samples.items())},

@@ -16,7 +16,7 @@ from dataflywheel.drift.metrics import tool_fingerprints
 from dataflywheel.errors import CurationError, RecordError
 from dataflywheel.jobs.records import DatasetRecord
 from dataflywheel.logstore.base import LogQuery, LogStore
-from dataflywheel.records.chat import message_text, tool_name, user_query
+from dataflywheel.records.chat import last_user_text, tool_name, user_query
 from dataflywheel.records.model import coerce_timestamp
 
 __all__ = ["Reference", "Sample", "SampleBuilder", "load_current", "load_reference"]
@@ -83,13 +83,7 @@ class SampleBuilder:
 
 def _row_query(row: Mapping[str, Any]) -> str | None:
     """The last user message of a training row (its final message is the answer)."""
-    messages = row.get("messages")
-    if not isinstance(messages, list):
-        return None
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return message_text(message.get("content")) or None
-    return None
+    return last_user_text(row.get("messages"))
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:

@@ -15,9 +15,10 @@ from typing import Any, Final
 from dataflywheel.feedback.codes import RejectReason, RepairCode, WarningCode
 from dataflywheel.models.toolparse import CallForm, Finding, FindingCode, read_tool_calls
 from dataflywheel.models.toolparse.arguments import read_arguments
+from dataflywheel.records.chat import content_text
 from dataflywheel.records.tools import ToolIndex, strip_functions_prefix
 
-__all__ = ["DEFERRED", "RULES", "Call", "State", "as_text", "read", "read_message", "read_text"]
+__all__ = ["DEFERRED", "RULES", "Call", "State", "read", "read_message", "read_text"]
 
 F = FindingCode
 RULES: Final[dict[FindingCode, RepairCode | RejectReason | None]] = {
@@ -121,21 +122,7 @@ def read(raw: Any, state: State) -> None:
     elif isinstance(raw, dict):  # not a message: a call (or anything else) already decoded from JSON
         state.content = read_text(json.dumps(raw, ensure_ascii=False, default=str), state)
     else:
-        state.content = read_text(as_text(raw), state)
-
-
-def as_text(value: Any) -> str:
-    """Content as plain text: None is empty, content parts are joined, bytes are decoded."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, list):
-        parts = [p["text"] if isinstance(p, dict) and isinstance(p.get("text"), str) else p for p in value]
-        return "\n".join(p for p in parts if isinstance(p, str))
-    return str(value)
+        state.content = read_text(content_text(raw), state)
 
 
 def read_text(text: str, state: State) -> str | None:
@@ -203,7 +190,7 @@ def read_message(message: dict[str, Any], state: State) -> None:
         if call is None:
             return
         state.calls.append(call)
-    state.content = read_text(as_text(message.get("content")), state)
+    state.content = read_text(content_text(message.get("content")), state)
 
 
 def _message_call(i: int, item: Any, state: State) -> Call | None:

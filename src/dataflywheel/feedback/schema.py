@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from dataflywheel.records.jsonvalue import json_equal
+from dataflywheel.records.jsonvalue import json_equal, json_type_name
 
 __all__ = ["SchemaCheck", "check_arguments"]
 
@@ -76,22 +76,10 @@ def check_arguments(arguments: dict[str, Any], schema: dict[str, Any] | None) ->
 
 
 def _type_of(value: Any) -> str:
-    """The JSON type name of a Python value (``bool`` before ``int``: True is not a number)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
+    """The JSON schema type name of a Python value: JSON's (:func:`json_type_name`), ``integer`` for an int."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
+    return json_type_name(value)
 
 
 def _describe(value: Any) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dataflywheel.errors import ConfigError, DependencyMissingError, EmbeddingError
+from dataflywheel.models.closing import Closing
 from dataflywheel.settings import EmbedderSettings, secret_from_env
 
 BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
@@ -174,7 +175,7 @@ class LocalEmbedder:
 # OpenAI-compatible endpoint ----------------------------------------------------------------------------
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(Closing):
     """Client of an OpenAI-compatible ``POST {base_url}/embeddings``, through the project's one endpoint
     client (:class:`~dataflywheel.models.client.OpenAIClient`: its retries, ``Retry-After`` handling and
     API key lookup).
@@ -226,12 +227,6 @@ class OpenAIEmbedder:
 
     def close(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> OpenAIEmbedder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         if not texts:

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from typing_extensions import Unpack
 
 from dataflywheel.errors import RecordError
 from dataflywheel.logstore.base import LogStore
 from dataflywheel.progress import Progress
-from dataflywheel.records.jsonvalue import JsonObject
-from dataflywheel.records.model import LogRecord, parse_record
+from dataflywheel.records.jsonvalue import JsonObject, attributes
+from dataflywheel.records.model import LogRecord, RecordOverrides, parse_record
 
 MAX_REPORTED_ERRORS = 1000
 
@@ -71,11 +72,7 @@ class IngestReport:
 
     def to_dict(self) -> JsonObject:
         return {
-            "lines": self.lines,
-            "loaded": self.loaded,
-            "duplicates": self.duplicates,
-            "skipped": self.skipped,
-            "blank": self.blank,
+            **attributes(self, "lines", "loaded", "duplicates", "skipped", "blank"),
             "errors": [{"line": e.line, "reason": e.reason} for e in self.errors],
             "errors_truncated": self.skipped > len(self.errors),
             "workloads": dict(sorted(self.workloads.items())),
@@ -104,15 +101,10 @@ def utf8_problem(data: bytes) -> str | None:
 
 
 def parse_lines(
-    lines: Iterable[bytes],
-    report: IngestReport,
-    *,
-    workload_id: str | None = None,
-    client_id: str | None = None,
-    default_timestamp: int | float | None = None,
+    lines: Iterable[bytes], report: IngestReport, **overrides: Unpack[RecordOverrides]
 ) -> Iterator[tuple[int, LogRecord]]:
-    """Decode and validate lines, yielding ``(line number, record)`` for good ones and noting bad ones in
-    ``report``."""
+    """Decode and validate lines (with :func:`~dataflywheel.records.model.parse_record`'s ``overrides``),
+    yielding ``(line number, record)`` for good ones and noting bad ones in ``report``."""
     for number, line in enumerate(lines, start=1):
         report.lines = number
         if not line.strip():
@@ -123,38 +115,26 @@ def parse_lines(
         except orjson.JSONDecodeError as exc:
             report.refuse(number, describe_json_error(line, exc))
             continue
-        record = _validated(number, obj, report, workload_id, client_id, default_timestamp)
+        record = _validated(number, obj, report, overrides)
         if record is not None:
             yield number, record
 
 
 def parse_values(
-    values: Iterable[Any],
-    report: IngestReport,
-    *,
-    workload_id: str | None = None,
-    client_id: str | None = None,
-    default_timestamp: int | float | None = None,
+    values: Iterable[Any], report: IngestReport, **overrides: Unpack[RecordOverrides]
 ) -> Iterator[tuple[int, LogRecord]]:
     """Validate decoded JSON values (a JSON array's items: the line is the 1-based position), like
     :func:`parse_lines`."""
     for number, obj in enumerate(values, start=1):
         report.lines = number
-        record = _validated(number, obj, report, workload_id, client_id, default_timestamp)
+        record = _validated(number, obj, report, overrides)
         if record is not None:
             yield number, record
 
 
-def _validated(
-    number: int,
-    obj: Any,
-    report: IngestReport,
-    workload_id: str | None,
-    client_id: str | None,
-    default_timestamp: int | float | None,
-) -> LogRecord | None:
+def _validated(number: int, obj: Any, report: IngestReport, overrides: RecordOverrides) -> LogRecord | None:
     try:
-        return parse_record(obj, workload_id=workload_id, client_id=client_id, default_timestamp=default_timestamp)
+        return parse_record(obj, **overrides)
     except RecordError as exc:
         report.refuse(number, str(exc))
         return None
@@ -205,15 +185,14 @@ def load_stream(
     store: LogStore,
     stream: IO[bytes],
     *,
-    workload_id: str | None = None,
-    client_id: str | None = None,
-    default_timestamp: int | float | None = None,
     batch_size: int = 1000,
     progress: IngestProgressFn | None = None,
     size: int | None = None,
+    **overrides: Unpack[RecordOverrides],
 ) -> IngestReport:
-    """Load every good line of ``stream`` into ``store``; ``progress`` gets an :class:`IngestProgress` after
-    each batch (``size``: the stream's length in bytes, when known)."""
+    """Load every good line of ``stream`` into ``store`` (with :func:`parse_lines`' ``overrides``);
+    ``progress`` gets an :class:`IngestProgress` after each batch (``size``: the stream's length in bytes,
+    when known)."""
     report = IngestReport()
     consumed = 0
 
@@ -223,9 +202,7 @@ def load_stream(
             consumed += len(line)
             yield line
 
-    records = parse_lines(
-        counted(), report, workload_id=workload_id, client_id=client_id, default_timestamp=default_timestamp
-    )
+    records = parse_lines(counted(), report, **overrides)
 
     def batch_done(rep: IngestReport) -> None:
         if progress is not None:
@@ -239,16 +216,13 @@ def load_values(
     store: LogStore,
     values: Iterable[Any],
     *,
-    workload_id: str | None = None,
-    client_id: str | None = None,
-    default_timestamp: int | float | None = None,
     batch_size: int = 1000,
+    **overrides: Unpack[RecordOverrides],
 ) -> IngestReport:
-    """Load decoded records (a JSON array's items; errors name their 1-based positions) into ``store``."""
+    """Load decoded records (a JSON array's items; errors name their 1-based positions) into ``store``, with
+    :func:`parse_values`' ``overrides``."""
     report = IngestReport()
-    records = parse_values(
-        values, report, workload_id=workload_id, client_id=client_id, default_timestamp=default_timestamp
-    )
+    records = parse_values(values, report, **overrides)
     return store_records(store, records, report, batch_size=batch_size)
 
 

@@ -24,15 +24,16 @@ and each record is redacted before its id is taken and before the backend sees i
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import islice
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from dataflywheel.errors import StoreError
+from dataflywheel.models.closing import Closing
 from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.records.model import LogRecord, encoding_problem, record_id
 
@@ -53,13 +54,7 @@ class LogQuery:
     limit: int | None = None
 
     def describe(self) -> JsonObject:
-        return {
-            "workload_id": self.workload_id,
-            "client_id": self.client_id,
-            "since": self.since,
-            "until": self.until,
-            "limit": self.limit,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +129,21 @@ def encode_batch(batch: Sequence[LogRecord]) -> tuple[list[Encoded], list[Reject
     return encoded, rejected
 
 
-class LogStore(ABC):
+class LogStore(Closing):
     """Where production logs live. Use as a context manager or call :meth:`close`."""
 
     name: str = "abstract"
     batch_size: int = 1000
     redactor: Redactor | None = None
     """Redacts every record :meth:`add` stores (set by ``open_log_store`` from ``privacy.redact``)."""
+
+    @staticmethod
+    def checked_batch_size(batch_size: int) -> int:
+        """``batch_size`` as given to a store that reads and writes in pages: :class:`StoreError` unless at
+        least 1."""
+        if batch_size < 1:
+            raise StoreError(f"batch_size must be at least 1, got {batch_size}")
+        return batch_size
 
     def add(self, records: Iterable[LogRecord]) -> AddResult:
         """Store records (idempotently) in batches of ``batch_size``; return how many were new, how many were
@@ -163,8 +166,8 @@ class LogStore(ABC):
     def _add_batch(self, batch: list[LogRecord]) -> AddResult:
         """Store one batch in one transaction (or one bulk request); rejected positions are the batch's."""
 
-    def _after_add(self) -> None:  # noqa: B027 - only some backends need it
-        """Make the added records visible to readers (Elasticsearch refreshes)."""
+    def _after_add(self) -> None:
+        """Make the added records visible to readers (Elasticsearch refreshes; only some backends need it)."""
 
     @abstractmethod
     def iter_raw(self, query: LogQuery) -> Iterator[tuple[str, bytes]]:
@@ -182,8 +185,8 @@ class LogStore(ABC):
     def delete(self, workload_id: str, client_id: str | None = None) -> int:
         """Delete a workload's records (of one client, or of all); return how many were deleted."""
 
-    def close(self) -> None:  # noqa: B027 - backends without resources need nothing
-        """Release connections."""
+    def close(self) -> None:
+        """Release connections (backends without resources need nothing)."""
 
     # Derived operations ------------------------------------------------------------------------------
     def iter_records(self, query: LogQuery) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -198,14 +201,3 @@ class LogStore(ABC):
     def count(self, workload_id: str, client_id: str) -> int:
         rows = self.counts(workload_id, client_id)
         return rows[0].records if rows else 0
-
-    def __enter__(self) -> LogStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -92,11 +92,9 @@ class ElasticsearchLogStore(LogStore):
         api_key: str | None = None,
         batch_size: int = 1000,
     ) -> None:
-        if batch_size < 1:
-            raise StoreError(f"batch_size must be at least 1, got {batch_size}")
         self.url = url
         self.index = index
-        self.batch_size = batch_size
+        self.batch_size = self.checked_batch_size(batch_size)
         self._where = redact_url(url)
         try:
             self._es = Elasticsearch(

@@ -66,11 +66,9 @@ class PostgresLogStore(LogStore):
                 f"invalid PostgreSQL table name {table!r}: use letters, digits and underscores "
                 "(at most 63, not starting with a digit)"
             )
-        if batch_size < 1:
-            raise StoreError(f"batch_size must be at least 1, got {batch_size}")
         self.url = url
         self.table = table
-        self.batch_size = batch_size
+        self.batch_size = self.checked_batch_size(batch_size)
         self._where = redact_url(url)
         self._ident = sql.Identifier(table)
         self._lock = threading.Lock()

@@ -18,14 +18,14 @@ timeouts and connection errors, with backoff and the server's ``Retry-After``), 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
-import httpx
 from pydantic import BaseModel, ValidationError
+from typing_extensions import Unpack
 
 from dataflywheel.models.chat_template import TOOL_CHOICE_KWARG
+from dataflywheel.models.closing import Closing
 from dataflywheel.models.codec import fallback_prefill, parse_answer
 from dataflywheel.models.endpoint import (
     MAX_RETRY_AFTER_S,
@@ -34,8 +34,9 @@ from dataflywheel.models.endpoint import (
     ClientStats,
     Endpoint,
     EndpointError,
+    EndpointOptions,
+    EndpointView,
     RetryPolicy,
-    Sleep,
     error_message,
     is_retryable,
     retry_after_seconds,
@@ -74,9 +75,10 @@ M = TypeVar("M", bound=BaseModel)
 OnResult = Callable[[int, ChatResult], object]
 
 
-class OpenAIClient:
+class OpenAIClient(EndpointView):
     """Asynchronous client of one OpenAI-compatible base URL (``http://host:port/v1``).
 
+    The options of :class:`EndpointOptions` go to the client's :class:`Endpoint` as they are:
     ``api_key`` (or the environment variable ``api_key_env``) is sent as a bearer token. ``max_retries``
     is the number of retries after the first attempt; ``backoff`` the first wait in seconds (doubling each
     time, up to ``max_backoff``); ``give_up_after_s`` stops retrying after that long (``max_retries`` None:
@@ -89,58 +91,22 @@ class OpenAIClient:
         self,
         base_url: str,
         *,
-        api_key: str | None = None,
-        api_key_env: str | None = None,
-        timeout: float = 60.0,
         max_retries: int | None = 3,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         give_up_after_s: float | None = None,
-        max_concurrency: int = 8,
-        transport: httpx.AsyncBaseTransport | None = None,
-        headers: Mapping[str, str] | None = None,
-        history: int = 10_000,
-        trust_env: bool = True,
-        sleep: Sleep = asyncio.sleep,
         tool_calls_as_text: bool = False,
+        **options: Unpack[EndpointOptions],
     ) -> None:
         self.tool_calls_as_text = tool_calls_as_text
         """The server renders prompts with the codec's chat template and answers with the model's text (vLLM
         serving a candidate, :mod:`dataflywheel.models.chat_template`): ``tool_choice`` travels to the template
         in ``chat_template_kwargs`` and tool calls are read out of the text here, by our parser."""
-        self.endpoint = Endpoint(
-            base_url,
-            api_key=api_key,
-            api_key_env=api_key_env,
-            timeout=timeout,
-            retry=RetryPolicy(max_retries, backoff, max_backoff, give_up_after_s),
-            max_concurrency=max_concurrency,
-            transport=transport,
-            headers=headers,
-            history=history,
-            trust_env=trust_env,
-            sleep=sleep,
-        )
+        retry = RetryPolicy(max_retries, backoff, max_backoff, give_up_after_s)
+        self.endpoint = Endpoint(base_url, retry=retry, **options)
 
     def __repr__(self) -> str:
         return f"OpenAIClient({self.base_url!r})"
-
-    @property
-    def base_url(self) -> str:
-        return self.endpoint.base_url
-
-    @property
-    def max_concurrency(self) -> int:
-        return self.endpoint.max_concurrency
-
-    @property
-    def calls(self) -> deque[CallRecord]:
-        """The latest calls, oldest first."""
-        return self.endpoint.calls
-
-    @property
-    def stats(self) -> ClientStats:
-        return self.endpoint.stats
 
     # public calls ----------------------------------------------------------------------------------
     async def chat(self, request: ChatRequest, model: str) -> ChatResult:
@@ -365,7 +331,7 @@ def _why(exc: Exception) -> str:
 # the blocking twin ------------------------------------------------------------------------------------
 
 
-class SyncOpenAIClient:
+class SyncOpenAIClient(EndpointView, Closing):
     """:class:`OpenAIClient`'s calls for code without an event loop.
 
     The asynchronous client runs on the process's endpoint loop (a daemon thread shared by every blocking
@@ -376,15 +342,8 @@ class SyncOpenAIClient:
 
     def __init__(self, client: OpenAIClient | str, **options: Any) -> None:
         self.client = client if isinstance(client, OpenAIClient) else OpenAIClient(client, **options)
+        self.endpoint = self.client.endpoint
         self._closed = False
-
-    @property
-    def stats(self) -> ClientStats:
-        return self.client.stats
-
-    @property
-    def calls(self) -> deque[CallRecord]:
-        return self.client.calls
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._closed:
@@ -417,9 +376,3 @@ class SyncOpenAIClient:
             self._run(self.client.aclose())
         finally:
             self._closed = True
-
-    def __enter__(self) -> SyncOpenAIClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

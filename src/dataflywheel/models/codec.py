@@ -47,7 +47,7 @@ from typing import Any, TypedDict
 
 from dataflywheel.models.toolparse import ParsedOutput, format_tool_call, parse_tool_calls
 from dataflywheel.models.types import ToolChoice
-from dataflywheel.records.chat import WireToolCall
+from dataflywheel.records.chat import WireToolCall, content_text
 from dataflywheel.records.jsonvalue import JsonObject, JsonValue
 from dataflywheel.records.toolcalls import parse_arguments
 
@@ -154,20 +154,12 @@ def render_tools_block(tools: Sequence[Mapping[str, object]]) -> str:
 
 
 def _text(content: object) -> str:
-    """Message content as plain text: None is empty, content parts are joined, other values are JSON."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-            elif isinstance(part, str):
-                parts.append(part)
-        return "\n".join(parts)
-    return json.dumps(content, ensure_ascii=False)
+    """Message content as plain text (:func:`~dataflywheel.records.chat.content_text`); other values are JSON."""
+    return content_text(content, _json)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _calls(message: Mapping[str, object]) -> list[tuple[str, Any]]:

@@ -37,6 +37,7 @@ from typing import Any
 from dataflywheel.errors import ConfigError, FlywheelError
 from dataflywheel.models.chat_template import write_codec_chat_template
 from dataflywheel.models.client import EndpointError, OpenAIClient, SyncOpenAIClient
+from dataflywheel.models.closing import Closing
 from dataflywheel.models.registry import ModelSpec, local_model_dir
 from dataflywheel.models.vllm_backend import BackendChoice, VllmLaunch, choose_backend, vllm_argv
 from dataflywheel.settings import Settings
@@ -131,7 +132,7 @@ class Deployment:
         self.stop()
 
 
-class DeploymentManager:
+class DeploymentManager(Closing):
     """Starts local candidates as servers and checks remote ones; stops what it started.
 
     ``ready_timeout`` is how long a server may take to answer ``/v1/models`` (loading a model, converting
@@ -208,12 +209,6 @@ class DeploymentManager:
     def close(self) -> None:
         self.stop_all()
         atexit.unregister(self.stop_all)
-
-    def __enter__(self) -> DeploymentManager:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # local --------------------------------------------------------------------------------------------
     def _start_local(

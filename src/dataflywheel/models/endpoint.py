@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 import httpx
 import orjson
@@ -46,6 +46,8 @@ __all__ = [
     "ClientStats",
     "Endpoint",
     "EndpointError",
+    "EndpointOptions",
+    "EndpointView",
     "RetryPolicy",
     "Sleep",
     "error_message",
@@ -223,6 +225,20 @@ class Answer:
     """Wall time of the attempt that succeeded."""
     started: float
     """``time.perf_counter()`` when the call began (its first attempt)."""
+
+
+class EndpointOptions(TypedDict, total=False):
+    """The keyword options of :class:`Endpoint` (its ``retry`` aside) that a client passes on as they are."""
+
+    api_key: str | None
+    api_key_env: str | None
+    timeout: float
+    max_concurrency: int
+    transport: httpx.AsyncBaseTransport | None
+    headers: Mapping[str, str] | None
+    history: int
+    trust_env: bool
+    sleep: Sleep
 
 
 class Endpoint:
@@ -403,6 +419,29 @@ class Endpoint:
 
 
 # blocking calls -------------------------------------------------------------------------------------------
+
+
+class EndpointView:
+    """What a client built on an :class:`Endpoint` tells of it: its URL, concurrency, calls and totals."""
+
+    endpoint: Endpoint
+
+    @property
+    def base_url(self) -> str:
+        return self.endpoint.base_url
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.endpoint.max_concurrency
+
+    @property
+    def calls(self) -> deque[CallRecord]:
+        """The latest calls, oldest first."""
+        return self.endpoint.calls
+
+    @property
+    def stats(self) -> ClientStats:
+        return self.endpoint.stats
 
 
 class _LoopThread:

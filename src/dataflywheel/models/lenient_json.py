@@ -188,7 +188,9 @@ class _Lenient:
         while self.i < n and s[self.i].isspace():
             self.i += 1
 
-    def eof(self) -> bool:
+    def at_end(self) -> bool:
+        """Skip white space; True when the input ends there (the value read so far is truncated)."""
+        self.ws()
         if self.i >= self.n:
             self.truncated = True
             return True
@@ -197,8 +199,7 @@ class _Lenient:
     def value(self, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise _Fail
-        self.ws()
-        if self.eof():
+        if self.at_end():
             return _MISSING
         c = self.s[self.i]
         if c == "{":
@@ -227,8 +228,7 @@ class _Lenient:
                     self.fix(JsonRepair.UNQUOTED_KEYS, m.start(), m.end())
             if self.truncated:
                 return out
-            self.ws()
-            if self.eof():
+            if self.at_end():
                 return out
             if self.s[self.i] != ":":
                 raise _Fail
@@ -257,8 +257,7 @@ class _Lenient:
         """Before an object member or array item: skip white space and stray commas (each repaired). False
         when there is none: the container ends here (``close`` consumed) or the input does."""
         while True:
-            self.ws()
-            if self.eof():
+            if self.at_end():
                 return False
             c = self.s[self.i]
             if c == close:
@@ -274,8 +273,7 @@ class _Lenient:
         (closed, or the input is truncated); a missing comma before another item is repaired."""
         if self.truncated:
             return True
-        self.ws()
-        if self.eof():
+        if self.at_end():
             return True
         c = self.s[self.i]
         if c == ",":

@@ -33,9 +33,8 @@ from dataflywheel.proxy.forwarder import (
     DROPPED_RESPONSE_HEADERS,
     Endpoint,
     OpenStream,
-    ask,
+    UpstreamCall,
     new_client,
-    open_stream,
 )
 from dataflywheel.proxy.logwriter import LogStats, LogWriter
 from dataflywheel.proxy.routing import Choice, RouteCache, choose
@@ -116,11 +115,16 @@ class _Call:
             body.pop("stream_options", None)
         return orjson.dumps(body)
 
-    def _endpoint(self, answerer: Answerer, route: RouteEventRecord | None) -> tuple[Endpoint, str | None]:
+    def _call(self, answerer: Answerer, route: RouteEventRecord | None, *, stream: bool) -> UpstreamCall:
+        """The call that asks ``answerer``: the route's candidate, or the upstream with the caller's model."""
+        assert self.state.client is not None
+        body = self._body_for(answerer, route, stream=stream)
         if answerer is Answerer.CANDIDATE and route is not None and route.target is not None:
-            return Endpoint(route.target.base_url), route.target.model
+            endpoint = Endpoint(route.target.base_url)
+            return UpstreamCall(self.state.client, endpoint, body, self.headers, answerer, route.target.model)
         model = self.body.get("model") if self.body is not None else None
-        return self.state.upstream, model if isinstance(model, str) else None
+        model = model if isinstance(model, str) else None
+        return UpstreamCall(self.state.client, self.state.upstream, body, self.headers, answerer, model)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -132,10 +136,8 @@ class _Call:
         if not choice.also_ask_other or self.state.client is None:
             return None
         other = Answerer.CANDIDATE if choice.answerer is Answerer.TEACHER else Answerer.TEACHER
-        endpoint, model = self._endpoint(other, route)
-        body = self._body_for(other, route, stream=False)
         self.state.counters.background_calls += 1
-        return asyncio.create_task(ask(self.state.client, endpoint, body, self.headers, other, model))
+        return asyncio.create_task(self._call(other, route, stream=False).ask())
 
     def log(self, answered: Reply, other: Awaitable[Reply] | None, route: RouteEventRecord | None) -> None:
         """Hand the call to the log writer (after the other model's answer, when one was asked)."""
@@ -172,17 +174,13 @@ class _Call:
             self.state.counters.answered_by_teacher += 1
 
     async def whole(self, choice: Choice, route: RouteEventRecord | None) -> Response:
-        assert self.state.client is not None
         other = self._other(choice, route)
-        endpoint, model = self._endpoint(choice.answerer, route)
-        body = self._body_for(choice.answerer, route, stream=False)
-        reply = await ask(self.state.client, endpoint, body, self.headers, choice.answerer, model)
+        reply = await self._call(choice.answerer, route, stream=False).ask()
         if choice.answerer is Answerer.CANDIDATE and (reply.error is not None or reply.status >= 500):
             self.state.counters.candidate_fallbacks += 1
             failed = reply
-            endpoint, model = self._endpoint(Answerer.TEACHER, route)
             if other is None:
-                reply = await ask(self.state.client, endpoint, self.raw, self.headers, Answerer.TEACHER, model)
+                reply = await self._call(Answerer.TEACHER, route, stream=False).ask()
             else:
                 reply = await other  # the upstream was being asked already
             other = _done(failed)
@@ -198,34 +196,22 @@ class _Call:
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
 
     async def streamed(self, choice: Choice, route: RouteEventRecord | None) -> Response:
-        client = self.state.client
-        assert client is not None
         other = self._other(choice, route)
         answerer = choice.answerer
         opened: OpenStream | None = None
         fallback_from: Reply | None = None
         if answerer is Answerer.CANDIDATE:
-            endpoint, model = self._endpoint(answerer, route)
+            candidate = self._call(answerer, route, stream=True)
             started = time.perf_counter()
             try:
-                opened = await open_stream(
-                    client, endpoint, self._body_for(answerer, route, stream=True), self.headers, answerer, model
-                )
+                opened = await candidate.open_stream()
             except httpx.HTTPError as exc:
-                fallback_from = Reply(
-                    answerer,
-                    model,
-                    502,
-                    b"",
-                    True,
-                    (time.perf_counter() - started) * 1000,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+                fallback_from = candidate.failed(exc, started, streamed=True)
             else:
                 if opened.response.status_code >= 500:
                     body = await opened.response.aread()
                     await opened.response.aclose()
-                    fallback_from = Reply(answerer, model, opened.response.status_code, body, True, 0.0)
+                    fallback_from = Reply(answerer, candidate.model, opened.response.status_code, body, True, 0.0)
                     opened = None
             if fallback_from is not None:
                 self.state.counters.candidate_fallbacks += 1
@@ -234,9 +220,8 @@ class _Call:
                 other = _done(fallback_from)
                 answerer = Answerer.TEACHER
         if opened is None:
-            endpoint, model = self._endpoint(Answerer.TEACHER, route)
             try:
-                opened = await open_stream(client, endpoint, self.raw, self.headers, Answerer.TEACHER, model)
+                opened = await self._call(Answerer.TEACHER, route, stream=True).open_stream()
             except httpx.HTTPError as exc:
                 self.state.counters.upstream_unreachable += 1
                 return Response(

@@ -63,24 +63,6 @@ def new_client(timeout_s: float, transport: httpx.AsyncBaseTransport | None = No
     )
 
 
-async def ask(
-    client: httpx.AsyncClient,
-    endpoint: Endpoint,
-    body: bytes,
-    headers: Mapping[str, str],
-    answerer: Answerer,
-    model: str | None,
-) -> Reply:
-    """A whole (non-streamed) call; a transport error becomes a reply with its ``error`` (status 502)."""
-    started = time.perf_counter()
-    try:
-        response = await _send(client, endpoint, body, headers, stream=False)
-    except httpx.HTTPError as exc:
-        return Reply(answerer, model, 502, b"", False, _ms(started), error=f"{type(exc).__name__}: {exc}")
-    content_type = response.headers.get("content-type", "application/json")
-    return Reply(answerer, model, response.status_code, response.content, False, _ms(started), None, content_type)
-
-
 @dataclass
 class OpenStream:
     """A streamed call whose status and headers have arrived; iterate :meth:`chunks` to pass the body on."""
@@ -113,27 +95,45 @@ class OpenStream:
         )
 
 
-async def open_stream(
-    client: httpx.AsyncClient,
-    endpoint: Endpoint,
-    body: bytes,
-    headers: Mapping[str, str],
-    answerer: Answerer,
-    model: str | None,
-) -> OpenStream:
-    """Start a streamed call; raises ``httpx.HTTPError`` when it cannot be sent."""
-    started = time.perf_counter()
-    response = await _send(client, endpoint, body, headers, stream=True)
-    return OpenStream(response, started, answerer, model)
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """One call to make: ``body`` POSTed to ``endpoint`` over ``client``, the caller's ``headers`` passed on
+    (:func:`forward_headers`), its reply told as ``answerer``'s with ``model``."""
 
+    client: httpx.AsyncClient
+    endpoint: Endpoint
+    body: bytes
+    headers: Mapping[str, str]
+    answerer: Answerer
+    model: str | None
 
-async def _send(
-    client: httpx.AsyncClient, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], *, stream: bool
-) -> httpx.Response:
-    """POST ``body`` to the endpoint's chat URL with the caller's headers passed on (:func:`forward_headers`):
-    the one request of :func:`ask` and :func:`open_stream`. With ``stream`` the body is left unread."""
-    request = client.build_request("POST", endpoint.chat_url, content=body, headers=forward_headers(headers, endpoint))
-    return await client.send(request, stream=stream)
+    async def ask(self) -> Reply:
+        """A whole (non-streamed) call; a transport error becomes a reply with its ``error`` (status 502)."""
+        started = time.perf_counter()
+        try:
+            response = await self._send(stream=False)
+        except httpx.HTTPError as exc:
+            return self.failed(exc, started, streamed=False)
+        content_type = response.headers.get("content-type", "application/json")
+        return Reply(
+            self.answerer, self.model, response.status_code, response.content, False, _ms(started), None, content_type
+        )
+
+    async def open_stream(self) -> OpenStream:
+        """Start a streamed call; raises ``httpx.HTTPError`` when it cannot be sent."""
+        started = time.perf_counter()
+        response = await self._send(stream=True)
+        return OpenStream(response, started, self.answerer, self.model)
+
+    def failed(self, exc: httpx.HTTPError, started: float, *, streamed: bool) -> Reply:
+        """The reply of a call begun at ``started`` that could not be sent (status 502, the error told)."""
+        return Reply(self.answerer, self.model, 502, b"", streamed, _ms(started), error=f"{type(exc).__name__}: {exc}")
+
+    async def _send(self, *, stream: bool) -> httpx.Response:
+        """The one request of :meth:`ask` and :meth:`open_stream`. With ``stream`` the body is left unread."""
+        headers = forward_headers(self.headers, self.endpoint)
+        request = self.client.build_request("POST", self.endpoint.chat_url, content=self.body, headers=headers)
+        return await self.client.send(request, stream=stream)
 
 
 def _ms(started: float) -> float:

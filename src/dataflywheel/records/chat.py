@@ -15,7 +15,7 @@ Also here: the one set of message roles (:data:`MESSAGE_ROLES`) and the record f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Required, TypedDict, TypeVar, cast
@@ -44,8 +44,10 @@ __all__ = [
     "WireResponse",
     "WireTool",
     "WireToolCall",
+    "content_text",
     "detect_workload_type",
     "label_of_calls",
+    "last_user_text",
     "message_text",
     "response_message",
     "response_tool_calls",
@@ -389,12 +391,32 @@ def message_text(content: Any) -> str:
     return ""
 
 
+def content_text(content: object, other: Callable[[object], str] = str) -> str:
+    """Message content as plain text: None is empty, content parts (``{"text": ...}`` or strings) are joined
+    by newlines, bytes are decoded; ``other`` writes any other value."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, bytes):
+        return content.decode("utf-8", "replace")
+    if isinstance(content, list):
+        parts = [p["text"] if isinstance(p, dict) and isinstance(p.get("text"), str) else p for p in content]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    return other(content)
+
+
 def user_query(record: Mapping[str, Any]) -> str | None:
     """Text of the last user message of the request, or None."""
     try:
         messages = record["request"]["messages"]
     except (KeyError, TypeError):
         return None
+    return last_user_text(messages)
+
+
+def last_user_text(messages: object) -> str | None:
+    """Text of the last user message of ``messages`` (a list of OpenAI messages), or None."""
     if not isinstance(messages, list):
         return None
     for msg in reversed(messages):

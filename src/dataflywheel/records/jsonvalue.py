@@ -7,7 +7,7 @@ from typing import Any, TypeAlias
 
 from typing_extensions import TypeAliasType
 
-__all__ = ["JsonObject", "JsonValue", "json_equal"]
+__all__ = ["JsonObject", "JsonValue", "attributes", "json_equal", "json_type_name"]
 
 # TypeAliasType (PEP 695 on 3.11) so that pydantic models can hold it too.
 JsonValue = TypeAliasType("JsonValue", "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None")
@@ -30,3 +30,26 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a == b
     return type(a) is type(b) and bool(a == b)
+
+
+def json_type_name(value: object) -> str:
+    """JSON's name for the type of a Python value (``bool`` before ``int``: True is not a number); a value JSON
+    cannot hold gets its Python type's name."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
+def attributes(obj: object, *names: str) -> JsonObject:
+    """``{name: obj.name}`` for each of ``names``, in that order: the plain members of an object's JSON form."""
+    return {name: getattr(obj, name) for name in names}

@@ -26,9 +26,10 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final, TypedDict, cast
 
 import orjson
+from typing_extensions import Unpack
 
 from dataflywheel.errors import RecordError
 from dataflywheel.records.chat import (
@@ -39,10 +40,10 @@ from dataflywheel.records.chat import (
     WireRequest,
     WireResponse,
 )
-from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.records.jsonvalue import JsonObject, attributes
 from dataflywheel.records.toolcalls import normalize_record_tool_calls
 
-__all__ = ["MESSAGE_ROLES", "LogRecord", "parse_record", "record_id"]
+__all__ = ["MESSAGE_ROLES", "LogRecord", "RecordOverrides", "parse_record", "record_id"]
 
 _CORE_FIELDS = ("timestamp", "workload_id", "client_id", "request", "response")
 
@@ -88,14 +89,8 @@ class LogRecord:
         return ChatCompletion.from_wire(self.response)
 
     def to_dict(self) -> WireRecord:
-        core: WireRecord = {
-            "timestamp": self.timestamp,
-            "workload_id": self.workload_id,
-            "client_id": self.client_id,
-            "request": self.request,
-            "response": self.response,
-        }
-        return cast(WireRecord, {**self.extra, **core})  # open: the unknown fields kept
+        """The record's JSON form: its unknown fields kept, then the core ones (which win)."""
+        return cast(WireRecord, {**self.extra, **attributes(self, *_CORE_FIELDS)})
 
 
 def record_id(record: Mapping[str, Any]) -> str:
@@ -322,25 +317,29 @@ def decode_record(raw: bytes | str) -> Any:
     return obj
 
 
-def parse_record(
-    obj: Any,
-    *,
-    workload_id: str | None = None,
-    client_id: str | None = None,
-    default_timestamp: int | float | None = None,
-) -> LogRecord:
-    """Validate and normalize one decoded JSON value into a :class:`LogRecord`.
+class RecordOverrides(TypedDict, total=False):
+    """What a loader sets on the records it reads (:func:`parse_record`'s keyword options)."""
 
-    ``workload_id``/``client_id`` override the record's own. ``default_timestamp`` is used when the record
-    has none (only allowed for the conversation form, which carries no time). Raises :class:`RecordError`
-    naming the first bad field.
+    workload_id: str | None
+    """Overrides the record's own."""
+    client_id: str | None
+    """Overrides the record's own."""
+    default_timestamp: int | float | None
+    """Used when the record has none (only allowed for the conversation form, which carries no time)."""
+
+
+def parse_record(obj: Any, **overrides: Unpack[RecordOverrides]) -> LogRecord:
+    """Validate and normalize one decoded JSON value into a :class:`LogRecord`, with the ids and default
+    time of ``overrides`` (:class:`RecordOverrides`). Raises :class:`RecordError` naming the first bad
+    field.
     """
+    default_timestamp = overrides.get("default_timestamp")
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {type(obj).__name__}", "record")
     conversation = is_conversation_form(obj)
     data: JsonObject = conversation_to_log(obj) if conversation else dict(obj)
-    wid = _require_id(workload_id or data.get("workload_id"), "workload_id")
-    cid = _require_id(client_id or data.get("client_id"), "client_id")
+    wid = _require_id(overrides.get("workload_id") or data.get("workload_id"), "workload_id")
+    cid = _require_id(overrides.get("client_id") or data.get("client_id"), "client_id")
     raw_ts = data.get("timestamp")
     if raw_ts is None and (conversation or default_timestamp is not None):
         raw_ts = default_timestamp

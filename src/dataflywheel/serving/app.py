@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from typing_extensions import Unpack
 
 from dataflywheel.serving.protocol import (
     ChatCompletionRequest,
@@ -27,7 +28,7 @@ from dataflywheel.serving.protocol import (
     ErrorResponse,
     ModelList,
 )
-from dataflywheel.serving.service import DEFAULT_BATCH_WAIT_S, ChatEngine, ChatService, ServingError
+from dataflywheel.serving.service import ChatEngine, ChatService, ServiceOptions, ServingError
 
 logger = logging.getLogger(__name__)
 
@@ -160,22 +161,14 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 # the app ----------------------------------------------------------------------------------------------
 
 
-def create_app(
-    engine: ChatEngine,
-    model_name: str,
-    *,
-    max_batch: int | None = None,
-    batch_wait_s: float = DEFAULT_BATCH_WAIT_S,
-    default_max_tokens: int | None = None,
-) -> FastAPI:
+def create_app(engine: ChatEngine, model_name: str, **options: Unpack[ServiceOptions]) -> FastAPI:
     """The server for ``engine``, answering as ``model_name`` (and as each of the engine's adapters).
 
-    ``max_batch`` (default: the engine's ``max_batch_size``, else 16) and ``batch_wait_s`` tune the
-    batching queue: requests arriving within ``batch_wait_s`` of a first one go to the engine together.
+    The options go to its :class:`~.service.ChatService`: ``max_batch`` (default: the engine's
+    ``max_batch_size``, else 16) and ``batch_wait_s`` tune the batching queue: requests arriving within
+    ``batch_wait_s`` of a first one go to the engine together.
     """
-    service = ChatService(
-        engine, model_name, max_batch=max_batch, batch_wait_s=batch_wait_s, default_max_tokens=default_max_tokens
-    )
+    service = ChatService(engine, model_name, **options)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,6 +1,7 @@
 """The errors the server answers with, in OpenAI's shape (``{"error": {"message", "type", "param", "code"}}``).
 
-Each class carries its HTTP status; :meth:`ServingError.to_response` is the body.
+Each class carries its HTTP status and OpenAI error type (given as class keywords);
+:meth:`ServingError.to_response` is the body.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ class ServingError(FlywheelError):
     status_code = 500
     error_type = "internal_error"
 
+    def __init_subclass__(cls, *, status: int | None = None, error_type: str | None = None) -> None:
+        super().__init_subclass__()
+        if status is not None:
+            cls.status_code = status
+        if error_type is not None:
+            cls.error_type = error_type
+
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -37,18 +45,12 @@ class ServingError(FlywheelError):
         )
 
 
-class InvalidRequestError(ServingError):
+class InvalidRequestError(ServingError, status=400, error_type="invalid_request_error"):
     """400: the request cannot be served as it is (bad value, unsupported option)."""
 
-    status_code = 400
-    error_type = "invalid_request_error"
 
-
-class ModelNotFoundError(ServingError):
+class ModelNotFoundError(ServingError, status=404, error_type="invalid_request_error"):
     """404: the request names a model that is neither the base model nor a loaded adapter."""
-
-    status_code = 404
-    error_type = "invalid_request_error"
 
     def __init__(self, message: str, *, param: str | None = "model", code: str | None = "model_not_found") -> None:
         super().__init__(message, param=param, code=code)
@@ -58,15 +60,9 @@ class ModelNotFoundError(ServingError):
         return cls(f"The model `{model}` does not exist. Available models: {', '.join(available)}")
 
 
-class ServiceUnavailableError(ServingError):
+class ServiceUnavailableError(ServingError, status=503, error_type="service_unavailable"):
     """503: the server is shutting down."""
 
-    status_code = 503
-    error_type = "service_unavailable"
 
-
-class InternalServerError(ServingError):
+class InternalServerError(ServingError, status=500, error_type="internal_error"):
     """500: the engine failed on a request it had accepted."""
-
-    status_code = 500
-    error_type = "internal_error"

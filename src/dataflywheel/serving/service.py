@@ -18,9 +18,10 @@ import copy
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import orjson
+from typing_extensions import Unpack
 
 from dataflywheel.errors import FlywheelError
 from dataflywheel.models.engine import UnknownAdapterError
@@ -72,6 +73,7 @@ __all__ = [
     "InvalidRequestError",
     "ModelNotFoundError",
     "PreparedRequest",
+    "ServiceOptions",
     "ServiceUnavailableError",
     "ServingError",
     "engine_max_batch",
@@ -107,29 +109,32 @@ class PreparedRequest:
     include_usage: bool
 
 
+class ServiceOptions(TypedDict, total=False):
+    """The keyword options of :class:`ChatService` (and of :func:`~.app.create_app`, which passes them on)."""
+
+    max_batch: int | None
+    """The most requests the engine gets at once (None, the default: :func:`engine_max_batch`)."""
+    batch_wait_s: float
+    """How long a first request waits for others to batch with (default :data:`DEFAULT_BATCH_WAIT_S`)."""
+    default_max_tokens: int | None
+    """``max_tokens`` of a request that sets none (None, the default: :class:`SamplingParams`' own)."""
+
+
 class ChatService:
     """The behaviour behind ``/v1/models`` and ``/v1/chat/completions`` for one engine."""
 
-    def __init__(
-        self,
-        engine: ChatEngine,
-        model_name: str,
-        *,
-        max_batch: int | None = None,
-        batch_wait_s: float = DEFAULT_BATCH_WAIT_S,
-        default_max_tokens: int | None = None,
-    ) -> None:
+    def __init__(self, engine: ChatEngine, model_name: str, **options: Unpack[ServiceOptions]) -> None:
         self.engine = engine
         self.model_name = model_name
-        self.default_max_tokens = default_max_tokens or SamplingParams().max_tokens
+        self.default_max_tokens = options.get("default_max_tokens") or SamplingParams().max_tokens
         self.adapters: tuple[str, ...] = ()
         """The engine's adapter names, as of the last batch. The engine's ``adapters`` waits for a running
         generation to end, so the event loop reads this copy, which the worker refreshes between batches."""
         self.refresh_adapters()
         self.batcher: BatchQueue[ChatRequest, ChatResult] = BatchQueue(
             engine.chat,
-            max_batch=max_batch or engine_max_batch(engine),
-            max_wait_s=batch_wait_s,
+            max_batch=options.get("max_batch") or engine_max_batch(engine),
+            max_wait_s=options.get("batch_wait_s", DEFAULT_BATCH_WAIT_S),
             after_batch=self.refresh_adapters,
         )
         self.created = now()

@@ -16,8 +16,8 @@ from dataflywheel.api.errors import InvalidBodyError
 from dataflywheel.api.schemas import NO_NUL, IngestErrorPublic, LogsIngested, LogsRefused
 from dataflywheel.ingest.jsonl import IngestReport, describe_json_error, load_stream, load_values
 from dataflywheel.logstore import open_log_store
-from dataflywheel.records.jsonvalue import JsonObject
-from dataflywheel.records.model import ID_MAX_LENGTH
+from dataflywheel.records.jsonvalue import JsonObject, json_type_name
+from dataflywheel.records.model import ID_MAX_LENGTH, RecordOverrides
 from dataflywheel.settings import Settings
 
 router = APIRouter(prefix="/logs", tags=["logs"])
@@ -154,7 +154,7 @@ def _records_array(body: bytes, content_type: str) -> list[Any] | None:
         ) from None
     if not isinstance(value, list):
         raise InvalidBodyError(
-            f"expected a JSON array of records, got a JSON {_json_kind(value)}; "
+            f"expected a JSON array of records, got a JSON {json_type_name(value)}; "
             "wrap a single record in [...] or send NDJSON with Content-Type: application/x-ndjson"
         )
     # Each item is validated as the same parser validates an NDJSON line (an error's line is the item's
@@ -162,34 +162,12 @@ def _records_array(body: bytes, content_type: str) -> list[Any] | None:
     return value
 
 
-def _json_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return "number" if isinstance(value, int | float) and not isinstance(value, bool) else "boolean"
-
-
 def _store(
     settings: Settings, body: bytes, values: list[Any] | None, workload_id: str | None, client_id: str | None
 ) -> IngestReport:
+    overrides = RecordOverrides(workload_id=workload_id, client_id=client_id, default_timestamp=time.time())
+    batch_size = settings.log_store.batch_size
     with open_log_store(settings) as store:
         if values is not None:
-            return load_values(
-                store,
-                values,
-                workload_id=workload_id,
-                client_id=client_id,
-                default_timestamp=time.time(),
-                batch_size=settings.log_store.batch_size,
-            )
-        return load_stream(
-            store,
-            io.BytesIO(body),
-            workload_id=workload_id,
-            client_id=client_id,
-            default_timestamp=time.time(),
-            batch_size=settings.log_store.batch_size,
-        )
+            return load_values(store, values, batch_size=batch_size, **overrides)
+        return load_stream(store, io.BytesIO(body), batch_size=batch_size, **overrides)

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from dataflywheel.models.lenient_json import JsonRepair, read_json
 from dataflywheel.models.toolparse.findings import JSON_FINDINGS, Finding, FindingCode, excerpt
-from dataflywheel.records.jsonvalue import JsonObject
+from dataflywheel.records.jsonvalue import JsonObject, json_type_name
 from dataflywheel.records.tools import ToolIndex, strip_functions_prefix
 
 __all__ = [
@@ -187,16 +187,6 @@ def _schema_values(value: JsonObject, name: str, tools: ToolIndex) -> JsonObject
     return values_in_schema(props)
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    return "number" if isinstance(value, int | float) else type(value).__name__
-
-
 class _Reader:
     """One arguments read. Details are worded for where the arguments were: a message (``wire``) or a text."""
 
@@ -209,6 +199,10 @@ class _Reader:
 
     def found(self, code: FindingCode, detail: str, span: tuple[int, int] = (0, 0)) -> None:
         self.findings.append(Finding(code, detail, self.span or span))
+
+    def found_as(self, code: FindingCode, in_message: str, in_text: str, span: tuple[int, int] = (0, 0)) -> None:
+        """A finding whose detail is worded for where the arguments were: ``in_message`` or ``in_text``."""
+        self.found(code, in_message if self.wire else in_text, span)
 
     def read(self, raw: Any, depth: int) -> JsonObject | None:
         name, wire = self.name, self.wire
@@ -224,16 +218,16 @@ class _Reader:
             return self.unwrap(dict(raw), depth)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             what = "null arguments" if raw is None else "empty arguments string"
-            detail = f"{name}: no arguments, {{}} used" if wire else f"{what} for {name!r} replaced by {{}}"
-            self.found(FindingCode.EMPTY_ARGUMENTS, detail, (0, len(raw or "")))
+            in_text = f"{what} for {name!r} replaced by {{}}"
+            self.found_as(FindingCode.EMPTY_ARGUMENTS, f"{name}: no arguments, {{}} used", in_text, (0, len(raw or "")))
             return {}
         if not isinstance(raw, str):
             kind = type(raw).__name__
-            if wire:
-                detail = f"arguments of {name} are a {kind}, not an object"
-            else:
-                detail = f"arguments of {name!r} are not an object ({kind}): call skipped"
-            self.found(FindingCode.INVALID_ARGUMENTS, detail)
+            self.found_as(
+                FindingCode.INVALID_ARGUMENTS,
+                f"arguments of {name} are a {kind}, not an object",
+                f"arguments of {name!r} are not an object ({kind}): call skipped",
+            )
             return None
         before = len(self.findings)
         value = self.string(raw)
@@ -269,7 +263,7 @@ class _Reader:
             if isinstance(value, dict):
                 return value
             if not isinstance(value, str):
-                self.not_an_object(text, _json_type(value), whole)
+                self.not_an_object(text, json_type_name(value), whole)
                 return None
             self.found(FindingCode.DOUBLE_ENCODED, f"{name}: arguments JSON-encoded more than once", whole)
             text, base = value.strip(), None
@@ -292,8 +286,8 @@ class _Reader:
 
         for fix in read.fixes:
             if fix.repair is not JsonRepair.TRUNCATED:
-                detail = f"{name}: {fix.repair.message}" if self.wire else fix.repair.message
-                self.found(JSON_FINDINGS[fix.repair], detail, at(fix.span))
+                message = fix.repair.message
+                self.found_as(JSON_FINDINGS[fix.repair], f"{name}: {message}", message, at(fix.span))
             elif not self.wire:
                 self.found(FindingCode.TRUNCATED, fix.repair.message, at(fix.span))
             elif ends_cleanly(text[start:]):
@@ -319,15 +313,15 @@ class _Reader:
         if filled is None:
             return {str(k): v for k, v in value.items()}
         if not filled:
-            if self.wire:
-                detail = f"arguments of {name} are its JSON schema, without values"
-            else:
-                detail = f"JSON schema of {name!r} is not a call: ignored"
-            self.found(FindingCode.SCHEMA_WITHOUT_VALUES, detail)
+            self.found_as(
+                FindingCode.SCHEMA_WITHOUT_VALUES,
+                f"arguments of {name} are its JSON schema, without values",
+                f"JSON schema of {name!r} is not a call: ignored",
+            )
             return None
-        if self.wire:
-            detail = f"{name}: arguments unwrapped from a JSON schema"
-        else:
-            detail = f"arguments of {name!r} unwrapped from a JSON schema"
-        self.found(FindingCode.SCHEMA_UNWRAPPED, detail)
+        self.found_as(
+            FindingCode.SCHEMA_UNWRAPPED,
+            f"{name}: arguments unwrapped from a JSON schema",
+            f"arguments of {name!r} unwrapped from a JSON schema",
+        )
         return filled

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from dataflywheel.models.lenient_json import MAX_DEPTH
 from dataflywheel.models.toolparse.findings import CallForm
@@ -43,18 +44,13 @@ def _deep_openers(text: str) -> set[int]:
     followed by more than ``MAX_RAW_DEPTH`` unclosed brackets. Trying every bracket of such text is
     quadratic; a real call never nests like that."""
     deep: set[int] = set()
-    stack: list[int] = []
-    peaks: list[int] = []
-    raw_stack: list[int] = []
-    raw_peaks: list[int] = []
+    nested = _Brackets(MAX_DEPTH, deep)
+    raw = _Brackets(MAX_RAW_DEPTH, deep)
     in_string = False
     escaped = False
     for i, c in enumerate(text):
-        if c in "{[":
-            raw_stack.append(i)
-            raw_peaks.append(len(raw_stack))
-        elif c in "}]" and raw_stack:
-            _close_opener(raw_stack, raw_peaks, deep, MAX_RAW_DEPTH)
+        if c in _BRACKETS:
+            raw.see(i, c)
         if in_string:
             if escaped:
                 escaped = False
@@ -64,21 +60,41 @@ def _deep_openers(text: str) -> set[int]:
                 in_string = False
         elif c == '"':
             in_string = True
-        elif c in "{[":
-            stack.append(i)
-            peaks.append(len(stack))
-        elif c in "}]" and stack:
-            _close_opener(stack, peaks, deep, MAX_DEPTH)
-    while stack:
-        _close_opener(stack, peaks, deep, MAX_DEPTH)
-    while raw_stack:
-        _close_opener(raw_stack, raw_peaks, deep, MAX_RAW_DEPTH)
+        elif c in _BRACKETS:
+            nested.see(i, c)
+    nested.close_all()
+    raw.close_all()
     return deep
 
 
-def _close_opener(stack: list[int], peaks: list[int], deep: set[int], limit: int) -> None:
-    opener, peak = stack.pop(), peaks.pop()
-    if peak - len(stack) > limit:
-        deep.add(opener)
-    if peaks:
-        peaks[-1] = max(peaks[-1], peak)
+_BRACKETS = "{[}]"
+
+
+@dataclass
+class _Brackets:
+    """The brackets open so far, each with the deepest nesting met since it opened; one that closes over more
+    than ``limit`` levels goes into ``deep``."""
+
+    limit: int
+    deep: set[int]
+    stack: list[int] = field(default_factory=list)
+    peaks: list[int] = field(default_factory=list)
+
+    def see(self, i: int, c: str) -> None:
+        """Bracket ``c`` at position ``i``: an opening one is pushed, a closing one closes the innermost."""
+        if c in "{[":
+            self.stack.append(i)
+            self.peaks.append(len(self.stack))
+        elif self.stack:
+            self.close()
+
+    def close_all(self) -> None:
+        while self.stack:
+            self.close()
+
+    def close(self) -> None:
+        opener, peak = self.stack.pop(), self.peaks.pop()
+        if peak - len(self.stack) > self.limit:
+            self.deep.add(opener)
+        if self.peaks:
+            self.peaks[-1] = max(self.peaks[-1], peak)

@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from dataflywheel.models.toolparse.arguments import NO_ARGS
 from dataflywheel.models.toolparse.callsyntax import CALL_RE, call_args
@@ -56,30 +57,50 @@ def block_payload(scan: Scan, pos: int, limits: list[int]) -> Payload | None:
     return None
 
 
-class Markers:
-    """``<|python_tag|>`` / ``<|eom_id|>``: read as nothing, so the JSON after them is bare JSON."""
+class _Tag:
+    """A form that begins wherever ``open_re`` matches (the match is passed on to ``read``)."""
+
+    open_re: ClassVar[re.Pattern[str]]
 
     def starts(self, scan: Scan) -> Iterable[tuple[int, re.Match[str] | None]]:
-        return [(m.start(), m) for m in _MARKER_RE.finditer(scan.text)]
+        return [(m.start(), m) for m in self.open_re.finditer(scan.text)]
+
+
+class _ClosedTag(_Tag, ABC):
+    """A tag whose contents end at ``close_re``, and at the latest where the next opening tag (or the text)
+    does."""
+
+    close_re: ClassVar[re.Pattern[str]]
+
+    def read(self, scan: Scan, pos: int, match: re.Match[str] | None) -> None:
+        assert match is not None
+        limit = _next_start(self.open_re, scan.text, match.end())
+        self.read_tag(scan, match, limit, self.close_re.search(scan.text, match.end(), limit))
+
+    @abstractmethod
+    def read_tag(self, scan: Scan, m: re.Match[str], limit: int, close: re.Match[str] | None) -> None:
+        """Read the tag opened by ``m``: its contents may go up to ``limit``; ``close`` is its closing tag."""
+
+
+class Markers(_Tag):
+    """``<|python_tag|>`` / ``<|eom_id|>``: read as nothing, so the JSON after them is bare JSON."""
+
+    open_re = _MARKER_RE
 
     def read(self, scan: Scan, pos: int, match: re.Match[str] | None) -> None:
         assert match is not None
         scan.take(match.start(), match.end())
 
 
-class ToolCallBlocks:
+class ToolCallBlocks(_ClosedTag):
     """``<tool_call>`` blocks. A block ends at its closing tag, else where its payload does (the next opening
     tag or the end of the text bounds it)."""
 
-    def starts(self, scan: Scan) -> Iterable[tuple[int, re.Match[str] | None]]:
-        return [(m.start(), m) for m in TOOL_CALL_OPEN_RE.finditer(scan.text)]
+    open_re = TOOL_CALL_OPEN_RE
+    close_re = _TOOL_CALL_CLOSE_RE
 
-    def read(self, scan: Scan, pos: int, match: re.Match[str] | None) -> None:
-        assert match is not None
-        m, text = match, scan.text
-        nxt = TOOL_CALL_OPEN_RE.search(text, m.end())
-        limit = nxt.start() if nxt else len(text)
-        close = _TOOL_CALL_CLOSE_RE.search(text, m.end(), limit)
+    def read_tag(self, scan: Scan, m: re.Match[str], limit: int, close: re.Match[str] | None) -> None:
+        text = scan.text
         body = scan.skip_fence(scan.skip_ws(m.end()))
         found = block_payload(scan, body, [close.start() if close else limit])
         if found is None:
@@ -92,8 +113,7 @@ class ToolCallBlocks:
             return
         calls, stop, notes, prefixed = found
         if stop > limit:  # the payload swallowed the next opening tag: its closing tag is further on
-            nxt = TOOL_CALL_OPEN_RE.search(text, stop)
-            limit = nxt.start() if nxt else len(text)
+            limit = _next_start(TOOL_CALL_OPEN_RE, text, stop)
         closed = scan.close_block(stop, _TOOL_CALL_CLOSE_RE, limit, "tool_call")
         if closed is None:
             scan.finding(FindingCode.UNCLOSED_TAG, "missing </tool_call> closing tag", (m.start(), stop))
@@ -102,18 +122,14 @@ class ToolCallBlocks:
         scan.add(m.start(), end, calls, CallForm.TOOL_CALL, notes, prefixed=prefixed)
 
 
-class FunctionTags:
+class FunctionTags(_ClosedTag):
     """``<function ...>`` tags: the name in the tag (then JSON or call arguments), or a JSON call inside."""
 
-    def starts(self, scan: Scan) -> Iterable[tuple[int, re.Match[str] | None]]:
-        return [(m.start(), m) for m in _FUNCTION_TAG_RE.finditer(scan.text)]
+    open_re = _FUNCTION_TAG_RE
+    close_re = _FUNCTION_CLOSE_RE
 
-    def read(self, scan: Scan, pos: int, match: re.Match[str] | None) -> None:
-        assert match is not None
-        m, text = match, scan.text
-        nxt = _FUNCTION_TAG_RE.search(text, m.end())
-        limit = nxt.start() if nxt else len(text)
-        close = _FUNCTION_CLOSE_RE.search(text, m.end(), limit)
+    def read_tag(self, scan: Scan, m: re.Match[str], limit: int, close: re.Match[str] | None) -> None:
+        text = scan.text
         limits = [close.start() if close else limit]
         name = m.group("eq") or m.group("attr") or m.group("inline")
         body = scan.skip_ws(m.end())
@@ -143,3 +159,9 @@ class FunctionTags:
         end = stop if end is None else end
         scan.take(m.start(), end)
         scan.add(m.start(), end, calls, CallForm.FUNCTION_TAG, notes, prefixed=prefixed)
+
+
+def _next_start(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where ``pattern`` next matches from ``pos``, else the end of the text."""
+    nxt = pattern.search(text, pos)
+    return nxt.start() if nxt else len(text)
