@@ -10,6 +10,7 @@ from rich.progress import MofNCompleteColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dataflywheel.cli.common import console, guarded, print_json, progress_bar, state
+from dataflywheel.cli.options import ClientIdOption, WorkloadIdOption
 from dataflywheel.cli.render import build_tables
 from dataflywheel.datasets.artifacts import list_builds, read_manifest
 from dataflywheel.datasets.build import DatasetBuild, build_datasets
@@ -40,8 +41,8 @@ def run_build(settings: Settings, source: RecordSource, workload_id: str, client
 @guarded
 def build(
     ctx: typer.Context,
-    workload_id: str = typer.Option(..., "--workload-id", help="The workload (agent node) to build for."),
-    client_id: str = typer.Option(..., "--client-id", help="The client (application) whose logs to use."),
+    workload_id: WorkloadIdOption,
+    client_id: ClientIdOption,
     eval_size: int | None = typer.Option(None, "--eval-size", help="Override data_split.eval_size."),
     val_ratio: float | None = typer.Option(None, "--val-ratio", help="Override data_split.val_ratio."),
     seed: int | None = typer.Option(None, "--seed", help="Override data_split.random_seed."),
@@ -84,8 +85,8 @@ def build(
 @guarded
 def list_cmd(
     ctx: typer.Context,
-    workload_id: str = typer.Option(..., "--workload-id"),
-    client_id: str = typer.Option(..., "--client-id"),
+    workload_id: WorkloadIdOption,
+    client_id: ClientIdOption,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List the dataset builds of a workload/client, oldest first."""

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from dataflywheel.cli.common import console, guarded, print_json, state
 from dataflywheel.cli.job_view import follow_job
+from dataflywheel.cli.options import ClientIdOption, WorkloadIdOption
 from dataflywheel.cli.run import result_table
 from dataflywheel.workflow.service import FlywheelService
 
@@ -53,8 +54,8 @@ def report_table(report: dict[str, Any]) -> Table:
 @guarded
 def feedback(
     ctx: typer.Context,
-    workload_id: str = typer.Option(..., "--workload-id"),
-    client_id: str = typer.Option(..., "--client-id"),
+    workload_id: WorkloadIdOption,
+    client_id: ClientIdOption,
     model: str = typer.Option(..., "--model", help="The student: candidate name, built-in alias or endpoint."),
     judge: str | None = typer.Option(None, "--judge", help="A model to judge with (default: settings.judge)."),
     target_client_id: str | None = typer.Option(None, "--target-client-id", help="Default: <client-id>-curated."),

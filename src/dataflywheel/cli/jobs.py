@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import httpx
 import typer
@@ -35,6 +35,19 @@ from dataflywheel.cli.job_view import (
     poll_until_done,
     styled,
     training_detail,
+)
+from dataflywheel.cli.options import (
+    ApiJsonOption,
+    ApiKeyOption,
+    ApiUrlOption,
+    CandidatesOption,
+    ClientIdFilter,
+    ClientIdOption,
+    JobIdArgument,
+    Overrides,
+    WorkloadIdFilter,
+    WorkloadIdOption,
+    overrides_option,
 )
 from dataflywheel.cli.run import result_table
 from dataflywheel.errors import ConfigError, RemoteServiceError
@@ -156,15 +169,6 @@ def _client(ctx: typer.Context, url: str | None, api_key: str | None) -> ApiClie
             api_key = secret_from_env(settings.api.api_key_env, setting="api.api_key_env", required=False)
     return ApiClient(url, api_key)
 
-
-URL_OPTION = typer.Option(
-    None, "--url", envvar="FLYWHEEL_API_URL", help="The API's base URL (default: http://{api.host}:{api.port})."
-)
-KEY_OPTION = typer.Option(
-    None, "--api-key", envvar="FLYWHEEL_API_KEY", help="The API key (default: the variable api.api_key_env names)."
-)
-JSON_OPTION = typer.Option(False, "--json", help="Print the API's answer as JSON.")
-JOB_ID_ARGUMENT = typer.Argument(..., help="The job's id.")
 
 _Answer = TypeVar("_Answer", bound=BaseModel)
 
@@ -322,25 +326,21 @@ def _finish(job: JobDetailPublic) -> None:
 @guarded
 def create(
     ctx: typer.Context,
-    workload_id: str = typer.Option(..., "--workload-id", help="The workload whose logs to curate."),
-    client_id: str = typer.Option(..., "--client-id", help="The client whose logs to curate."),
-    candidate: list[str] | None = typer.Option(
-        None, "--candidate", help="A candidate model (repeatable; default: every configured one)."
-    ),
-    set_split: list[str] | None = typer.Option(
-        None, "--set-split", help="A data_split override KEY=VALUE (repeatable), e.g. eval_size=20."
-    ),
-    set_training: list[str] | None = typer.Option(
-        None, "--set-training", help="A training override KEY=VALUE (repeatable), e.g. epochs=1, lora.adapter_dim=8."
-    ),
-    set_icl: list[str] | None = typer.Option(None, "--set-icl", help="An icl override KEY=VALUE (repeatable)."),
-    set_recommendation: list[str] | None = typer.Option(
-        None, "--set-recommendation", help="A recommendation rule override KEY=VALUE (repeatable), e.g. min_ratio=0.9."
-    ),
+    workload_id: WorkloadIdOption,
+    client_id: ClientIdOption,
+    candidate: CandidatesOption = None,
+    set_split: Annotated[Overrides, overrides_option("--set-split", "data_split", "eval_size=20")] = None,
+    set_training: Annotated[
+        Overrides, overrides_option("--set-training", "training", "epochs=1, lora.adapter_dim=8")
+    ] = None,
+    set_icl: Annotated[Overrides, overrides_option("--set-icl", "icl")] = None,
+    set_recommendation: Annotated[
+        Overrides, overrides_option("--set-recommendation", "recommendation rule", "min_ratio=0.9")
+    ] = None,
     watch: bool = typer.Option(False, "--watch", help="Follow the job until it ends (as flywheel jobs watch)."),
-    as_json: bool = JSON_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
+    as_json: ApiJsonOption = False,
+    url: ApiUrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Create a flywheel job: curate the workload's logs, evaluate and customize the candidates."""
     body: dict[str, object] = {"workload_id": workload_id, "client_id": client_id}
@@ -379,13 +379,13 @@ def create(
 def list_jobs(
     ctx: typer.Context,
     status: list[str] | None = typer.Option(None, "--status", help="Only jobs in this status (repeatable)."),
-    workload_id: str | None = typer.Option(None, "--workload-id", help="Only this workload's jobs."),
-    client_id: str | None = typer.Option(None, "--client-id", help="Only this client's jobs."),
+    workload_id: WorkloadIdFilter = None,
+    client_id: ClientIdFilter = None,
     limit: int = typer.Option(20, "--limit", min=1, max=500, help="Jobs to show."),
     offset: int = typer.Option(0, "--offset", min=0, help="Jobs to skip (newest first)."),
-    as_json: bool = JSON_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
+    as_json: ApiJsonOption = False,
+    url: ApiUrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """List jobs, newest first."""
     with _client(ctx, url, api_key) as client:
@@ -407,10 +407,10 @@ def _job_command(
     @guarded
     def command(
         ctx: typer.Context,
-        job_id: str = JOB_ID_ARGUMENT,
-        as_json: bool = JSON_OPTION,
-        url: str | None = URL_OPTION,
-        api_key: str | None = KEY_OPTION,
+        job_id: JobIdArgument,
+        as_json: ApiJsonOption = False,
+        url: ApiUrlOption = None,
+        api_key: ApiKeyOption = None,
     ) -> None:
         with _client(ctx, url, api_key) as client:
             answer = call(client, job_id)
@@ -432,10 +432,10 @@ _job_command(
 @guarded
 def watch(
     ctx: typer.Context,
-    job_id: str = JOB_ID_ARGUMENT,
+    job_id: JobIdArgument,
     interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between two polls."),
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
+    url: ApiUrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Follow a job with live progress bars until it ends, then print its result (exit 1 unless completed)."""
     with _client(ctx, url, api_key) as client:
@@ -459,11 +459,11 @@ _job_command(
 @guarded
 def delete(
     ctx: typer.Context,
-    job_id: str = JOB_ID_ARGUMENT,
+    job_id: JobIdArgument,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    as_json: bool = JSON_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
+    as_json: ApiJsonOption = False,
+    url: ApiUrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Delete a finished job with everything it made: datasets, eval results, deployment logs, LoRA runs
     (checkpoints, optimizer state) and adapters; prints the space freed."""

@@ -8,6 +8,7 @@ import typer
 from rich.progress import DownloadColumn, TimeRemainingColumn
 
 from dataflywheel.cli.common import console, guarded, print_json, progress_bar, state
+from dataflywheel.cli.options import ClientIdFilter, WorkloadIdFilter, WorkloadIdOption
 from dataflywheel.cli.render import ingest_table, workloads_table
 from dataflywheel.errors import FlywheelError
 from dataflywheel.ingest.jsonl import IngestProgress, load_file
@@ -62,8 +63,8 @@ def load(
 @guarded
 def stats(
     ctx: typer.Context,
-    workload_id: str | None = typer.Option(None, "--workload-id"),
-    client_id: str | None = typer.Option(None, "--client-id"),
+    workload_id: WorkloadIdFilter = None,
+    client_id: ClientIdFilter = None,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List workloads (and clients) with their record counts and time ranges."""
@@ -91,8 +92,8 @@ def stats(
 @guarded
 def delete(
     ctx: typer.Context,
-    workload_id: str = typer.Option(..., "--workload-id"),
-    client_id: str | None = typer.Option(None, "--client-id", help="Only this client's records."),
+    workload_id: WorkloadIdOption,
+    client_id: ClientIdFilter = None,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import typer
 
 from dataflywheel.cli.common import console, guarded, print_json, state
-from dataflywheel.cli.jobs import JSON_OPTION, KEY_OPTION, URL_OPTION, _client
+from dataflywheel.cli.jobs import _client
+from dataflywheel.cli.options import ApiJsonOption, ApiKeyOption, ApiUrlOption, ClientIdFilter
 from dataflywheel.jobs.routes import RouteMode
 
 
@@ -67,9 +68,9 @@ def promote(
     model: str | None = typer.Option(None, "--model", help="The model name there (default: the adapter's name)."),
     override: bool = typer.Option(False, "--override", help="Promote although the gate does not pass (recorded)."),
     reason: str = typer.Option("", "--reason", help="Why (required with --override)."),
-    as_json: bool = JSON_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
+    as_json: ApiJsonOption = False,
+    url: ApiUrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Make a job's candidate the route of its workload in the logging proxy (shadow, canary or full)."""
     body: dict[str, Any] = {"mode": mode.value, "override": override, "reason": reason}
@@ -98,11 +99,11 @@ def promote(
 def rollback(
     ctx: typer.Context,
     workload_id: str = typer.Argument(..., help="The workload whose traffic goes back to the big model."),
-    client_id: str | None = typer.Option(None, "--client-id", help="Only this client's route."),
+    client_id: ClientIdFilter = None,
     reason: str = typer.Option("", "--reason", help="Why (recorded)."),
-    as_json: bool = JSON_OPTION,
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
+    as_json: ApiJsonOption = False,
+    url: ApiUrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Send all of a workload's traffic back to the big model (one call)."""
     body: dict[str, Any] = {"reason": reason}

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
@@ -17,6 +17,7 @@ from rich.text import Text
 from dataflywheel.cli.common import console, guarded, parse_assignments, print_json, state
 from dataflywheel.cli.decision import decision_renderables
 from dataflywheel.cli.job_view import follow_job
+from dataflywheel.cli.options import CandidatesOption, ClientIdOption, Overrides, WorkloadIdOption, overrides_option
 from dataflywheel.errors import ConfigError
 from dataflywheel.settings import Settings
 from dataflywheel.workflow.plan import Queue
@@ -174,19 +175,17 @@ def _plain(value: Any) -> Any:
 @guarded
 def run(
     ctx: typer.Context,
-    workload_id: str = typer.Option(..., "--workload-id", help="The workload (agent node / route) to improve."),
-    client_id: str = typer.Option(..., "--client-id", help="The application whose logs to use."),
-    candidate: list[str] | None = typer.Option(
-        None, "--candidate", help="A candidate to try (repeatable; default: every configured candidate)."
-    ),
-    split: list[str] | None = typer.Option(None, "--split", help="data_split override KEY=VALUE (repeatable)."),
-    training: list[str] | None = typer.Option(None, "--training", help="training override KEY=VALUE (repeatable)."),
-    recommend: list[str] | None = typer.Option(
-        None,
-        "--recommend",
-        help="recommendation rule override KEY=VALUE (repeatable), e.g. min_ratio=0.9 or "
-        "metric=function_name_and_args_accuracy.",
-    ),
+    workload_id: WorkloadIdOption,
+    client_id: ClientIdOption,
+    candidate: CandidatesOption = None,
+    split: Annotated[Overrides, overrides_option("--split", "data_split", "eval_size=20")] = None,
+    training: Annotated[Overrides, overrides_option("--training", "training", "epochs=1, lora.adapter_dim=8")] = None,
+    recommend: Annotated[
+        Overrides,
+        overrides_option(
+            "--recommend", "recommendation rule", "min_ratio=0.9 or metric=function_name_and_args_accuracy"
+        ),
+    ] = None,
     learning_curve: str | None = typer.Option(
         None,
         "--learning-curve",

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from dataflywheel.cli.common import console, guarded, print_json, state
+from dataflywheel.cli.options import CandidatesOption, ClientIdOption, WorkloadIdOption
 from dataflywheel.errors import ConfigError
 from dataflywheel.jobs import JobStore
 from dataflywheel.jobs.records import ScheduleRecord
@@ -42,14 +43,14 @@ def _as_json(s: ScheduleRecord) -> dict[str, object]:
 @guarded
 def add(
     ctx: typer.Context,
-    workload_id: str = typer.Option(..., "--workload-id", help="The workload whose jobs are scheduled."),
-    client_id: str = typer.Option(..., "--client-id", help="Its client."),
+    workload_id: WorkloadIdOption,
+    client_id: ClientIdOption,
     cron: str | None = typer.Option(None, "--cron", help="Five-field cron expression in UTC, e.g. '0 3 * * *'."),
     min_new_records: int | None = typer.Option(
         None, "--min-new-records", min=1, help="Start a job after this many new records."
     ),
     on_drift: bool = typer.Option(False, "--on-drift", help="Start a job when the logs drift from the last dataset."),
-    candidates: list[str] | None = typer.Option(None, "--candidate", help="A candidate of the jobs (repeatable)."),
+    candidates: CandidatesOption = None,
     job_config: str | None = typer.Option(
         None, "--job-config", help='The jobs\' overrides as JSON, e.g. \'{"data_split_config": {"eval_size": 50}}\'.'
     ),
