@@ -50,6 +50,7 @@ from dataflywheel.cli.options import (
     overrides_option,
 )
 from dataflywheel.cli.run import result_table
+from dataflywheel.closing import Closing
 from dataflywheel.errors import ConfigError, RemoteServiceError
 from dataflywheel.settings import secret_from_env
 from dataflywheel.web.format import duration
@@ -82,7 +83,7 @@ class ApiError(RemoteServiceError):
 
 
 @dataclass
-class ApiClient:
+class ApiClient(Closing):
     """A small synchronous client of the flywheel API."""
 
     url: str
@@ -99,12 +100,6 @@ class ApiClient:
                 base_url=self.url.rstrip("/"), headers=headers, timeout=self.timeout, transport=self.transport
             )
         return self._client
-
-    def __enter__(self) -> ApiClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._client is not None:

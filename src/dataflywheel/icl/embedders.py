@@ -29,8 +29,8 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from dataflywheel.closing import Closing
 from dataflywheel.errors import ConfigError, DependencyMissingError, EmbeddingError
-from dataflywheel.models.closing import Closing
 from dataflywheel.settings import EmbedderSettings, secret_from_env
 
 BUILTIN_MINILM = "builtin:all-minilm-l6-v2"

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from dataflywheel.closing import Closing
 from dataflywheel.errors import StoreError
-from dataflywheel.models.closing import Closing
 from dataflywheel.records.jsonvalue import JsonObject
 from dataflywheel.records.model import LogRecord, encoding_problem, record_id
 

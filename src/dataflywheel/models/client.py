@@ -24,8 +24,8 @@ from typing import Any, Literal, TypeVar, overload
 from pydantic import BaseModel, ValidationError
 from typing_extensions import Unpack
 
+from dataflywheel.closing import Closing
 from dataflywheel.models.chat_template import TOOL_CHOICE_KWARG
-from dataflywheel.models.closing import Closing
 from dataflywheel.models.codec import fallback_prefill, parse_answer
 from dataflywheel.models.endpoint import (
     MAX_RETRY_AFTER_S,

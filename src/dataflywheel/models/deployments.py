@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dataflywheel.closing import Closing
 from dataflywheel.errors import ConfigError, FlywheelError
 from dataflywheel.models.chat_template import write_codec_chat_template
 from dataflywheel.models.client import EndpointError, OpenAIClient, SyncOpenAIClient
-from dataflywheel.models.closing import Closing
 from dataflywheel.models.registry import ModelSpec, local_model_dir
 from dataflywheel.models.vllm_backend import BackendChoice, VllmLaunch, choose_backend, vllm_argv
 from dataflywheel.settings import Settings

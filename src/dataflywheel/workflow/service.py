@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from dataflywheel.closing import Closing
 from dataflywheel.errors import ConfigError, FlywheelError
 from dataflywheel.jobs import JobStore
 from dataflywheel.jobs.records import JobDetail, JobRecord
@@ -89,7 +90,7 @@ class JobDeletion:
     removal: Removal
 
 
-class FlywheelService:
+class FlywheelService(Closing):
     def __init__(self, settings: Settings, *, store: JobStore | None = None, executor: Executor | None = None) -> None:
         self.settings = settings
         self.store = store or JobStore.from_settings(settings)
@@ -239,9 +240,3 @@ class FlywheelService:
             thread.join(wait)
         self.executor.close()
         self.store.close()
-
-    def __enter__(self) -> FlywheelService:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

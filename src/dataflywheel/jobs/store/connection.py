@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from dataflywheel.closing import Closing
 from dataflywheel.errors import DependencyMissingError, FlywheelError, StoreError
 from dataflywheel.sqlite_wal import set_wal
 
@@ -104,7 +105,7 @@ def reason(exc: DBAPIError) -> str:
     return str(exc.orig).strip() if exc.orig is not None else str(exc)
 
 
-class StoreConnection:
+class StoreConnection(Closing):
     """The job store's database: engine, sessions, migrations. :class:`~dataflywheel.jobs.store.JobStore`
     adds the tables' methods (each one short transaction, :meth:`_tx`)."""
 
@@ -182,12 +183,6 @@ class StoreConnection:
     def close(self) -> None:
         """Close every pooled connection. The store must not be used afterwards."""
         self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     @property
     def dsn(self) -> str | None:
