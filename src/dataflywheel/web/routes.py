@@ -26,10 +26,8 @@ from fastapi.staticfiles import StaticFiles
 from dataflywheel.api.deps import SettingsDep, StoreDep, api_state
 from dataflywheel.api.errors import InvalidJobIdError, check_job_id
 from dataflywheel.api.session import COOKIE, MAX_AGE_S, session_token, valid_session
-from dataflywheel.jobs import JobStore
 from dataflywheel.jobs.errors import JobNotFoundError
 from dataflywheel.results.samples import Verdict
-from dataflywheel.settings import Settings
 from dataflywheel.web import pages
 from dataflywheel.web.render import (
     render_error,
@@ -106,21 +104,6 @@ def _sample_query(
 SampleQueryDep = Annotated[pages.SampleQuery, Depends(_sample_query)]
 
 
-class _SamplesRead(NamedTuple):
-    """What the job page and its samples part read: the job store, the settings and which samples to show."""
-
-    store: JobStore
-    settings: Settings
-    query: pages.SampleQuery
-
-
-def _samples_read(store: StoreDep, settings: SettingsDep, query: SampleQueryDep) -> _SamplesRead:
-    return _SamplesRead(store, settings, query)
-
-
-SamplesReadDep = Annotated[_SamplesRead, Depends(_samples_read)]
-
-
 class _JobsWindow(NamedTuple):
     offset: int
     limit: int
@@ -152,12 +135,18 @@ def jobs_table(auth: AuthDep, store: StoreDep, settings: SettingsDep, window: Jo
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(job_id: str, auth: AuthDep, read: SamplesReadDep) -> HTMLResponse:
+def job_page(
+    job_id: str,
+    auth: AuthDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    query: SampleQueryDep,
+) -> HTMLResponse:
     started = time.perf_counter()
     return _job_html(
         job_id,
         started,
-        lambda job: render_job_page(pages.load_job_page(read.store, read.settings, job, samples=read.query, auth=auth)),
+        lambda job: render_job_page(pages.load_job_page(store, settings, job, samples=query, auth=auth)),
     )
 
 
@@ -168,11 +157,17 @@ def job_live(job_id: str, auth: AuthDep, store: StoreDep, settings: SettingsDep)
 
 
 @router.get("/jobs/{job_id}/partials/samples", response_class=HTMLResponse)
-def job_samples(job_id: str, auth: AuthDep, read: SamplesReadDep) -> HTMLResponse:
+def job_samples(
+    job_id: str,
+    auth: AuthDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    query: SampleQueryDep,
+) -> HTMLResponse:
     started = time.perf_counter()
 
     def samples(job: str) -> str | HTMLResponse:
-        view = pages.samples_for(read.settings, read.store.job_detail(job), read.query)
+        view = pages.samples_for(settings, store.job_detail(job), query)
         if view is None:
             return _html(render_error(404, f"job {job} has no evaluated samples"), started, 404)
         return render_samples(view, job)
