@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypedDict
@@ -34,7 +34,6 @@ from dataflywheel.asyncio_util import run_async as run_async  # re-exported for 
 from dataflywheel.errors import FlywheelError
 from dataflywheel.evaluation.breakdown import (
     ClassMetrics,
-    ClassMetricsDict,
     Confusion,
     PredictedOutcome,
     confusion,
@@ -132,25 +131,6 @@ class JudgeSummary(TypedDict, total=False):
     completion_tokens: int
 
 
-class EvalSummaryDict(TypedDict):
-    """An :class:`EvalSummary` as stored (``summary.json``)."""
-
-    eval_type: str
-    model: str
-    workload_type: str
-    samples: int
-    errors: int
-    metrics: dict[str, AggregateDict]
-    judge: JudgeSummary
-    wall_s: float
-    usage: dict[str, int]
-    latency_p50_s: float | None
-    latency_p95_s: float | None
-    cancelled: bool
-    per_class: dict[str, ClassMetricsDict]
-    confusion: dict[str, dict[str, int]]
-
-
 class StoredSample(TypedDict):
     """One line of ``samples.jsonl``: a record's request answered and scored."""
 
@@ -174,6 +154,8 @@ class StoredSample(TypedDict):
 
 @dataclass
 class EvalSummary:
+    """An eval's result, as :func:`summarize` computes it and ``summary.json`` stores it (:meth:`to_dict`)."""
+
     eval_type: str
     model: str
     workload_type: str
@@ -191,23 +173,14 @@ class EvalSummary:
     confusion: Confusion = field(default_factory=Confusion)
     """Reference class -> predicted outcome -> samples."""
 
-    def to_dict(self) -> EvalSummaryDict:
-        return {
-            "eval_type": self.eval_type,
-            "model": self.model,
-            "workload_type": self.workload_type,
-            "samples": self.samples,
-            "errors": self.errors,
-            "metrics": dict(self.metrics),
-            "judge": self.judge,
-            "wall_s": self.wall_s,
-            "usage": dict(self.usage),
-            "latency_p50_s": self.latency_p50_s,
-            "latency_p95_s": self.latency_p95_s,
-            "cancelled": self.cancelled,
+    def to_dict(self) -> JsonObject:
+        """The summary as stored (``summary.json``): every field in order, ``per_class`` and ``confusion`` in
+        their stored form."""
+        stored: JsonObject = asdict(self) | {
             "per_class": {label: c.to_dict() for label, c in self.per_class.items()},
             "confusion": self.confusion.to_dict(),
         }
+        return stored
 
 
 def load_dataset(path: Path) -> list[dict[str, Any]]:
