@@ -315,14 +315,14 @@ def test_chat_many_keeps_order_and_bounds_concurrency(serve: Any) -> None:
     assert 1 < server.max_in_flight <= 3
 
 
-def test_chat_many_raises_the_first_error_or_returns_it(serve: Any) -> None:
+def test_chat_many_raises_the_first_error_and_chat_many_settled_keeps_it(serve: Any) -> None:
     server = serve(Step(), Step(400, {"error": {"message": "bad"}}), Step())
     client = OpenAIClient(server.base_url, max_concurrency=1)
     with pytest.raises(EndpointError, match="bad"):
         run(client.chat_many([ask("a"), ask("b"), ask("c")], "m"))
     server.requests.clear()
     server.script = [Step(), Step(400, {"error": {"message": "bad"}}), Step()]
-    results = run(client.chat_many([ask("a"), ask("b"), ask("c")], "m", return_exceptions=True))
+    results = run(client.chat_many_settled([ask("a"), ask("b"), ask("c")], "m"))
     assert isinstance(results[1], EndpointError)
     assert [getattr(r, "message", {}).get("content") for r in (results[0], results[2])] == ["echo a", "echo c"]
 

@@ -4,7 +4,8 @@
 :class:`~dataflywheel.models.types.ChatRequest` as an OpenAI chat-completions request (tool-call arguments
 as JSON strings, :func:`~dataflywheel.records.toolcalls.to_wire_messages`) and parses the answer into a
 :class:`~dataflywheel.models.types.ChatResult`; :meth:`~OpenAIClient.chat_many` runs many with bounded
-concurrency; :meth:`~OpenAIClient.embeddings`, :meth:`~OpenAIClient.models` and
+concurrency (:meth:`~OpenAIClient.chat_many_settled`: each failure in its request's place);
+:meth:`~OpenAIClient.embeddings`, :meth:`~OpenAIClient.models` and
 :meth:`~OpenAIClient.load_lora_adapter` cover the rest. :class:`SyncOpenAIClient` offers the same calls to
 code without an event loop.
 
@@ -18,8 +19,8 @@ timeouts and connection errors, with backoff and the server's ``Retry-After``), 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, Literal, TypeVar, overload
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from typing_extensions import Unpack
@@ -126,55 +127,50 @@ class OpenAIClient(EndpointView):
         )
         return result
 
-    @overload
     async def chat_many(
-        self,
-        requests: Sequence[ChatRequest],
-        model: str,
-        on_result: OnResult | None = None,
-        *,
-        return_exceptions: Literal[False] = False,
-    ) -> list[ChatResult]: ...
-
-    @overload
-    async def chat_many(
-        self,
-        requests: Sequence[ChatRequest],
-        model: str,
-        on_result: OnResult | None = None,
-        *,
-        return_exceptions: Literal[True],
-    ) -> list[ChatResult | EndpointError]: ...
-
-    async def chat_many(
-        self,
-        requests: Sequence[ChatRequest],
-        model: str,
-        on_result: OnResult | None = None,
-        *,
-        return_exceptions: bool = False,
-    ) -> list[ChatResult] | list[ChatResult | EndpointError]:
+        self, requests: Sequence[ChatRequest], model: str, on_result: OnResult | None = None
+    ) -> list[ChatResult]:
         """Results in the order of ``requests``, at most ``max_concurrency`` in flight.
 
         ``on_result(index, result)`` is called as each one arrives (progress, incremental writes). The
-        first :class:`EndpointError` cancels the rest and is raised, unless ``return_exceptions``: then it
-        takes the failed request's place in the list.
+        first :class:`EndpointError` cancels the rest and is raised (:meth:`chat_many_settled` keeps going).
         """
-        results: list[ChatResult | EndpointError | None] = [None] * len(requests)
+        return await self._each(requests, lambda request: self.chat(request, model), on_result)
+
+    async def chat_many_settled(
+        self, requests: Sequence[ChatRequest], model: str, on_result: OnResult | None = None
+    ) -> list[ChatResult | EndpointError]:
+        """As :meth:`chat_many`, but a failed request's :class:`EndpointError` takes its place in the list and
+        the other requests go on (``on_result`` is called for the answers only)."""
+
+        async def settled(request: ChatRequest) -> ChatResult | EndpointError:
+            try:
+                return await self.chat(request, model)
+            except EndpointError as exc:
+                return exc
+
+        def answered(index: int, result: ChatResult | EndpointError) -> None:
+            if on_result is not None and isinstance(result, ChatResult):
+                on_result(index, result)
+
+        return await self._each(requests, settled, answered)
+
+    async def _each(
+        self,
+        requests: Sequence[ChatRequest],
+        call: Callable[[ChatRequest], Awaitable[T]],
+        on_result: Callable[[int, T], object] | None,
+    ) -> list[T]:
+        """``call(request)`` for each request, results in order, at most ``max_concurrency`` in flight; the
+        first exception cancels the rest and is raised."""
+        results: dict[int, T] = {}
         indices = iter(range(len(requests)))
 
         async def worker() -> None:
             for i in indices:  # one shared iterator: each index is taken by exactly one worker
-                try:
-                    result = await self.chat(requests[i], model)
-                except EndpointError as exc:
-                    if not return_exceptions:
-                        raise
-                    results[i] = exc
-                    continue
-                results[i] = result
+                results[i] = await call(requests[i])
                 if on_result is not None:
-                    on_result(i, result)
+                    on_result(i, results[i])
 
         tasks = [asyncio.create_task(worker()) for _ in range(min(self.max_concurrency, len(requests)))]
         try:
@@ -184,9 +180,7 @@ class OpenAIClient(EndpointView):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        if return_exceptions:
-            return [r for r in results if r is not None]
-        return [r for r in results if isinstance(r, ChatResult)]
+        return [results[i] for i in range(len(requests))]
 
     async def embeddings(self, texts: Sequence[str], model: str, input_type: str | None = None) -> list[list[float]]:
         """One vector per text, in order (``input_type`` is sent when given: NIM embedders want it)."""
@@ -359,6 +353,12 @@ class SyncOpenAIClient(EndpointView, Closing):
     ) -> list[ChatResult]:
         """Like :meth:`OpenAIClient.chat_many`; ``on_result`` runs on the endpoint loop's thread."""
         return self._run(self.client.chat_many(requests, model, on_result))
+
+    def chat_many_settled(
+        self, requests: Sequence[ChatRequest], model: str, on_result: OnResult | None = None
+    ) -> list[ChatResult | EndpointError]:
+        """Like :meth:`OpenAIClient.chat_many_settled`; ``on_result`` runs on the endpoint loop's thread."""
+        return self._run(self.client.chat_many_settled(requests, model, on_result))
 
     def embeddings(self, texts: Sequence[str], model: str, input_type: str | None = None) -> list[list[float]]:
         return self._run(self.client.embeddings(texts, model, input_type))
