@@ -75,7 +75,7 @@ class ProxyState:
         log = self.writer.stats() if self.writer is not None else LogStats()
         return {
             "calls": asdict(self.counters),
-            "log": asdict(log),
+            "log": log.to_dict(),
             "routes": {"lookups": self.routes.lookups, "errors": self.routes.errors, "waited": self.routes.waited},
         }
 
