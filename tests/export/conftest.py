@@ -99,7 +99,7 @@ def prepare_job(home: Path, monkeypatch: pytest.MonkeyPatch) -> ReadyJob:
     home.mkdir(parents=True, exist_ok=True)
     write_jsonl(SynthConfig(records=80, seed=2), home / "traffic.jsonl")
     with open_log_store(settings) as logs:
-        assert load_file(logs, home / "traffic.jsonl").loaded == 80
+        assert load_file(logs, home / "traffic.jsonl").store.added == 80
     _scripted_chat(monkeypatch)
     config = {"candidates": [CANDIDATE], "data_split_config": {"eval_size": 8}, "training_config": {"epochs": 2}}
     with open_job_store(settings) as store:

@@ -126,7 +126,7 @@ def logs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("faults-template")
     write_jsonl(SynthConfig(records=RECORDS, seed=2), home / "traffic.jsonl")
     with open_log_store(load_settings(home=home)) as store:
-        assert load_file(store, home / "traffic.jsonl").loaded == RECORDS
+        assert load_file(store, home / "traffic.jsonl").store.added == RECORDS
     return home
 
 

@@ -116,7 +116,7 @@ def test_a_record_the_store_refuses_is_a_line_error_and_its_batch_is_stored(
     assert {e.line for e in report.errors} == set(refused)
     for error in report.errors:
         assert refused[error.line] in error.reason, error.reason
-    assert report.loaded == 8 - len(refused) and report.skipped == len(refused)
+    assert report.store.added == 8 - len(refused) and report.skipped == len(refused)
     stored = {r["request"]["messages"][1]["content"] for _, r in store.iter_records(LogQuery("w", "c"))}
     assert {f"q{i}" for i in range(6)} <= stored
     assert report.workloads == {"w/c": 8 - len(refused)}

@@ -35,7 +35,7 @@ def test_bad_lines_are_reported_and_good_ones_loaded(tmp_path: Path) -> None:
     path = _lines(tmp_path)
     with SQLiteLogStore(tmp_path / "logs.db", batch_size=2) as store:
         report = load_file(store, path, batch_size=2)
-        assert report.loaded == 4 and report.skipped == 3 and report.blank == 1
+        assert report.store.added == 4 and report.skipped == 3 and report.blank == 1
         assert [(e.line, e.reason.split(":")[0]) for e in report.errors] == [
             (2, "truncated JSON"),
             (4, "not valid JSON"),
@@ -46,7 +46,7 @@ def test_bad_lines_are_reported_and_good_ones_loaded(tmp_path: Path) -> None:
         assert stored == [f"question {i}" for i in (4, 3, 2, 0)]  # newest first; 1 was truncated
         # a re-run is idempotent and reports the same problems
         again = load_file(store, path)
-        assert again.loaded == 0 and again.duplicates == 4 and again.skipped == 3
+        assert again.store.added == 0 and again.store.duplicates == 4 and again.skipped == 3
         assert store.count("w", "c") == 4
 
 
@@ -74,4 +74,4 @@ def test_conversation_form_is_idempotent_by_file_time(tmp_path: Path) -> None:
     with SQLiteLogStore(tmp_path / "logs.db") as store:
         first = load_file(store, path, workload_id="w", client_id="c")
         second = load_file(store, path, workload_id="w", client_id="c")
-        assert (first.loaded, second.loaded, second.duplicates) == (1, 0, 1)
+        assert (first.store.added, second.store.added, second.store.duplicates) == (1, 0, 1)

@@ -37,7 +37,7 @@ def test_tool_call_arguments_copied_from_the_user_still_match_after_pseudonymiza
         load_settings(home=tmp_path / "home"), data_split={"eval_size": 5, "min_total_records": 10}
     )
     with open_log_store(settings) as store:
-        assert load_file(store, source).loaded == 40
+        assert load_file(store, source).store.added == 40
         built = build_datasets(StoreSource(store, LogQuery(**IDS)), settings, **IDS)
 
     rows = _rows(built.path / "train.jsonl") + _rows(built.path / "val.jsonl")

@@ -177,8 +177,8 @@ def test_chat_sends_openai_wire_format_and_parses_the_answer(serve: Any) -> None
     assert result.latency_s > 0
     (record,) = client.calls
     assert record.ok and record.attempts == 1 and record.status == 200 and record.model == "my-model"
-    assert (record.prompt_tokens, record.completion_tokens) == (11, 3)
-    assert client.stats.calls == 1 and client.stats.completion_tokens == 3
+    assert (record.usage.prompt_tokens, record.usage.completion_tokens) == (11, 3)
+    assert client.stats.calls == 1 and client.stats.usage.completion_tokens == 3
 
 
 def test_adapter_of_the_request_is_the_model_name(serve: Any) -> None:

@@ -47,7 +47,7 @@ def loaded_home_template(tmp_path_factory: pytest.TempPathFactory, tiny_model_di
     write_jsonl(SynthConfig(records=80, seed=2), home / "traffic.jsonl")
     with open_log_store(settings) as store:
         report = load_file(store, home / "traffic.jsonl")
-    assert report.loaded == 80
+    assert report.store.added == 80
     shutil.copytree(Path(tiny_model_dir), home / "models" / "tiny-random-llama")
     return home
 

@@ -55,7 +55,7 @@ def load(
         print_json({"file": str(file), "backend": settings.log_store.backend.value, **report.to_dict()})
     else:
         console.print(ingest_table(report, str(file)))
-    if report.loaded + report.duplicates == 0 and report.skipped:
+    if report.store.accepted == 0 and report.skipped:
         raise typer.Exit(1)
 
 

@@ -31,8 +31,8 @@ def ingest_table(report: IngestReport, source: str) -> RenderableType:
     summary.add_column(style="bold")
     summary.add_column(justify="right")
     summary.add_row("lines", str(report.lines))
-    summary.add_row("loaded (new)", f"[green]{report.loaded}[/]")
-    summary.add_row("duplicates (already stored)", str(report.duplicates))
+    summary.add_row("loaded (new)", f"[green]{report.store.added}[/]")
+    summary.add_row("duplicates (already stored)", str(report.store.duplicates))
     summary.add_row("skipped (bad lines)", f"[red]{report.skipped}[/]" if report.skipped else "0")
     for key, n in sorted(report.workloads.items()):
         summary.add_row(f"  workload/client {key}", str(n))

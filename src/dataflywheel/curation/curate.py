@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from dataflywheel.curation.inspect import InspectConfig, Inspected, Rejected, Usable, inspect_records
+from dataflywheel.curation.inspect import DropStage, InspectConfig, Inspected, Rejected, Usable, inspect_records
 from dataflywheel.curation.workload import WorkloadType
 from dataflywheel.records.jsonvalue import JsonObject, attributes
 from dataflywheel.settings import DataSplitSettings
@@ -50,9 +50,9 @@ class Selected:
 @dataclass
 class CurationStats:
     total_records: int = 0
-    invalid_format: int = 0
-    removed_quality: int = 0
-    deduplicated: int = 0
+    dropped: Counter[DropStage] = field(default_factory=Counter)
+    """Records dropped at each curation step (:attr:`invalid_format`, :attr:`removed_quality`,
+    :attr:`deduplicated`)."""
     final_selected: int = 0
     limit_reached: bool = False
     workload_type: WorkloadType = WorkloadType.GENERIC
@@ -83,10 +83,24 @@ class CurationStats:
         }
 
     @property
+    def invalid_format(self) -> int:
+        return self.dropped[DropStage.INVALID_FORMAT]
+
+    @property
+    def removed_quality(self) -> int:
+        return self.dropped[DropStage.QUALITY]
+
+    @property
+    def deduplicated(self) -> int:
+        return self.dropped[DropStage.DUPLICATE]
+
+    @property
     def valid_openai_format(self) -> int:
         return self.total_records - self.invalid_format
 
-    def drop(self, ref: str, stage: str, reason: str) -> None:
+    def drop(self, ref: str, stage: DropStage, reason: str) -> None:
+        """Count a record dropped at ``stage``, and why (with the first few refs of each kind of reason)."""
+        self.dropped[stage] += 1
         key = f"{stage}: {_reason_kind(reason)}"
         self.reasons[key] += 1
         bucket = self.samples.setdefault(key, [])
@@ -145,10 +159,6 @@ class Curator:
         stats.total_records += 1
         stats.saw(item.timestamp)
         if isinstance(item, Rejected):
-            if item.stage == "invalid_format":
-                stats.invalid_format += 1
-            else:
-                stats.removed_quality += 1
             stats.drop(self._display(ref), item.stage, item.reason)
             return None
         if item.has_tool_calls:
@@ -157,8 +167,7 @@ class Curator:
                 self._settle_pending()
         elif not self.config.keep_text_answers and self._forced is not WorkloadType.GENERIC:
             if self._tool_calling:
-                stats.removed_quality += 1
-                stats.drop(self._display(ref), "quality", "text answer in a tool-calling workload")
+                stats.drop(self._display(ref), DropStage.QUALITY, "text answer in a tool-calling workload")
                 return None
             # Not known yet whether this workload calls tools: decide when it is.
             selected = self._select(ref, item)
@@ -171,8 +180,7 @@ class Curator:
         key = item.dedup_key
         if key is not None:
             if key in self._seen:
-                self.stats.deduplicated += 1
-                self.stats.drop(self._display(ref), "duplicate", self._duplicate_reason)
+                self.stats.drop(self._display(ref), DropStage.DUPLICATE, self._duplicate_reason)
                 return None
             self._seen.add(key)
         selected = Selected(
@@ -194,8 +202,7 @@ class Curator:
         for ref, key in self._pending:
             if key is not None:
                 self._seen.discard(key)
-            self.stats.removed_quality += 1
-            self.stats.drop(self._display(ref), "quality", "text answer in a tool-calling workload")
+            self.stats.drop(self._display(ref), DropStage.QUALITY, "text answer in a tool-calling workload")
         self._pending.clear()
 
     def finish(self) -> tuple[list[Selected], CurationStats]:

@@ -13,6 +13,7 @@ A batch's result carries the parts many rows share (system message, tool schemas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import orjson
@@ -62,9 +63,17 @@ class Usable(NamedTuple):
     """Index into ``Batch.shared`` of the serialized tool schemas, or NONE."""
 
 
+class DropStage(StrEnum):
+    """The curation step that dropped a record (its drop reasons read ``<stage>: <reason>``)."""
+
+    INVALID_FORMAT = "invalid_format"
+    QUALITY = "quality"
+    DUPLICATE = "duplicate"
+
+
 class Rejected(NamedTuple):
-    stage: str
-    """``invalid_format`` or ``quality``."""
+    stage: DropStage
+    """``INVALID_FORMAT`` or ``QUALITY``."""
     reason: str
     timestamp: float = 0.0
     """A quality rejection's timestamp (a well-formed call of the big model still counts as traffic); 0: none."""
@@ -107,15 +116,15 @@ def inspect_record(record: Any, config: InspectConfig, shared: _SharedParts) -> 
         normalize_record_tool_calls(record)
     problem = format_problem(record, config.max_tool_properties)
     if problem is not None:
-        return Rejected("invalid_format", problem)
+        return Rejected(DropStage.INVALID_FORMAT, problem)
     timestamp = epoch_seconds(record.get("timestamp"))
     if answered_by_candidate(record):
-        return Rejected("quality", "answered by a promoted candidate, not the logged model", timestamp)
+        return Rejected(DropStage.QUALITY, "answered by a promoted candidate, not the logged model", timestamp)
     calls = response_tool_calls(record)
     if calls:
         problem = tool_call_problem(calls, config.parse_function_arguments)
         if problem is not None:
-            return Rejected("quality", problem, timestamp)
+            return Rejected(DropStage.QUALITY, problem, timestamp)
     row = to_training_row(record)
     messages = row["messages"]
     system = NONE
@@ -160,7 +169,7 @@ def inspect_batch(raws: list[bytes], config: InspectConfig) -> Batch:
         try:
             record = decode_record(raw)
         except orjson.JSONDecodeError as exc:
-            out.append(Rejected("invalid_format", f"not valid JSON: {exc.msg}"))
+            out.append(Rejected(DropStage.INVALID_FORMAT, f"not valid JSON: {exc.msg}"))
             continue
         out.append(inspect_record(record, config, shared))
     return Batch(shared.parts, out)

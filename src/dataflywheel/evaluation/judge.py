@@ -238,8 +238,7 @@ class Judge:
         for _ in range(self.repeats):
             reply, used = await self.chat(messages, temperature)
             replies.append(reply)
-            usage.prompt_tokens += used.prompt_tokens
-            usage.completion_tokens += used.completion_tokens
+            usage += used
         parsed = [self.prompt.answer.parse(r) for r in replies]
         verdict_key = self.prompt.answer.verdict.key
         scores = [int(p.values[verdict_key]) for p in parsed if p.ok]

@@ -18,7 +18,7 @@ import orjson
 from typing_extensions import Unpack
 
 from dataflywheel.errors import RecordError
-from dataflywheel.logstore.base import LogStore
+from dataflywheel.logstore.base import AddTotals, LogStore
 from dataflywheel.progress import Progress
 from dataflywheel.records.jsonvalue import JsonObject, attributes
 from dataflywheel.records.model import LogRecord, RecordOverrides, parse_record
@@ -57,9 +57,10 @@ IngestProgressFn = Callable[[IngestProgress], None]
 class IngestReport:
     lines: int = 0
     blank: int = 0
-    loaded: int = 0
-    duplicates: int = 0
+    store: AddTotals = field(default_factory=AddTotals)
+    """What the log store did with the good lines' records (published as ``loaded`` and ``duplicates``)."""
     skipped: int = 0
+    """Lines not stored: bad lines and records the store rejected."""
     errors: list[LineError] = field(default_factory=list)
     workloads: dict[str, int] = field(default_factory=dict)
     """Records stored or already stored per ``workload_id/client_id``."""
@@ -72,7 +73,10 @@ class IngestReport:
 
     def to_dict(self) -> JsonObject:
         return {
-            **attributes(self, "lines", "loaded", "duplicates", "skipped", "blank"),
+            "lines": self.lines,
+            "loaded": self.store.added,
+            "duplicates": self.store.duplicates,
+            **attributes(self, "skipped", "blank"),
             "errors": [{"line": e.line, "reason": e.reason} for e in self.errors],
             "errors_truncated": self.skipped > len(self.errors),
             "workloads": dict(sorted(self.workloads.items())),
@@ -166,8 +170,7 @@ def _flush(store: LogStore, batch: list[tuple[int, LogRecord]], report: IngestRe
     if not batch:
         return
     result = store.add([record for _, record in batch])
-    report.loaded += result.added
-    report.duplicates += result.duplicates
+    report.store.add(result)
     refused = {r.index: r.reason for r in result.rejected}
     for index, (number, record) in enumerate(batch):
         if index in refused:
@@ -206,8 +209,7 @@ def load_stream(
 
     def batch_done(rep: IngestReport) -> None:
         if progress is not None:
-            stored = rep.loaded + rep.duplicates
-            progress(IngestProgress(done=consumed, total=size, records=stored, skipped=rep.skipped))
+            progress(IngestProgress(done=consumed, total=size, records=rep.store.accepted, skipped=rep.skipped))
 
     return store_records(store, records, report, batch_size=batch_size, on_batch=batch_done)
 

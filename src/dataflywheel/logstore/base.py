@@ -94,6 +94,27 @@ class AddResult:
         return AddResult(self.added, self.duplicates, moved)
 
 
+@dataclass(slots=True)
+class AddTotals:
+    """What the store did with the records of several ``add`` calls: the running sum of their
+    :class:`AddResult`, counting the rejected records rather than keeping them (a load, the proxy's log writer)."""
+
+    added: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+    def add(self, result: AddResult) -> None:
+        """Count one ``add`` call's result."""
+        self.added += result.added
+        self.duplicates += result.duplicates
+        self.rejected += len(result.rejected)
+
+    @property
+    def accepted(self) -> int:
+        """Records the store took: the new ones and those it already had (all but the rejected)."""
+        return self.added + self.duplicates
+
+
 def encode_record(record: LogRecord) -> tuple[str, bytes]:
     """(id, JSON bytes) of a record as every backend stores it. Raises ``orjson.JSONEncodeError`` for one
     that cannot be written (see :func:`encode_batch`)."""

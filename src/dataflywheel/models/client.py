@@ -122,9 +122,7 @@ class OpenAIClient(EndpointView):
         if self.tool_calls_as_text:
             result = read_text_answer(result, request)
         result.latency_s = answer.attempt_latency_s
-        self.endpoint.record(
-            answer, prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens
-        )
+        self.endpoint.record(answer, result.usage)
         return result
 
     async def chat_many(
@@ -190,7 +188,7 @@ class OpenAIClient(EndpointView):
         vectors = parsed.vectors()
         if len(vectors) != len(texts):
             raise self.endpoint.bad_body(answer, f"{len(vectors)} vectors for {len(texts)} inputs")
-        self.endpoint.record(answer, prompt_tokens=parsed.usage.prompt_tokens if parsed.usage else 0)
+        self.endpoint.record(answer, Usage(parsed.usage.prompt_tokens) if parsed.usage else None)
         return vectors
 
     async def models(self) -> list[str]:

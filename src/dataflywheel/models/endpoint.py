@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, TypeVar
 
@@ -36,6 +36,7 @@ import orjson
 
 from dataflywheel import __version__
 from dataflywheel.errors import ConfigError, FlywheelError
+from dataflywheel.models.types import Usage
 from dataflywheel.settings import secret_from_env
 
 __all__ = [
@@ -184,8 +185,7 @@ class CallRecord:
     attempts: int
     latency_s: float
     """Wall time of the whole call, waits between attempts included."""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: Usage = field(default_factory=Usage)
     error: str | None = None
 
 
@@ -196,18 +196,19 @@ class ClientStats:
     calls: int = 0
     failures: int = 0
     attempts: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
+
+    @property
+    def retries(self) -> int:
+        """Attempts after the first of each call."""
+        return self.attempts - self.calls
 
     def add(self, call: CallRecord) -> None:
         self.calls += 1
         self.failures += not call.ok
         self.attempts += call.attempts
-        self.retries += call.attempts - 1
-        self.prompt_tokens += call.prompt_tokens
-        self.completion_tokens += call.completion_tokens
+        self.usage += call.usage
         self.latency_s += call.latency_s
 
 
@@ -361,8 +362,8 @@ class Endpoint:
             attempts=attempt,
         )
 
-    def record(self, answer: Answer, *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
-        """Log a call whose answer was read."""
+    def record(self, answer: Answer, usage: Usage | None = None) -> None:
+        """Log a call whose answer was read (with the tokens it used, when the answer says)."""
         self._remember(
             CallRecord(
                 answer.kind,
@@ -372,8 +373,7 @@ class Endpoint:
                 answer.status,
                 answer.attempts,
                 time.perf_counter() - answer.started,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
+                usage or Usage(),
             )
         )
 

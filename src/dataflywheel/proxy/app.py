@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -38,6 +39,7 @@ from dataflywheel.proxy.forwarder import (
 )
 from dataflywheel.proxy.logwriter import LogStats, LogWriter
 from dataflywheel.proxy.routing import Choice, RouteCache, choose
+from dataflywheel.records.jsonvalue import JsonObject, attributes
 from dataflywheel.records.provenance import Answerer
 
 logger = logging.getLogger(__name__)
@@ -49,14 +51,24 @@ class ProxyCounters:
     streamed: int = 0
     unattributed: int = 0
     """Calls forwarded but not logged: no valid workload and client in the headers or the metadata."""
-    answered_by_teacher: int = 0
-    answered_by_candidate: int = 0
+    answered: Counter[Answerer] = field(default_factory=Counter)
+    """Calls answered, by who answered (``answered_by_teacher``, ``answered_by_candidate``)."""
     candidate_fallbacks: int = 0
     """Calls routed to the candidate that the upstream answered because the candidate could not."""
     upstream_unreachable: int = 0
     """Calls answered 502 by the proxy: the upstream could not be reached."""
     background_calls: int = 0
     background_inflight: int = 0
+
+    def to_dict(self) -> JsonObject:
+        """The ``calls`` part of ``/proxy/stats``."""
+        return {
+            **attributes(self, "requests", "streamed", "unattributed"),
+            **{f"answered_by_{answerer}": self.answered[answerer] for answerer in Answerer},
+            **attributes(
+                self, "candidate_fallbacks", "upstream_unreachable", "background_calls", "background_inflight"
+            ),
+        }
 
 
 @dataclass
@@ -74,8 +86,8 @@ class ProxyState:
     def stats(self) -> dict[str, Any]:
         log = self.writer.stats() if self.writer is not None else LogStats()
         return {
-            "calls": asdict(self.counters),
-            "log": asdict(log),
+            "calls": self.counters.to_dict(),
+            "log": log.to_dict(),
             "routes": {"lookups": self.routes.lookups, "errors": self.routes.errors, "waited": self.routes.waited},
         }
 
@@ -168,10 +180,7 @@ class _Call:
         self._background(after_other())
 
     def _count(self, reply: Reply) -> None:
-        if reply.answerer is Answerer.CANDIDATE:
-            self.state.counters.answered_by_candidate += 1
-        else:
-            self.state.counters.answered_by_teacher += 1
+        self.state.counters.answered[reply.answerer] += 1
 
     async def whole(self, choice: Choice, route: RouteEventRecord | None) -> Response:
         other = self._other(choice, route)

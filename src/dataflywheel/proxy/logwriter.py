@@ -10,19 +10,21 @@ it again after a failure.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import orjson
 
 from dataflywheel.errors import FlywheelError
-from dataflywheel.logstore.base import LogStore
+from dataflywheel.logstore.base import AddTotals, LogStore
 from dataflywheel.proxy.calls import NotLoggable, ProxiedCall, record_of
+from dataflywheel.records.jsonvalue import JsonObject, attributes
 from dataflywheel.records.model import LogRecord, parse_record
 
 logger = logging.getLogger(__name__)
@@ -39,18 +41,27 @@ class LogStats:
     """Calls put in the queue."""
     dropped_queue_full: int = 0
     """Calls not logged because the queue was full."""
-    written: int = 0
-    """Records the store stored (new)."""
-    duplicates: int = 0
-    rejected: int = 0
-    """Records the store refused (one it cannot hold)."""
+    store: AddTotals = field(default_factory=AddTotals)
+    """What the store did with the records of the batches written: stored (``written``: new; ``duplicates``)
+    or refused (``rejected``: one it cannot hold)."""
     invalid: int = 0
     """Calls that make no valid record (a request that is not a chat completion, no answer)."""
     failed: int = 0
     """Records lost with a batch the store failed to write (down, unreachable)."""
     batches: int = 0
+    """Batches written."""
     store_errors: int = 0
     queue_depth: int = 0
+
+    def to_dict(self) -> JsonObject:
+        """The ``log`` part of ``/proxy/stats``."""
+        return {
+            **attributes(self, "queued", "dropped_queue_full"),
+            "written": self.store.added,
+            "duplicates": self.store.duplicates,
+            "rejected": self.store.rejected,
+            **attributes(self, "invalid", "failed", "batches", "store_errors", "queue_depth"),
+        }
 
 
 class LogWriter:
@@ -105,14 +116,9 @@ class LogWriter:
 
     def stats(self) -> LogStats:
         with self._lock:
-            out = LogStats(**asdict(self._stats))
+            out = copy.deepcopy(self._stats)
         out.queue_depth = self._queue.qsize()
         return out
-
-    def _count(self, **changes: int) -> None:
-        with self._lock:
-            for key, value in changes.items():
-                setattr(self._stats, key, getattr(self._stats, key) + value)
 
     # the thread ------------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -147,7 +153,8 @@ class LogWriter:
             try:
                 records.append(parse_record(record_of(call)))
             except (FlywheelError, NotLoggable, orjson.JSONDecodeError) as exc:
-                self._count(invalid=1)
+                with self._lock:
+                    self._stats.invalid += 1
                 logger.debug("proxied call of %s not logged: %s", call.attribution, exc)
             time.sleep(0)  # hand the GIL to the event loop between records: callers come first
         return records
@@ -161,14 +168,18 @@ class LogWriter:
                 self._store = self._open_store()
             result = self._store.add(records)
         except Exception as exc:
-            self._count(failed=len(records), store_errors=1)
+            with self._lock:
+                self._stats.failed += len(records)
+                self._stats.store_errors += 1
             logger.warning("proxy log writer: %d record(s) not logged: %s", len(records), exc)
             store, self._store = self._store, None
             if store is not None:
                 with contextlib.suppress(Exception):
                     store.close()
             return
-        self._count(written=result.added, duplicates=result.duplicates, rejected=len(result.rejected), batches=1)
+        with self._lock:
+            self._stats.store.add(result)
+            self._stats.batches += 1
         for rejected in result.rejected[:3]:
             logger.warning("proxy log writer: a record was refused by the store: %s", rejected.reason)
 

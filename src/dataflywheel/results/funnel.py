@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
+from dataflywheel.curation.inspect import DropStage
 from dataflywheel.datasets.artifacts import MANIFEST
 
 __all__ = ["CurationFunnel", "FunnelStep", "funnel_of", "read_funnel"]
@@ -37,11 +38,11 @@ class CurationFunnel(BaseModel):
     workload_type: str | None = None
 
 
-# The curation stages as CurationStats names them in its drop reasons ("<stage>: <reason>").
+# Each curation step: its label, its count in CurationStats, its stage in the drop reasons ("<stage>: <reason>").
 _STEPS = (
-    ("valid OpenAI format", "invalid_format", "invalid_format"),
-    ("passed the quality filters", "removed_quality", "quality"),
-    ("unique", "deduplicated", "duplicate"),
+    ("valid OpenAI format", "invalid_format", DropStage.INVALID_FORMAT),
+    ("passed the quality filters", "removed_quality", DropStage.QUALITY),
+    ("unique", "deduplicated", DropStage.DUPLICATE),
 )
 
 

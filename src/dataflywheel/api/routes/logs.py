@@ -92,8 +92,8 @@ async def ingest_logs(
     report = await run_in_threadpool(_store, settings, body, values, workload_id, client_id)
     ingested = LogsIngested(
         records=report.lines - report.blank,
-        loaded=report.loaded,
-        duplicates=report.duplicates,
+        loaded=report.store.added,
+        duplicates=report.store.duplicates,
         skipped=report.skipped,
         errors=[IngestErrorPublic(line=e.line, error=e.reason) for e in report.errors],
         errors_truncated=report.skipped > len(report.errors),
@@ -104,7 +104,7 @@ async def ingest_logs(
     lines = ", ".join(str(e.line) for e in report.errors[:10]) + (", ..." if report.skipped > 10 else "")
     refused = LogsRefused(
         detail=f"{report.skipped} of {ingested.records} records refused (lines or positions {lines}); "
-        f"the other {report.loaded + report.duplicates} were stored",
+        f"the other {report.store.accepted} were stored",
         **ingested.model_dump(),
     )
     return JSONResponse(refused.model_dump(mode="json"), status_code=422)
