@@ -46,20 +46,26 @@ def engine_max_batch(engine: object) -> int:
 class BatchStats:
     """What the queue has sent to the batch function so far."""
 
-    batches: int = 0
-    requests: int = 0
-    largest_batch: int = 0
     sizes: Counter[int] = field(default_factory=Counter)
-    """Batch size -> how many batches had that size."""
+    """Batch size -> how many batches had that size (the counts below are read from it)."""
     busy_s: float = 0.0
     """Seconds spent inside the batch function."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @property
+    def batches(self) -> int:
+        return self.sizes.total()
+
+    @property
+    def requests(self) -> int:
+        return sum(size * n for size, n in self.sizes.items())
+
+    @property
+    def largest_batch(self) -> int:
+        return max(self.sizes, default=0)
+
     def record(self, size: int, seconds: float) -> None:
         with self._lock:
-            self.batches += 1
-            self.requests += size
-            self.largest_batch = max(self.largest_batch, size)
             self.sizes[size] += 1
             self.busy_s += seconds
 
