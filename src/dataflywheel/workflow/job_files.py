@@ -84,9 +84,7 @@ class JobFile:
 
 
 @dataclass(frozen=True)
-class RemovedFile:
-    kind: FileKind
-    path: Path
+class RemovedFile(JobFile):
     bytes: int
     """What removing it freed."""
 
