@@ -5,13 +5,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Concatenate, Final, ParamSpec, TypeVar
 
 __all__ = [
     "FILTERS",
     "NOT_COMPUTED",
+    "NOT_MEASURED",
     "UNKNOWN",
     "duration",
     "interval",
@@ -26,13 +28,29 @@ UNKNOWN = "unknown"
 """A cost whose price is not configured (``cost_per_1k: None``)."""
 NOT_COMPUTED = "not computed"
 """A section the stored result lacks (a result stored before it existed)."""
+NOT_MEASURED = "-"
+"""A value that was not measured (None): a metric without samples, a latency without calls, a time not reached."""
 
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
+_V = TypeVar("_V")
+_P = ParamSpec("_P")
 
-def number(value: float | None, digits: int = 3) -> str:
+
+def _measured(format_value: Callable[Concatenate[_V, _P], str]) -> Callable[Concatenate[_V | None, _P], str]:
+    """``format_value`` that reads None as :data:`NOT_MEASURED`."""
+
+    @functools.wraps(format_value)
+    def formatted(value: _V | None, /, *args: _P.args, **kwargs: _P.kwargs) -> str:
+        return NOT_MEASURED if value is None else format_value(value, *args, **kwargs)
+
+    return formatted
+
+
+@_measured
+def number(value: float, digits: int = 3) -> str:
     """``0.533``; ``-`` for None."""
-    return "-" if value is None else f"{value:.{digits}f}"
+    return f"{value:.{digits}f}"
 
 
 def interval(low: float | None, high: float | None, digits: int = 2) -> str:
@@ -56,24 +74,23 @@ def money(value: float | None, currency: str = "USD") -> str:
     return f"{symbol}{amount}" if symbol else f"{amount} {currency}"
 
 
-def percent(value: float | None, digits: int = 0) -> str:
+@_measured
+def percent(value: float, digits: int = 0) -> str:
     """A share (0.42) as ``42%``; ``-`` for None."""
-    return "-" if value is None else f"{100 * value:.{digits}f}%"
+    return f"{100 * value:.{digits}f}%"
 
 
-def seconds(value: float | None) -> str:
+@_measured
+def seconds(value: float) -> str:
     """A latency: ``85 ms``, ``1.24 s``; ``-`` for None."""
-    if value is None:
-        return "-"
     if value < 1:
         return f"{value * 1000:.0f} ms"
     return f"{value:.2f} s"
 
 
-def duration(value: float | None) -> str:
+@_measured
+def duration(value: float) -> str:
     """A run time: ``42 s``, ``3.5 min``, ``1.2 h``; ``-`` for None."""
-    if value is None:
-        return "-"
     value = max(value, 0.0)
     if value < 90:
         return f"{value:.0f} s"
@@ -82,10 +99,9 @@ def duration(value: float | None) -> str:
     return f"{value / 3600:.1f} h"
 
 
-def when(value: datetime | None) -> str:
+@_measured
+def when(value: datetime) -> str:
     """A UTC time as ``2026-05-01 14:03:12 UTC``; ``-`` for None."""
-    if value is None:
-        return "-"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
