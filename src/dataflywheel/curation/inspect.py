@@ -67,8 +67,12 @@ class DropStage(StrEnum):
     """The curation step that dropped a record (its drop reasons read ``<stage>: <reason>``)."""
 
     INVALID_FORMAT = "invalid_format"
+    """Not an OpenAI chat completion a model can be trained or scored on (bad JSON, no messages, no answer)."""
     QUALITY = "quality"
+    """Well formed but not fit to learn from: a tool call that cannot be read, an answer by a promoted candidate,
+    a text answer in a tool-calling workload."""
     DUPLICATE = "duplicate"
+    """The same conversation as a record already selected (the same dedup key)."""
 
 
 class Rejected(NamedTuple):
